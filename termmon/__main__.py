@@ -1,0 +1,5 @@
+import sys
+
+from termmon.cli import main
+
+sys.exit(main())

@@ -1,0 +1,206 @@
+"""The ``termmon`` command line: argument parsing and dispatch, nothing else.
+
+Each command's work lives in its own module, imported only when that command runs, so
+``termmon summary`` never pays for Textual and ``termmon control`` never pays for pandas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from termmon import __version__
+from termmon.errors import TermmonError, UsageError
+
+MAIN_HELP = """\
+Live terminal monitor for machine-learning training runs.
+
+  termmon [PATH ...]                  watch runs live (run dir, parent of run dirs, or glob; default ".")
+  termmon --static [--output FILE]    four-panel render: FILE.png/.svg/.pdf, or text to stdout
+  termmon summary [PATH ...] [--json] one block per run
+  termmon control PATH --log-every N  change a running trainer's log interval
+  termmon demo                        the monitor on shipped demo runs plus one written live
+  termmon report RUN                  diagnosis of one run
+  termmon compare-weights A B --output DIR
+  termmon profile-batch MODULE:FUNC --batch-sizes N ... --output FILE.md
+
+Run `termmon COMMAND --help` for a command's options.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors raise so main() prints one line and exits 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="TOML",
+        help="alert thresholds file (default: $XDG_CONFIG_HOME/termmon/config.toml when present)",
+    )
+
+
+def _monitor_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="termmon",
+        description=MAIN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help='run dirs, parents of run dirs or globs (default ".")')
+    p.add_argument(
+        "--poll",
+        type=float,
+        metavar="SECONDS",
+        help="poll the files every SECONDS instead of relying on filesystem events (NFS, SSHFS)",
+    )
+    p.add_argument("--static", action="store_true", help="render the four panels once instead of the live TUI")
+    p.add_argument(
+        "--output", "-o", type=Path, metavar="FILE", help="with --static: write FILE.png, .svg or .pdf"
+    )
+    _add_config(p)
+    p.add_argument("--version", action="version", version=f"termmon {__version__}")
+    return p
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    parsers: dict[str, argparse.ArgumentParser] = {}
+
+    p = _Parser(prog="termmon summary", description="One block per run: status, records, metrics, alerts.")
+    p.add_argument("paths", nargs="*", metavar="PATH", default=[], help='runs to summarise (default ".")')
+    p.add_argument("--json", action="store_true", help="strict JSON on stdout (shape in docs/formats.md)")
+    _add_config(p)
+    parsers["summary"] = p
+
+    p = _Parser(
+        prog="termmon control",
+        description="Ask a running trainer to log every N steps (what the TUI's +/- keys do).",
+    )
+    p.add_argument("path", metavar="PATH", help="the run directory")
+    p.add_argument("--log-every", type=int, required=True, metavar="N", help="clamped to 5..2000")
+    parsers["control"] = p
+
+    p = _Parser(prog="termmon demo", description="The live monitor on the shipped demo runs plus a live one.")
+    p.add_argument("--poll", type=float, metavar="SECONDS", help="force polling every SECONDS")
+    parsers["demo"] = p
+
+    p = _Parser(prog="termmon report", description="Diagnose one run: what went wrong and what to check.")
+    p.add_argument("run", metavar="RUN", help="the run directory")
+    p.add_argument(
+        "--output", "-o", type=Path, metavar="FILE.md", help="write Markdown (curves as PNGs beside it)"
+    )
+    _add_config(p)
+    parsers["report"] = p
+
+    p = _Parser(
+        prog="termmon compare-weights",
+        description="Compare two runs' weight snapshots layer by layer (seed 000's compare_weights).",
+    )
+    p.add_argument("run_a", metavar="RUN_A")
+    p.add_argument("run_b", metavar="RUN_B")
+    p.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    parsers["compare-weights"] = p
+
+    p = _Parser(
+        prog="termmon profile-batch",
+        description="Time a training function at several batch sizes, each in a fresh process.",
+    )
+    p.add_argument("target", metavar="MODULE:FUNC", help="called as FUNC(batch_size=N, epochs=E)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", required=True, metavar="N")
+    p.add_argument("--epochs", type=int, default=5, metavar="E", help="epochs per batch size (default 5)")
+    p.add_argument("--output", "-o", type=Path, required=True, metavar="FILE.md")
+    parsers["profile-batch"] = p
+    return parsers
+
+
+def _run_monitor(args: argparse.Namespace) -> int:
+    if args.output is not None and not args.static:
+        raise UsageError("termmon: --output needs --static")
+    if args.poll is not None and args.poll <= 0:
+        raise UsageError("termmon: --poll must be a positive number of seconds")
+    paths = args.paths or ["."]
+    if args.static:
+        from termmon.views.static import render_static
+
+        return render_static(paths, output=args.output, config=args.config)
+    from termmon.views.app import run_monitor
+
+    return run_monitor(paths, poll=args.poll, config=args.config)
+
+
+def _run_summary(args: argparse.Namespace) -> int:
+    from termmon.analysis.summary import print_summary
+
+    return print_summary(args.paths or ["."], as_json=args.json, config=args.config)
+
+
+def _run_control(args: argparse.Namespace) -> int:
+    from termmon.control import request_log_every
+
+    request = request_log_every(Path(args.path), args.log_every)
+    note = f" (clamped from {args.log_every})" if request.clamped else ""
+    print(f"{args.path}: asked the trainer to log every {request.log_every} steps{note} [seq {request.seq}]")
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from termmon.demo import run_demo
+
+    return run_demo(poll=args.poll)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from termmon.tools.report import run_report
+
+    return run_report(Path(args.run), output=args.output, config=args.config)
+
+
+def _run_compare_weights(args: argparse.Namespace) -> int:
+    from termmon.tools.compare_weights import run_compare_weights
+
+    return run_compare_weights(Path(args.run_a), Path(args.run_b), args.output)
+
+
+def _run_profile_batch(args: argparse.Namespace) -> int:
+    from termmon.tools.profile_batch import run_profile_batch
+
+    return run_profile_batch(args.target, args.batch_sizes, epochs=args.epochs, output=args.output)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "summary": _run_summary,
+    "control": _run_control,
+    "demo": _run_demo,
+    "report": _run_report,
+    "compare-weights": _run_compare_weights,
+    "profile-batch": _run_profile_batch,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and ``python -m termmon``; returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args_list and args_list[0] in COMMANDS:
+            command = args_list[0]
+            args = _subparsers()[command].parse_args(args_list[1:])
+            return COMMANDS[command](args)
+        return _run_monitor(_monitor_parser().parse_args(args_list))
+    except TermmonError as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `termmon summary | head`: the reader left; that is not an error worth a traceback.
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

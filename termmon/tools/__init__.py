@@ -1,0 +1,1 @@
+"""Offline commands that explain a run afterwards: report, compare-weights, profile-batch."""
