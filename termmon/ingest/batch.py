@@ -1,0 +1,233 @@
+"""Records in columns: the unit ingest hands to the model.
+
+A million dicts cost ~300 MiB and most of the time of a load, so parsed records are turned into numpy
+columns here, in C-level passes over runs of records that share the same keys (a trainer writes the
+same keys step after step). Records that do not fit the fast path (nested objects, wrong types,
+non-numeric values) go through :func:`normalize_record`, the one definition of what a valid record is.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from itertools import chain, groupby
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+
+from termmon.format import (
+    EV_ALERT,
+    EV_CHECKPOINT,
+    EV_CONTROL_CHANGE,
+    EV_END,
+    EV_EPOCH,
+    EV_START,
+    EV_STEP,
+    flatten,
+)
+
+#: Events that describe the run rather than measure it: kept whole, never turned into series.
+META_EVENTS = frozenset({EV_START, EV_CHECKPOINT, EV_CONTROL_CHANGE, EV_ALERT, EV_END})
+
+#: Row kinds in a batch: a step-like measurement, an epoch summary, or a meta event.
+KIND_STEP, KIND_EPOCH, KIND_META = 0, 1, 2
+
+_first = itemgetter(0)
+_second = itemgetter(1)
+_event = itemgetter("event")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def normalize_record(obj: object) -> dict[str, Any] | None:
+    """A parsed JSON value as a valid record (flattened), or None when it is a bad line.
+
+    Valid: a JSON object whose ``event`` (if present) is a string and whose ``time``, ``step`` and
+    ``epoch`` (if present) are numbers. A record without ``event`` is a step record, so a plain
+    ``{"step": 1, "loss": 0.5}`` log reads as expected. Nested objects flatten with ``/``.
+    """
+    if type(obj) is not dict:
+        return None
+    event = obj.get("event", EV_STEP)
+    if not isinstance(event, str):
+        return None
+    for key in ("time", "step", "epoch"):
+        value = obj.get(key)
+        if value is not None and not _is_number(value):
+            return None
+    record = flatten(obj) if any(type(v) is dict for v in obj.values()) else dict(obj)
+    record["event"] = event
+    return record
+
+
+def numeric_value(value: object) -> float | None:
+    """A metric value as a float, or None for values that are not numbers (strings, lists, null)."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    if isinstance(value, float):
+        return value
+    return None
+
+
+@dataclass
+class RecordBatch:
+    """Consecutive records of one run, in columns.
+
+    ``time``, ``step`` and ``epoch`` have one entry per row (NaN where a record lacks the field).
+    ``metrics`` maps a metric name to (row indices into this batch, float values); a NaN value is a real
+    NaN that the trainer wrote, never a missing one. ``meta`` holds the meta events whole, as
+    (row, record) pairs, because their strings (messages, statuses, config) are what matters.
+    """
+
+    time: np.ndarray
+    step: np.ndarray
+    epoch: np.ndarray
+    kind: np.ndarray
+    metrics: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    meta: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    bad_lines: int = 0
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+    @classmethod
+    def empty(cls, bad_lines: int = 0) -> RecordBatch:
+        z = np.empty(0)
+        return cls(z, z, z, np.empty(0, dtype=np.int8), bad_lines=bad_lines)
+
+
+class _Builder:
+    """Accumulates column pieces for one batch; finished by :meth:`build`."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.time: list[np.ndarray] = []
+        self.step: list[np.ndarray] = []
+        self.epoch: list[np.ndarray] = []
+        self.kind: list[np.ndarray] = []
+        self.metric_rows: dict[str, list[np.ndarray]] = {}
+        self.metric_values: dict[str, list[np.ndarray]] = {}
+        self.meta: list[tuple[int, dict[str, Any]]] = []
+
+    def add_metric(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
+        if name in self.metric_rows:
+            self.metric_rows[name].append(rows)
+            self.metric_values[name].append(values)
+        else:
+            self.metric_rows[name] = [rows]
+            self.metric_values[name] = [values]
+
+    def add_run(self, keys: tuple[str, ...], records: list[dict[str, Any]]) -> bool:
+        """Columns for records sharing ``keys``, in C-level passes; False if any value needs care."""
+        event = records[0].get("event", EV_STEP)
+        if not isinstance(event, str) or event in META_EVENTS:
+            return False
+        if "event" in keys:
+            try:
+                if len(set(map(_event, records))) != 1:
+                    return False
+            except TypeError:  # an unhashable "event": a bad record, sorted out by the slow path
+                return False
+        value_keys = [k for k in keys if k != "event"]
+        n, width = len(records), len(value_keys)
+        if width == 0:
+            block = np.empty((n, 0))
+        else:
+            getter = itemgetter(*value_keys)
+            flat = chain.from_iterable(map(getter, records)) if width > 1 else map(getter, records)
+            try:
+                block = np.fromiter(flat, dtype=np.float64, count=n * width).reshape(n, width)
+            except (TypeError, ValueError, OverflowError):
+                return False
+        # numpy reads None as NaN; a NaN must be one the trainer wrote, so look closer where any appear.
+        nan_cols = np.isnan(block).any(axis=0) if width else np.zeros(0, dtype=bool)
+        for j in np.flatnonzero(nan_cols):
+            if any(r[value_keys[j]] is None for r in records):
+                return False
+        base = self.n
+        columns = {k: block[:, j] for j, k in enumerate(value_keys)}
+        nan_col = np.full(n, np.nan)
+        for name, target in (("time", self.time), ("step", self.step), ("epoch", self.epoch)):
+            target.append(columns.pop(name, nan_col))
+        kind = KIND_EPOCH if event == EV_EPOCH else KIND_STEP
+        self.kind.append(np.full(n, kind, dtype=np.int8))
+        rows = np.arange(base, base + n, dtype=np.int64)
+        for name, values in columns.items():
+            self.add_metric(name, rows, values)
+        self.n += n
+        return True
+
+    def add_record(self, record: dict[str, Any]) -> None:
+        """One normalized record, the slow and general way."""
+        row = self.n
+        self.n += 1
+        event = record["event"]
+
+        def reserved(key: str) -> float:
+            value = record.get(key)
+            return math.nan if value is None else float(value)
+
+        self.time.append(np.array([reserved("time")]))
+        self.step.append(np.array([reserved("step")]))
+        self.epoch.append(np.array([reserved("epoch")]))
+        if event in META_EVENTS:
+            self.kind.append(np.array([KIND_META], dtype=np.int8))
+            self.meta.append((row, record))
+            return
+        self.kind.append(np.array([KIND_EPOCH if event == EV_EPOCH else KIND_STEP], dtype=np.int8))
+        row_arr = np.array([row], dtype=np.int64)
+        for key, value in record.items():
+            if key in ("event", "time", "step", "epoch"):
+                continue
+            number = numeric_value(value)
+            if number is not None:
+                self.add_metric(key, row_arr, np.array([number]))
+
+    def build(self, bad_lines: int) -> RecordBatch:
+        if self.n == 0:
+            return RecordBatch.empty(bad_lines)
+        metrics = {
+            name: (np.concatenate(rows), np.concatenate(self.metric_values[name]))
+            for name, rows in self.metric_rows.items()
+        }
+        return RecordBatch(
+            time=np.concatenate(self.time),
+            step=np.concatenate(self.step),
+            epoch=np.concatenate(self.epoch),
+            kind=np.concatenate(self.kind),
+            metrics=metrics,
+            meta=self.meta,
+            bad_lines=bad_lines,
+        )
+
+
+def build_batch(objects: list[Any], bad_lines: int = 0) -> RecordBatch:
+    """Turn parsed JSON values into a batch; values that are not valid records count as bad lines."""
+    builder = _Builder()
+    if objects and all(type(o) is dict for o in objects):
+        signatures = map(tuple, objects)
+        for keys, group in groupby(zip(signatures, objects, strict=True), key=_first):
+            records = list(map(_second, group))
+            if not builder.add_run(keys, records):
+                for obj in records:
+                    record = normalize_record(obj)
+                    if record is None:
+                        bad_lines += 1
+                    else:
+                        builder.add_record(record)
+    else:
+        for obj in objects:
+            record = normalize_record(obj)
+            if record is None:
+                bad_lines += 1
+            else:
+                builder.add_record(record)
+    return builder.build(bad_lines)

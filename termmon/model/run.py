@@ -1,0 +1,244 @@
+"""The state of one run: its rows, metric series, meta events and status, grown from record batches.
+
+Series are stored as columns (one shared table of time/step/epoch per record, and per metric the row
+indices and values it has), so a run of millions of records costs tens of MiB, not hundreds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from termmon.format import EV_CONTROL_CHANGE, EV_END, EV_START, END_CRASHED, END_FINISHED
+from termmon.ingest.batch import KIND_EPOCH, RecordBatch
+from termmon.model.columns import GrowableArray
+
+#: A run with no new records for this long, and for many times its usual interval, has stalled.
+STALL_MIN_SECONDS = 120.0
+STALL_INTERVALS = 20.0
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    STALLED = "stalled"
+    CRASHED = "crashed"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Series:
+    """One metric's points, aligned arrays (views: copy before keeping across updates)."""
+
+    name: str
+    step: np.ndarray
+    epoch: np.ndarray
+    time: np.ndarray
+    value: np.ndarray
+    epoch_level: np.ndarray  # True where the point came from an epoch record
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+
+@dataclass
+class MetricStats:
+    """Running aggregates for summaries: last value, finite min/max, point count."""
+
+    count: int = 0
+    nonfinite: int = 0
+    last: float = math.nan
+    min: float = math.inf
+    max: float = -math.inf
+
+    def update(self, values: np.ndarray) -> None:
+        if len(values) == 0:
+            return
+        self.count += len(values)
+        self.last = float(values[-1])
+        finite = values[np.isfinite(values)]
+        self.nonfinite += len(values) - len(finite)
+        if len(finite):
+            self.min = min(self.min, float(finite.min()))
+            self.max = max(self.max, float(finite.max()))
+
+
+class MetricColumn:
+    """A metric's row indices into the run table, and its values."""
+
+    __slots__ = ("rows", "stats", "values")
+
+    def __init__(self) -> None:
+        self.rows = GrowableArray(np.int64)
+        self.values = GrowableArray(np.float64)
+        self.stats = MetricStats()
+
+    def extend(self, rows: np.ndarray, values: np.ndarray) -> None:
+        self.rows.extend(rows)
+        self.values.extend(values)
+        self.stats.update(values)
+
+
+class Run:
+    """Everything known about one run directory, updated by :meth:`add` as batches arrive.
+
+    ``version`` grows with every change and ``generation`` with every reset (the source was truncated
+    or replaced), so views can tell cheaply whether to redraw or to start over.
+    """
+
+    def __init__(self, path: Path, name: str | None = None, *, has_end_events: bool = True) -> None:
+        self.path = path
+        self.name = name or path.name
+        #: Formats without end events (results.json, debug logs) are "unknown" when old, not "stalled".
+        self.has_end_events = has_end_events
+        self.generation = 0
+        self.last_write = math.nan
+        self.errors: list[str] = []
+        self._clear()
+
+    def _clear(self) -> None:
+        self.version = 0
+        self.time = GrowableArray(np.float64)
+        self.step = GrowableArray(np.float64)
+        self.epoch = GrowableArray(np.float64)
+        self.kind = GrowableArray(np.int8)
+        self.metrics: dict[str, MetricColumn] = {}
+        self.events: list[dict[str, Any]] = []
+        self.records = 0
+        self.bad_lines = 0
+        self.first_time = math.nan
+        self.last_time = math.nan
+        self.last_step: int | None = None
+        self.last_epoch: int | None = None
+        self.start: dict[str, Any] | None = None
+        self.end: dict[str, Any] | None = None
+        self.log_every: int | None = None
+        self.last_control_change: dict[str, Any] | None = None
+
+    def reset(self) -> None:
+        """Forget everything read so far: the source is being re-read from its start."""
+        self._clear()
+        self.generation += 1
+
+    # --- growing ------------------------------------------------------------------------------------
+    def add(self, batch: RecordBatch) -> None:
+        self.bad_lines += batch.bad_lines
+        if len(batch) == 0:
+            if batch.bad_lines:
+                self.version += 1
+            return
+        base = len(self.time)
+        self.time.extend(batch.time)
+        self.step.extend(batch.step)
+        self.epoch.extend(batch.epoch)
+        self.kind.extend(batch.kind)
+        for name, (rows, values) in batch.metrics.items():
+            column = self.metrics.get(name)
+            if column is None:
+                column = self.metrics[name] = MetricColumn()
+            column.extend(rows + base, values)
+        for row, record in batch.meta:
+            self._add_meta(base + row, record)
+        self.records += len(batch)
+        self._update_progress(batch)
+        self.version += 1
+
+    def _update_progress(self, batch: RecordBatch) -> None:
+        times = batch.time[np.isfinite(batch.time)]
+        if len(times):
+            if math.isnan(self.first_time):
+                self.first_time = float(times[0])
+            self.last_time = max(float(times.max()), self.last_time if math.isfinite(self.last_time) else -math.inf)
+        steps = batch.step[np.isfinite(batch.step)]
+        if len(steps):
+            self.last_step = int(steps[-1])
+        epochs = batch.epoch[np.isfinite(batch.epoch)]
+        if len(epochs):
+            self.last_epoch = int(epochs[-1])
+
+    def _add_meta(self, row: int, record: dict[str, Any]) -> None:
+        event = record.get("event")
+        self.events.append({**record, "_row": row})
+        if event == EV_START:
+            self.start = record
+            self.log_every = _positive_int(record.get("log_every")) or _positive_int(
+                (record.get("config") or {}).get("log_every") if isinstance(record.get("config"), dict) else None
+            )
+            if self.end is not None:  # a restarted run writing into the same file
+                self.end = None
+        elif event == EV_END:
+            self.end = record
+        elif event == EV_CONTROL_CHANGE and record.get("key", "log_every") == "log_every":
+            self.last_control_change = record
+            self.log_every = _positive_int(record.get("new")) or self.log_every
+
+    def touch(self, mtime: float) -> None:
+        """Note a write seen on disk (file mtime): the clock for 'stalled' when records carry no time."""
+        if not math.isfinite(self.last_write) or mtime > self.last_write:
+            self.last_write = mtime
+
+    # --- reading --------------------------------------------------------------------------------------
+    def metric_names(self) -> list[str]:
+        return sorted(self.metrics)
+
+    def series(self, name: str) -> Series | None:
+        column = self.metrics.get(name)
+        if column is None:
+            return None
+        rows = column.rows.view
+        return Series(
+            name=name,
+            step=self.step.view[rows],
+            epoch=self.epoch.view[rows],
+            time=self.time.view[rows],
+            value=column.values.view,
+            epoch_level=self.kind.view[rows] == KIND_EPOCH,
+        )
+
+    def stats(self, name: str) -> MetricStats | None:
+        column = self.metrics.get(name)
+        return None if column is None else column.stats
+
+    @property
+    def last_activity(self) -> float:
+        candidates = [t for t in (self.last_time, self.last_write) if math.isfinite(t)]
+        return max(candidates) if candidates else math.nan
+
+    def typical_interval(self) -> float:
+        """Median gap between the last records' times; NaN when unknown."""
+        times = self.time.view[-51:]
+        times = times[np.isfinite(times)]
+        if len(times) < 3:
+            return math.nan
+        gaps = np.diff(times)
+        gaps = gaps[gaps > 0]
+        return float(np.median(gaps)) if len(gaps) else math.nan
+
+    def status(self, now: float) -> RunStatus:
+        if self.end is not None:
+            return RunStatus.CRASHED if self.end.get("status") == END_CRASHED else RunStatus.FINISHED
+        activity = self.last_activity
+        if not math.isfinite(activity):
+            return RunStatus.UNKNOWN
+        interval = self.typical_interval()
+        limit = max(STALL_MIN_SECONDS, STALL_INTERVALS * interval if math.isfinite(interval) else 0.0)
+        if now - activity <= limit:
+            return RunStatus.RUNNING
+        return RunStatus.STALLED if self.has_end_events else RunStatus.UNKNOWN
+
+    @property
+    def finished_cleanly(self) -> bool:
+        return self.end is not None and self.end.get("status") == END_FINISHED
+
+
+def _positive_int(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or value <= 0:
+        return None
+    return int(value)
