@@ -1,0 +1,816 @@
+"""``Telemetry``: three lines in a PyTorch loop, every signal the seeds describe, and no crashed runs.
+
+Cost model (reference/producer.md): a non-log step does counters and at most one device op (the loss
+accumulator), never a host sync; a log step gathers every device value into one vector and moves it to
+the host once; files are written by the writer thread. Every public method is guarded: a feature that
+raises is switched off with one ``alert`` record, and only the user's own exception leaves the block.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import os
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import torch
+
+from termmon.format import (
+    EV_ALERT,
+    EV_CHECKPOINT,
+    EV_CONTROL_CHANGE,
+    EV_END,
+    EV_EPOCH,
+    EV_START,
+    EV_STEP,
+    PER_LAYER_STATS_COLUMNS,
+    PER_LAYER_STATS_CSV,
+    TELEMETRY_DIR,
+    WEIGHT_SNAPSHOTS_DIR,
+    clamp_log_every,
+    flatten,
+    weight_snapshot_name,
+)
+from termmon.telemetry import stats
+from termmon.telemetry.config import TelemetryConfig, load_config_file
+from termmon.telemetry.control import ControlPoller
+from termmon.telemetry.probes import NvmlSampler, RssProbe, cuda_memory
+from termmon.telemetry.writer import CsvRows, Results, RunWriter
+
+SEVERITIES = ("info", "warning", "critical")
+#: Packed device values that stay vectors (everything else packed is a scalar).
+_VECTORS = frozenset({"_grads", "_updates", "_weights", "_labels"})
+HOLDOUT_CSV = f"{TELEMETRY_DIR}/holdout_predictions.csv"
+HOLDOUT_COLUMNS = ("epoch", "step", "index", "label", "prediction", "confidence")
+#: Per-module gradient norms are written for every parameter tensor up to this many; beyond, the top 10.
+MAX_MODULE_NORMS = 64
+#: Batch-label classes reported as ``batch_stats/winner_{k}_pct``.
+MAX_LABEL_CLASSES = 10
+
+
+class _Pack:
+    """Device values of one log step, moved to the host in a single transfer."""
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[str, torch.Tensor]] = []
+
+    def add(self, name: str, tensor: torch.Tensor) -> None:
+        self._parts.append((name, tensor.detach().reshape(-1)))
+
+    def fetch(self) -> dict[str, list[float]]:
+        if not self._parts:
+            return {}
+        device = self._parts[0][1].device
+        flat = torch.cat([t.to(device=device, dtype=torch.float64) for _, t in self._parts]).tolist()
+        out: dict[str, list[float]] = {}
+        offset = 0
+        for name, tensor in self._parts:
+            out[name] = flat[offset : offset + tensor.numel()]
+            offset += tensor.numel()
+        return out
+
+
+class Telemetry:
+    """Writes one run directory (``log_dir/run_name``) in the format termmon reads; see docs/logger.md."""
+
+    def __init__(
+        self,
+        log_dir: str | os.PathLike[str] | None = None,
+        run_name: str | None = None,
+        log_every: int | None = None,
+        config: Any = None,
+        *,
+        settings: TelemetryConfig | Mapping[str, Any] | None = None,
+        enabled: bool | None = None,
+        **options: Any,
+    ) -> None:
+        if isinstance(settings, TelemetryConfig):
+            base = settings
+        elif settings is not None:
+            base = TelemetryConfig.from_dict(settings)
+        else:
+            base = TelemetryConfig()
+        given = {"log_dir": log_dir, "run_name": run_name, "log_every": log_every, "enabled": enabled}
+        self.settings = base.with_options(**{k: v for k, v in given.items() if v is not None}, **options)
+        self.config = config
+        self.run_name = self.settings.run_name or time.strftime("run_%Y%m%d_%H%M%S")
+        self.run_dir = Path(self.settings.log_dir, self.run_name)
+        self.log_every = self.settings.log_every
+        self.global_step = 0
+        self.current_epoch = 0
+        self._rank, self._world = _dist_rank_world()
+        self._closed = False
+        self._started = False
+        self._off: set[str] = set()
+        self._flags: set[str] = set()
+        self._model: torch.nn.Module | None = None
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._hooks: list[Any] = []
+        self._named_params: list[tuple[str, torch.nn.Parameter]] = []
+        self._sentinels: stats.UpdateSentinels | None = None
+        self._holdout: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self._history: list[dict[str, Any]] = []
+        self._pending_metrics: dict[str, Any] = {}
+        self._pending_control: int | None = None
+        self._grad_pack: torch.Tensor | None = None
+        self._loss_sum: Any = 0.0
+        self._last_log_step = 0
+        self._logs_done = 0
+        self._window_t0: float | None = None
+        self._window_step0 = 0
+        self._window_samples = 0
+        self._grad_names: list[str] = []
+        self._update_rms: torch.Tensor | None = None
+        self._late_alerts: list[tuple[str, str]] = []
+        self._writer: RunWriter | None = None
+        self._poller: ControlPoller | None = None
+        self._rss: RssProbe | None = None
+        self._nvml: NvmlSampler | None = None
+        # Under torch.distributed a rank that cannot write stays active: it must still join the broadcasts.
+        self._active = bool(self.settings.enabled) and (self._open() or self._world > 1)
+        if self._active:
+            atexit.register(self._at_exit)
+
+    @classmethod
+    def from_config(cls, source: Mapping[str, Any] | str | os.PathLike[str], **overrides: Any) -> Telemetry:
+        """From an experiment config (dict, YAML or JSON file) with a ``telemetry:`` section; the whole
+        config is recorded in the ``start`` event and results.json."""
+        data = dict(source) if isinstance(source, Mapping) else load_config_file(source)
+        return cls(config=data, settings=TelemetryConfig.from_dict(data), **overrides)
+
+    # --- set-up ---------------------------------------------------------------------------------------------
+    def _open(self) -> bool:
+        if self._rank != 0:
+            return True  # other ranks write nothing but still take part in agreeing on log_every
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(
+                f"termmon: cannot create {self.run_dir}: {exc.strerror or exc}; telemetry is off",
+                file=sys.stderr,
+            )
+            return False
+        self._writer = RunWriter(self.run_dir, self.settings.queue_size, self._sinks())
+        self._poller = ControlPoller(self.run_dir, self.settings.control_poll_s)
+        if self.settings.track_system:
+            self._try("cpu_memory", self._start_rss)
+        return True
+
+    def _start_rss(self) -> None:
+        self._rss = RssProbe()
+
+    def _sinks(self) -> list[Any]:
+        from termmon.telemetry import integrations
+
+        sinks = []
+        if self.settings.tensorboard:
+            try:
+                sinks.append(integrations.tensorboard_sink(self.run_dir))
+            except ImportError:
+                self._late_alerts.append(("tensorboard", "tensorboard is not installed; forwarding is off"))
+        if self.settings.wandb:
+            try:
+                sinks.append(integrations.wandb_sink(self.run_name, self.config))
+            except ImportError:
+                self._late_alerts.append(("wandb", "wandb is not installed; forwarding is off"))
+        return sinks
+
+    def watch(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        holdout: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+    ) -> None:
+        """Follow ``model`` (gradients, weights, updates) and ``optimizer`` (lr, grads at step time).
+
+        ``holdout=(inputs, labels)``: a fixed batch whose predictions are logged at every epoch end
+        (the first ``holdout_size`` rows).
+        """
+        if not self._active:
+            return
+        try:
+            self._model = model
+            self._optimizer = optimizer
+            self._named_params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+            if holdout is not None and self.settings.track_holdout_logits:
+                inputs, labels = holdout
+                size = self.settings.holdout_size
+                self._holdout = (inputs[:size], None if labels is None else labels[:size])
+            if optimizer is not None and self._rank == 0:
+                self._hooks.append(optimizer.register_step_pre_hook(self._before_optimizer_step))
+                if self.settings.track_weight_delta and self._named_params:
+                    self._sentinels = stats.UpdateSentinels([p for _, p in self._named_params])
+                    self._hooks.append(optimizer.register_step_post_hook(self._after_optimizer_step))
+            if self.settings.track_system and self._rank == 0:
+                self._try("gpu_util", self._start_nvml)
+            self._ensure_started()
+        except Exception as exc:
+            self._failed("watch", exc)
+
+    def _start_nvml(self) -> None:
+        device = self._device()
+        if device is not None and device.type == "cuda":
+            index = device.index if device.index is not None else torch.cuda.current_device()
+            self._nvml = NvmlSampler(index, self.settings.gpu_util_interval_s)
+
+    def _device(self) -> torch.device | None:
+        if self._named_params:
+            return self._named_params[0][1].device
+        return None
+
+    def _ensure_started(self) -> None:
+        if self._started or self._writer is None:
+            return
+        self._started = True
+        record: dict[str, Any] = {
+            "run_name": self.run_name,
+            "config": self.config,
+            "telemetry": asdict(self.settings),
+            "log_every": self.log_every,
+            "torch_version": torch.__version__,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "world_size": self._world,
+        }
+        if self._model is not None:
+            params = list(self._model.parameters())
+            trainable = sum(p.numel() for p in params if p.requires_grad)
+            total = sum(p.numel() for p in params)
+            device = self._device()
+            record.update(
+                model=type(self._model).__name__,
+                total_params=total,
+                trainable_params=trainable,
+                frozen_params=total - trainable,
+                device=str(device) if device is not None else None,
+            )
+        if self._optimizer is not None:
+            record["optimizer"] = _optimizer_setup(self._optimizer)
+        self._emit(EV_START, record)
+        for feature, message in self._late_alerts:
+            self.alert("telemetry", f"{feature}: {message}", severity="warning")
+        self._late_alerts = []
+
+    # --- the training loop ----------------------------------------------------------------------------------
+    def step(
+        self,
+        loss: Any = None,
+        *,
+        batch_size: int | None = None,
+        grad_norm: Any = None,
+        labels: torch.Tensor | None = None,
+        **metrics: Any,
+    ) -> None:
+        """Count one optimizer step; log every ``log_every`` steps.
+
+        ``loss`` may be a tensor (no sync unless this is a log step). ``grad_norm``: pass the value
+        ``clip_grad_norm_`` returned to log the pre-clip norm. ``labels``: the batch's class labels, for
+        ``batch_stats/winner_{k}_pct``. Other keyword metrics (nested dicts flatten with ``/``) are held
+        and written with the next log step.
+        """
+        if not self._active or "step" in self._off:
+            return
+        try:
+            self._step(loss, batch_size, grad_norm, labels, metrics)
+        except Exception as exc:
+            self._failed("step", exc)
+
+    def _step(
+        self,
+        loss: Any,
+        batch_size: int | None,
+        grad_norm: Any,
+        labels: torch.Tensor | None,
+        metrics: dict[str, Any],
+    ) -> None:
+        self.global_step += 1
+        if self._window_t0 is None:
+            self._window_t0 = time.perf_counter()
+            self._window_step0 = self.global_step
+        if loss is not None:
+            self._loss_sum = self._loss_sum + (loss.detach() if isinstance(loss, torch.Tensor) else loss)
+        if batch_size:
+            self._window_samples += batch_size
+        if metrics:
+            self._pending_metrics.update(metrics)
+        if self.global_step - self._last_log_step >= self.log_every:
+            self._last_log_step = self.global_step
+            if self._world > 1:
+                self._agree_on_control()
+            if self._writer is not None:
+                self._log_step(loss, grad_norm, labels)
+        if self._rank == 0:
+            self._poll_control()
+
+    def _is_next_log_step(self) -> bool:
+        return self.global_step + 1 - self._last_log_step >= self.log_every
+
+    def _before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        """Grads are certain to exist here whatever the user does with ``zero_grad`` afterwards."""
+        if not self._active or not self._is_next_log_step():
+            return
+        if self.settings.track_gradients and "gradients" not in self._off:
+            self._try("gradients", self._capture_gradients)
+        if self._sentinels is not None and "param_updates" not in self._off:
+            self._try("param_updates", self._sentinels.capture)
+
+    def _after_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if self._sentinels is not None and self._active and self._is_next_log_step():
+            self._try("param_updates", self._compare_sentinels)
+
+    def _compare_sentinels(self) -> None:
+        assert self._sentinels is not None
+        self._update_rms = self._sentinels.compare()
+
+    def _capture_gradients(self) -> None:
+        grads = [(n, p.grad) for n, p in self._named_params if p.grad is not None]
+        self._grad_names = [n for n, _ in grads]
+        self._grad_pack = stats.gradient_stats([g for _, g in grads]) if grads else None
+
+    def _log_step(self, loss: Any, grad_norm: Any, labels: torch.Tensor | None) -> None:
+        self._ensure_started()
+        pack = _Pack()
+        host: dict[str, Any] = {}
+        _put_value(pack, host, "train_loss", loss)
+        _put_value(pack, host, "_loss_sum", self._loss_sum)
+        _put_value(pack, host, "_grad_norm_given", grad_norm)
+        if self._grad_pack is None and self.settings.track_gradients and self._optimizer is None:
+            self._try("gradients", self._capture_gradients)
+        if self._grad_pack is not None:
+            pack.add("_grads", self._grad_pack)
+        if self._update_rms is not None:
+            pack.add("_updates", self._update_rms)
+        weights_due = (
+            self.settings.track_per_layer_stats
+            and self._logs_done % self.settings.per_layer_stats_every_logs == 0
+        )
+        if weights_due and self._named_params and "per_layer_stats" not in self._off:
+            self._try("per_layer_stats", lambda: pack.add("_weights", self._weight_moments()))
+        if labels is not None and self.settings.track_batch_stats and "batch_stats" not in self._off:
+            self._try("batch_stats", lambda: pack.add("_labels", torch.bincount(labels.reshape(-1).long())))
+        for name, value in flatten(self._pending_metrics).items():
+            _put_value(pack, host, name, value)
+        self._pending_metrics = {}
+
+        record = self._step_metrics(
+            pack.fetch(), host
+        )  # pack.fetch(): the one host transfer of this log step
+        self._grad_pack = None
+        self._update_rms = None
+        self._loss_sum = 0.0
+        self._logs_done += 1
+        self._emit(EV_STEP, record, step=self.global_step, epoch=self.current_epoch)
+        self._check_alerts(record)
+        if (
+            self.settings.track_weight_snapshots
+            and self.global_step % max(1, self.settings.weight_snapshot_every_n) == 0
+        ):
+            self._try("weight_snapshots", self._save_snapshot)
+
+    def _step_metrics(self, values: dict[str, list[float]], host: dict[str, Any]) -> dict[str, Any]:
+        record = dict(host)
+        record.update({name: vals[0] for name, vals in values.items() if name not in _VECTORS})
+        nonfinite = _nonfinite(record.pop("_loss_sum", 0.0))
+        given = record.pop("_grad_norm_given", None)
+        if "_grads" in values:
+            nonfinite = self._grad_metrics(record, values["_grads"]) or nonfinite
+        if isinstance(given, int | float):
+            record["grad_norm"] = given
+            nonfinite = nonfinite or _nonfinite(given)
+        if "_updates" in values:
+            self._update_metrics(record, values["_updates"])
+        if "_weights" in values:
+            self._write_layer_stats(values["_weights"])
+        if "_labels" in values:
+            counts = values["_labels"]
+            total = sum(counts) or 1.0
+            for k, count in enumerate(counts[:MAX_LABEL_CLASSES]):
+                record[f"batch_stats/winner_{k}_pct"] = 100.0 * count / total
+            record["batch_stats/n_classes_seen"] = sum(1 for c in counts if c)
+        if self.settings.track_learning_rates and self._optimizer is not None:
+            self._try("lr", lambda: record.update(_learning_rates(self._optimizer)))
+        self._throughput(record)
+        if self.settings.track_system:
+            self._system(record)
+        record["nan_inf_detected"] = bool(nonfinite)
+        if self._writer is not None and self._writer.dropped:
+            record["dropped_records"] = self._writer.dropped
+        return record
+
+    def _grad_metrics(self, record: dict[str, Any], vals: list[float]) -> bool:
+        global_norm, grad_max, norms = vals[0], vals[1], vals[2:]
+        record["grad_norm"] = global_norm
+        record["grad_max"] = grad_max
+        record["grad_min"] = min(norms) if norms else 0.0
+        record["grad_num_params_with_grad"] = len(norms)
+        named = list(zip(self._grad_names, norms, strict=True))
+        if len(named) > MAX_MODULE_NORMS:
+            named = sorted(named, key=lambda item: -item[1] if math.isfinite(item[1]) else -math.inf)[:10]
+        for name, norm in named:
+            record[f"gradients/{name}/norm"] = norm
+        return not math.isfinite(global_norm)
+
+    def _update_metrics(self, record: dict[str, Any], rms: list[float]) -> None:
+        names = [n for n, _ in self._named_params]
+        updated = sum(1 for r in rms if r != 0.0)
+        top = sorted(zip(names, rms, strict=True), key=lambda item: item[1], reverse=True)[:10]
+        record["param_updates/num_updated"] = updated
+        record["param_updates/num_total"] = len(rms)
+        record["param_updates/top_changed"] = [[name, value] for name, value in top]
+        record["param_updates/no_update_warning"] = updated == 0
+
+    def _weight_moments(self) -> torch.Tensor:
+        return stats.weight_moments([p.detach() for _, p in self._named_params])
+
+    def _write_layer_stats(self, flat: list[float]) -> None:
+        if self._writer is None:
+            return
+        moments = [flat[i : i + 4] for i in range(0, len(flat), 4)]
+        numels = [p.numel() for _, p in self._named_params]
+        rows = [
+            (self.global_step, self.current_epoch, name, *row, n)
+            for (name, _), row, n in zip(
+                self._named_params, stats.layer_rows(moments, numels), numels, strict=True
+            )
+        ]
+        self._writer.put(CsvRows(PER_LAYER_STATS_CSV, PER_LAYER_STATS_COLUMNS, rows))
+
+    def _throughput(self, record: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        steps = self.global_step - self._window_step0
+        if self._window_t0 is not None and steps > 0:
+            elapsed = now - self._window_t0
+            record["sec_per_step"] = elapsed / steps
+            if self._window_samples and elapsed > 0:
+                record["samples_per_sec"] = self._window_samples / elapsed
+        self._window_t0 = now
+        self._window_step0 = self.global_step
+        self._window_samples = 0
+
+    def _system(self, record: dict[str, Any]) -> None:
+        if self._rss is not None and "cpu_memory" not in self._off:
+            self._try("cpu_memory", lambda: record.update(self._rss.read() if self._rss else {}))
+        device = self._device()
+        if device is not None and device.type == "cuda" and "gpu_memory" not in self._off:
+            self._try("gpu_memory", lambda: record.update(cuda_memory(device)))
+        if self._nvml is not None and "gpu_util" not in self._off:
+            self._try("gpu_util", lambda: record.update(self._nvml.window() if self._nvml else {}))
+
+    def _check_alerts(self, record: Mapping[str, Any]) -> None:
+        if record.get("nan_inf_detected"):
+            if self._flag_once("nan_inf"):
+                metric = "train_loss" if _nonfinite(record.get("train_loss")) else "grad_norm"
+                self.alert(
+                    "nan_inf",
+                    f"non-finite values at step {self.global_step} ({metric})",
+                    severity="critical",
+                    metric=metric,
+                    value=record.get(metric),
+                )
+        else:
+            self._flags.discard("nan_inf")
+        if record.get("param_updates/no_update_warning"):
+            if self._flag_once("no_param_updates"):
+                self.alert(
+                    "no_param_updates",
+                    f"no parameter changed in the optimizer step before step {self.global_step}",
+                    severity="warning",
+                    metric="param_updates/num_updated",
+                    value=0,
+                )
+        elif "param_updates/num_updated" in record:
+            self._flags.discard("no_param_updates")
+
+    def _flag_once(self, name: str) -> bool:
+        """True the first time a condition is seen since it last cleared: one alert per episode."""
+        if name in self._flags:
+            return False
+        self._flags.add(name)
+        return True
+
+    def _save_snapshot(self) -> None:
+        if self._model is None:
+            return
+        state = {k: v.detach().to("cpu", copy=True) for k, v in self._model.state_dict().items()}
+        folder = self.run_dir / WEIGHT_SNAPSHOTS_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / weight_snapshot_name(self.current_epoch, self.global_step)
+        tmp = target.with_suffix(".pt.tmp")
+        torch.save(
+            {"model_state_dict": state, "batch_idx": self.global_step, "epoch": self.current_epoch}, tmp
+        )
+        os.replace(tmp, target)
+
+    # --- control.json ---------------------------------------------------------------------------------------
+    def _poll_control(self) -> None:
+        if self._poller is None or "control" in self._off:
+            return
+        try:
+            request = self._poller.poll()
+        except Exception as exc:
+            self._failed("control", exc)
+            return
+        if request is None:
+            return
+        if request.unknown_keys:
+            self.alert(
+                "info", f"control.json: ignoring unknown key(s) {list(request.unknown_keys)}", severity="info"
+            )
+        if self._world > 1:
+            self._pending_control = request.log_every  # takes effect at the next log step, on every rank
+        else:
+            self._apply_log_every(request.log_every)
+
+    def _apply_log_every(self, requested: int) -> None:
+        old, new = self.log_every, clamp_log_every(requested)
+        self.log_every = new
+        if self._rank == 0:
+            payload = {
+                "key": "log_every",
+                "old": old,
+                "new": new,
+                "requested": requested,
+                "clamped": new != requested,
+            }
+            self._emit(EV_CONTROL_CHANGE, payload, step=self.global_step, epoch=self.current_epoch)
+
+    def _agree_on_control(self) -> None:
+        """Every rank reaches this at the same step; rank 0's pending request is broadcast and applied."""
+        import torch.distributed as dist
+
+        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+        value = torch.tensor([self._pending_control or 0], dtype=torch.int64, device=device)
+        dist.broadcast(value, src=0)
+        requested = int(value.item())
+        self._pending_control = None
+        if requested:
+            self._apply_log_every(requested)
+
+    # --- epochs, checkpoints, alerts ------------------------------------------------------------------------
+    def epoch(
+        self,
+        epoch: int,
+        train: Mapping[str, Any] | None = None,
+        test: Mapping[str, Any] | None = None,
+        diagnostics: Mapping[str, Any] | None = None,
+        **metrics: Any,
+    ) -> None:
+        """Close an epoch: an ``epoch`` record, a results.json history entry, and the per-epoch signals."""
+        if not self._active or self._writer is None:
+            self.current_epoch = epoch + 1
+            return
+        try:
+            self._epoch(epoch, train, test, diagnostics, metrics)
+        except Exception as exc:
+            self._failed("epoch", exc)
+        self.current_epoch = epoch + 1
+
+    def _epoch(
+        self,
+        epoch: int,
+        train: Mapping[str, Any] | None,
+        test: Mapping[str, Any] | None,
+        diagnostics: Mapping[str, Any] | None,
+        metrics: Mapping[str, Any],
+    ) -> None:
+        self._ensure_started()
+        self.current_epoch = epoch
+        entry: dict[str, Any] = {"epoch": epoch, "train": _to_host(train or {}), "test": _to_host(test or {})}
+        if diagnostics is None and self.settings.enable_diagnostics and self._model is not None:
+            diagnostics = self._try("diagnostics", self._diagnostics)
+        if diagnostics is not None:
+            entry["diagnostics"] = _to_host(diagnostics)
+        if self._holdout is not None and "holdout" not in self._off:
+            holdout = self._try("holdout", self._holdout_predictions)
+            if holdout:
+                entry["holdout"] = holdout
+        entry.update(_to_host(metrics))
+        if self.settings.track_per_layer_stats and self._named_params and "per_layer_stats" not in self._off:
+            self._try(
+                "per_layer_stats",
+                lambda: self._write_layer_stats(self._weight_moments().reshape(-1).tolist()),
+            )
+        self._history.append(entry)
+        record = flatten({k: v for k, v in entry.items() if k != "epoch"})
+        self._emit(EV_EPOCH, record, step=self.global_step, epoch=epoch)
+        assert self._writer is not None
+        self._writer.put(
+            Results({"run_name": self.run_name, "config": self.config, "training_history": self._history})
+        )
+        self._check_blobs(entry.get("diagnostics"), epoch)
+
+    def _diagnostics(self) -> dict[str, Any]:
+        from termmon.diagnostics import compute_lightweight_blob_metrics
+
+        assert self._model is not None
+        return compute_lightweight_blob_metrics(self._model, n_samples=self.settings.diagnostic_sample_size)
+
+    def _check_blobs(self, diagnostics: Any, epoch: int) -> None:
+        if not isinstance(diagnostics, Mapping):
+            return
+        clusters = diagnostics.get("n_clusters_dbscan")
+        if isinstance(clusters, int) and clusters >= 2 and self._flag_once("blob_formed"):
+            self.alert(
+                "blob_formed",
+                f"{clusters} weight clusters at epoch {epoch} (silhouette {diagnostics.get('silhouette_score')})",
+                severity="info",
+                metric="diagnostics/n_clusters_dbscan",
+                value=clusters,
+            )
+
+    def _holdout_predictions(self) -> dict[str, float]:
+        assert self._model is not None and self._holdout is not None and self._writer is not None
+        inputs, labels = self._holdout
+        was_training = self._model.training
+        self._model.eval()
+        try:
+            with torch.no_grad():
+                logits = self._model(inputs)
+        finally:
+            self._model.train(was_training)
+        logits = logits.detach().float().cpu()
+        if logits.ndim == 1 or logits.shape[-1] == 1:
+            prob = torch.sigmoid(logits.reshape(-1))
+            pred = (prob >= 0.5).long()
+            conf = torch.where(pred == 1, prob, 1 - prob)
+        else:
+            probs = torch.softmax(logits.reshape(logits.shape[0], -1), dim=-1)
+            conf, pred = probs.max(dim=-1)
+        out = {"mean_confidence": float(conf.mean())}
+        label_list: list[Any] = [None] * len(pred)
+        if labels is not None:
+            label_cpu = labels.detach().reshape(-1).cpu()
+            out["accuracy"] = float((pred == label_cpu.long()).float().mean())
+            label_list = label_cpu.tolist()
+        rows = [
+            (self.current_epoch, self.global_step, i, label_list[i], p, c)
+            for i, (p, c) in enumerate(zip(pred.tolist(), conf.tolist(), strict=True))
+        ]
+        self._writer.put(CsvRows(HOLDOUT_CSV, HOLDOUT_COLUMNS, rows))
+        return out
+
+    def checkpoint(self, path: str | os.PathLike[str], **metrics: Any) -> None:
+        """Record that a checkpoint was saved (the file itself is the user's)."""
+        if not self._active or self._writer is None:
+            return
+        try:
+            self._ensure_started()
+            record = {"checkpoint_path": str(path), **flatten(_to_host(metrics))}
+            self._emit(EV_CHECKPOINT, record, step=self.global_step, epoch=self.current_epoch)
+        except Exception as exc:
+            self._failed("checkpoint", exc)
+
+    def alert(self, kind: str, message: str, severity: str = "warning", **fields: Any) -> None:
+        """An ``alert`` record the monitor shows at once (``severity``: info, warning or critical)."""
+        if not self._active or self._writer is None:
+            return
+        try:
+            self._ensure_started()
+            if severity not in SEVERITIES:
+                severity = "warning"
+            record = {"kind": kind, "severity": severity, "message": message, **_to_host(fields)}
+            self._emit(EV_ALERT, record, step=self.global_step, epoch=self.current_epoch)
+        except Exception as exc:
+            self._failed("alert", exc)
+
+    # --- shutdown -------------------------------------------------------------------------------------------
+    def close(self, status: str = "finished", error: str | None = None) -> None:
+        """Write ``end``, flush, and stop the threads; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self._at_exit)
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        if self._nvml is not None:
+            self._nvml.close()
+        if not self._active or self._writer is None:
+            return
+        try:
+            self._ensure_started()
+            record: dict[str, Any] = {"status": status, "error": error}
+            if self._writer.dropped:
+                record["dropped_records"] = self._writer.dropped
+            self._emit(EV_END, record, step=self.global_step, epoch=self.current_epoch)
+        finally:
+            self._writer.close()
+
+    def _at_exit(self) -> None:
+        """A script that never called ``close()``: record how it ended (an uncaught exception is a crash)."""
+        exc = getattr(sys, "last_value", None)
+        if exc is None:
+            self.close()
+        else:
+            self.close(status="crashed", error=f"{type(exc).__name__}: {exc}")
+
+    def __enter__(self) -> Telemetry:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if exc is None:
+                self.close()
+            else:
+                self.close(status="crashed", error=f"{type(exc).__name__}: {exc}")
+        except Exception as close_exc:  # only the user's own exception may leave the block
+            if self.settings.strict:
+                raise
+            print(f"termmon: closing the run failed: {close_exc}", file=sys.stderr)
+
+    # --- plumbing -------------------------------------------------------------------------------------------
+    def _emit(self, event: str, payload: Mapping[str, Any], **keys: int) -> None:
+        if self._writer is None:
+            return
+        record: dict[str, Any] = {"event": event, "time": time.time(), **keys}
+        record.update(payload)
+        self._writer.put(record)
+
+    def _try(self, feature: str, fn: Any) -> Any:
+        """Run an optional feature; on failure switch it off with one alert."""
+        if feature in self._off:
+            return None
+        try:
+            return fn()
+        except Exception as exc:
+            self._failed(feature, exc)
+            return None
+
+    def _failed(self, feature: str, exc: Exception) -> None:
+        if self.settings.strict:
+            raise exc
+        if feature in self._off:
+            return
+        self._off.add(feature)
+        self.alert(
+            "telemetry",
+            f"{feature} failed ({type(exc).__name__}: {exc}); switched off for the rest of the run",
+            severity="warning",
+        )
+
+
+def _dist_rank_world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _put_value(pack: _Pack, host: dict[str, Any], name: str, value: Any) -> None:
+    """Real scalar tensors join the single transfer; anything else is converted on the host."""
+    if value is None:
+        return
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.dtype.is_complex:
+        pack.add(name, value)
+    else:
+        host[name] = _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    """A value json can write: tensors and numpy scalars become Python numbers or lists; others pass as they
+    are (the writer falls back to ``repr``)."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        return value.item() if value.numel() == 1 else value.tolist()
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item) and getattr(value, "ndim", 1) == 0:
+        return item()
+    return value
+
+
+def _to_host(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(k): _to_host(v) if isinstance(v, Mapping) else _plain(v) for k, v in obj.items()}
+
+
+def _nonfinite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _optimizer_setup(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    groups = []
+    for group in optimizer.param_groups:
+        entry = {k: _plain(v) for k, v in group.items() if k != "params"}
+        entry["num_params"] = sum(p.numel() for p in group["params"])
+        groups.append(entry)
+    return {"class": type(optimizer).__name__, "param_groups": groups}
+
+
+def _learning_rates(optimizer: torch.optim.Optimizer | None) -> dict[str, float]:
+    if optimizer is None:
+        return {}
+    lrs = [(str(g.get("name", i)), float(g["lr"])) for i, g in enumerate(optimizer.param_groups)]
+    out = {"lr": lrs[0][1]}
+    if len(lrs) > 1:
+        out.update({f"lr/{name}": lr for name, lr in lrs})
+    return out
