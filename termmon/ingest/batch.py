@@ -91,6 +91,7 @@ class RecordBatch:
     step: np.ndarray
     epoch: np.ndarray
     kind: np.ndarray
+    event: np.ndarray  # event names (object dtype)
     metrics: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     meta: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     bad_lines: int = 0
@@ -101,7 +102,7 @@ class RecordBatch:
     @classmethod
     def empty(cls, bad_lines: int = 0) -> RecordBatch:
         z = np.empty(0)
-        return cls(z, z, z, np.empty(0, dtype=np.int8), bad_lines=bad_lines)
+        return cls(z, z, z, np.empty(0, dtype=np.int8), np.empty(0, dtype=object), bad_lines=bad_lines)
 
 
 class _Builder:
@@ -113,6 +114,7 @@ class _Builder:
         self.step: list[np.ndarray] = []
         self.epoch: list[np.ndarray] = []
         self.kind: list[np.ndarray] = []
+        self.event: list[np.ndarray] = []
         self.metric_rows: dict[str, list[np.ndarray]] = {}
         self.metric_values: dict[str, list[np.ndarray]] = {}
         self.meta: list[tuple[int, dict[str, Any]]] = []
@@ -159,6 +161,7 @@ class _Builder:
             target.append(columns.pop(name, nan_col))
         kind = KIND_EPOCH if event == EV_EPOCH else KIND_STEP
         self.kind.append(np.full(n, kind, dtype=np.int8))
+        self.event.append(np.full(n, event, dtype=object))
         rows = np.arange(base, base + n, dtype=np.int64)
         for name, values in columns.items():
             self.add_metric(name, rows, values)
@@ -178,6 +181,7 @@ class _Builder:
         self.time.append(np.array([reserved("time")]))
         self.step.append(np.array([reserved("step")]))
         self.epoch.append(np.array([reserved("epoch")]))
+        self.event.append(np.array([event], dtype=object))
         if event in META_EVENTS:
             self.kind.append(np.array([KIND_META], dtype=np.int8))
             self.meta.append((row, record))
@@ -203,6 +207,7 @@ class _Builder:
             step=np.concatenate(self.step),
             epoch=np.concatenate(self.epoch),
             kind=np.concatenate(self.kind),
+            event=np.concatenate(self.event),
             metrics=metrics,
             meta=self.meta,
             bad_lines=bad_lines,

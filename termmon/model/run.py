@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from termmon.format import EV_CONTROL_CHANGE, EV_END, EV_START, END_CRASHED, END_FINISHED
+from termmon.format import END_CRASHED, END_FINISHED, EV_CONTROL_CHANGE, EV_END, EV_START
 from termmon.ingest.batch import KIND_EPOCH, RecordBatch
 from termmon.model.columns import GrowableArray
 
@@ -107,6 +107,7 @@ class Run:
         self.step = GrowableArray(np.float64)
         self.epoch = GrowableArray(np.float64)
         self.kind = GrowableArray(np.int8)
+        self.event = GrowableArray(object)
         self.metrics: dict[str, MetricColumn] = {}
         self.events: list[dict[str, Any]] = []
         self.records = 0
@@ -137,6 +138,7 @@ class Run:
         self.step.extend(batch.step)
         self.epoch.extend(batch.epoch)
         self.kind.extend(batch.kind)
+        self.event.extend(batch.event)
         for name, (rows, values) in batch.metrics.items():
             column = self.metrics.get(name)
             if column is None:
@@ -153,7 +155,9 @@ class Run:
         if len(times):
             if math.isnan(self.first_time):
                 self.first_time = float(times[0])
-            self.last_time = max(float(times.max()), self.last_time if math.isfinite(self.last_time) else -math.inf)
+            self.last_time = max(
+                float(times.max()), self.last_time if math.isfinite(self.last_time) else -math.inf
+            )
         steps = batch.step[np.isfinite(batch.step)]
         if len(steps):
             self.last_step = int(steps[-1])
@@ -167,7 +171,9 @@ class Run:
         if event == EV_START:
             self.start = record
             self.log_every = _positive_int(record.get("log_every")) or _positive_int(
-                (record.get("config") or {}).get("log_every") if isinstance(record.get("config"), dict) else None
+                (record.get("config") or {}).get("log_every")
+                if isinstance(record.get("config"), dict)
+                else None
             )
             if self.end is not None:  # a restarted run writing into the same file
                 self.end = None

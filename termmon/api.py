@@ -1,0 +1,134 @@
+"""The Python reading API: ``termmon.load`` for a notebook, ``termmon.follow`` for live scripts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from termmon.errors import UsageError
+from termmon.ingest.batch import normalize_record
+from termmon.ingest.discovery import is_run_dir
+from termmon.ingest.source import RunSource, SourceKind
+from termmon.model.workspace import Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_DROP = frozenset({"_row"})
+
+
+def _run_dir(path: str | Path) -> Path:
+    run_dir = Path(path).expanduser()
+    if run_dir.is_file():
+        run_dir = run_dir.parent
+    if not run_dir.exists():
+        raise UsageError(f"termmon: {path}: no such file or directory")
+    if not is_run_dir(run_dir):
+        raise UsageError(
+            f"termmon: {path}: not a run directory (no metrics.jsonl, results.json or debug_log_*.jsonl)"
+        )
+    return run_dir
+
+
+def load(path: str | Path) -> pd.DataFrame:
+    """A run's records as a DataFrame: one row per record, columns ``event``, ``time``, ``step``,
+    ``epoch`` and one per metric (NaN where a record lacks it). Meta events (start, alert, end, ...)
+    keep their scalar fields as extra columns; nested config is left out.
+    """
+    import numpy as np
+    import pandas as pd
+
+    run_dir = _run_dir(path)
+    workspace = Workspace([str(run_dir)])
+    try:
+        workspace.refresh()
+    finally:
+        workspace.close()
+    run = workspace.runs.get(run_dir.resolve())
+    if run is None or run.records == 0:
+        return pd.DataFrame(columns=["event", "time", "step", "epoch"])
+    n = run.records
+    columns: dict[str, Any] = {
+        "event": run.event.view.copy(),
+        "time": run.time.view.copy(),
+        "step": run.step.view.copy(),
+        "epoch": run.epoch.view.copy(),
+    }
+    for name in run.metric_names():
+        column = run.metrics[name]
+        values = np.full(n, np.nan)
+        values[column.rows.view] = column.values.view
+        columns[name] = values
+    frame = pd.DataFrame(columns)
+    extras: dict[str, dict[int, Any]] = {}
+    for record in run.events:
+        row = record["_row"]
+        for key, value in record.items():
+            if key in _DROP or key in ("event", "time", "step", "epoch"):
+                continue
+            if isinstance(value, str | int | float | bool) or value is None:
+                extras.setdefault(key, {})[row] = value
+    for key, cells in extras.items():
+        if key in frame.columns:
+            continue
+        column_values = [None] * n
+        for row, value in cells.items():
+            column_values[row] = value
+        frame[key] = column_values
+    frame["step"] = frame["step"].astype("Int64") if frame["step"].notna().any() else frame["step"]
+    return frame
+
+
+def follow(
+    path: str | Path,
+    stop: threading.Event | None = None,
+    *,
+    poll_interval: float = 0.25,
+) -> Iterator[list[dict[str, Any]]]:
+    """Yield lists of new records of a run as its trainer writes them, until ``stop`` is set.
+
+    Each complete record is yielded once, in file order; a torn last line is held until its newline
+    arrives. A truncated or rewritten file is read again from its start (its records are new records);
+    a rotated file is drained before the new one is read. Records are normalized as everywhere in
+    termmon: nested objects flattened with ``/``, seed formats mapped (docs/formats.md).
+    """
+    from termmon.ingest.watch import ChangeWatcher
+
+    run_dir = _run_dir(path)
+    stop = stop or threading.Event()
+    wake = threading.Event()
+    reader = _RecordReader(run_dir)
+    with ChangeWatcher([run_dir], wake.set, poll_interval=None):
+        while not stop.is_set():
+            records = reader.read()
+            if records:
+                yield records
+                continue
+            wake.wait(poll_interval)
+            wake.clear()
+
+
+class _RecordReader:
+    """Valid records of a run, each once (follow()'s engine)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.source = RunSource(run_dir)
+        self._results_seen = 0
+
+    def read(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while True:
+            raw = self.source.read_objects()
+            records = [r for obj in raw.objects if (r := normalize_record(obj)) is not None]
+            if self.source.kind == SourceKind.RESULTS:
+                # A rewritten results.json holds its whole history: hand on only what was not seen.
+                fresh = records[self._results_seen :]
+                self._results_seen = (
+                    max(self._results_seen, len(records)) if raw.reset else self._results_seen
+                )
+                records = fresh if raw.reset else []
+            out.extend(records)
+            if not raw.more:
+                return out

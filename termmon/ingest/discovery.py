@@ -1,0 +1,104 @@
+"""Finding run directories from what the user typed: run dirs, parents of run dirs, or globs."""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+from termmon.errors import UsageError
+from termmon.format import TELEMETRY_DIR, is_run_file
+
+MAX_DEPTH = 3
+_SKIP_DIRS = frozenset(
+    {TELEMETRY_DIR, "__pycache__", "node_modules", "site-packages", "wandb", "tensorboard"}
+)
+_GLOB_CHARS = frozenset("*?[")
+
+
+def resolve_paths(paths: list[str]) -> list[Path]:
+    """The roots to watch, in the order given; raises UsageError for a path that is not there.
+
+    A glob is expanded here, so quoting it (``termmon 'runs/exp_*'``) works as well as letting the
+    shell expand it. A run file given directly (``metrics.jsonl``) stands for its directory.
+    """
+    roots: list[Path] = []
+    for raw in paths or ["."]:
+        path = Path(raw).expanduser()
+        if path.exists():
+            candidates = [path]
+        elif _GLOB_CHARS & set(raw):
+            candidates = [Path(p) for p in sorted(glob.glob(os.path.expanduser(raw)))]
+            if not candidates:
+                raise UsageError(f"termmon: {raw}: no file or directory matches")
+        else:
+            raise UsageError(f"termmon: {raw}: no such file or directory")
+        for candidate in candidates:
+            if candidate.is_file():
+                if not is_run_file(candidate.name):
+                    raise UsageError(f"termmon: {candidate}: not a run directory or run file")
+                candidate = candidate.parent
+            resolved = candidate.resolve()
+            if resolved not in roots:
+                roots.append(resolved)
+    return roots
+
+
+def is_run_dir(path: Path) -> bool:
+    """A directory that directly holds metrics.jsonl, results.json or debug_log_*.jsonl."""
+    try:
+        with os.scandir(path) as entries:
+            return any(is_run_file(entry.name) for entry in entries)
+    except OSError:
+        return False
+
+
+def find_run_dirs(root: Path, max_depth: int = MAX_DEPTH) -> list[Path]:
+    """Run directories at or below ``root`` (depth-first, sorted); a run dir's own children are not searched."""
+    found: list[Path] = []
+
+    def walk(directory: Path, depth: int) -> None:
+        try:
+            with os.scandir(directory) as it:
+                entries = list(it)
+        except OSError:
+            return
+        if any(is_run_file(entry.name) and _is_file(entry) for entry in entries):
+            found.append(directory)
+            return
+        if depth >= max_depth:
+            return
+        subdirs = sorted(
+            entry.name
+            for entry in entries
+            if not entry.name.startswith(".") and entry.name not in _SKIP_DIRS and _is_dir(entry)
+        )
+        for name in subdirs:
+            walk(directory / name, depth + 1)
+
+    walk(root, 0)
+    return found
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def run_name(run_dir: Path, roots: list[Path]) -> str:
+    """A short unique name: the path below the root it was found under, or the dir name for a root."""
+    for root in roots:
+        if run_dir == root:
+            return run_dir.name or str(run_dir)
+        if run_dir.is_relative_to(root):
+            return run_dir.relative_to(root).as_posix()
+    return run_dir.name

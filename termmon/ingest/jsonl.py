@@ -1,0 +1,190 @@
+"""An incremental reader of a JSONL file that another process is appending to.
+
+What the most trusted tailers do (reference/tailing.md), and why:
+
+* The newline is the commit marker: only bytes up to the last ``\\n`` are handed on; the torn tail is
+  held until its newline arrives, so a half-written record is never parsed or shown.
+* The file stays open between reads, as ``tail -F`` does. Holding the descriptor pins the inode, so a
+  deleted-and-recreated file cannot come back with the same inode number and fool the identity check,
+  and a renamed (rotated) file can be drained to its end before the new one is read.
+* A truncation shows as size < offset; a rewrite that ends up *larger* than before is caught by a
+  fingerprint of the file's first bytes. Either means "re-read from the start" (``reset``).
+* A line longer than ``max_line`` is skipped up to its newline and counted, never buffered without
+  bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+FINGERPRINT_BYTES = 1024
+READ_CHUNK = 8 << 20
+DEFAULT_MAX_LINE = 256 << 20
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass
+class TailRead:
+    """Complete lines read this time. ``reset``: the file was truncated or replaced, so earlier
+    records no longer describe it; ``data`` then holds the new content from its start."""
+
+    data: bytes = b""
+    reset: bool = False
+    oversized_lines: int = 0
+    missing: bool = False
+    error: str | None = None
+    mtime: float = float("nan")
+    more: bool = False  # stopped at max_bytes: call again for the rest
+
+
+class JsonlTailer:
+    """Reads new complete lines of one file; call :meth:`read` whenever the file may have changed."""
+
+    def __init__(self, path: Path, *, max_line: int = DEFAULT_MAX_LINE) -> None:
+        self.path = path
+        self.max_line = max_line
+        self._fd: int | None = None
+        self._ident: tuple[int, int] | None = None
+        self._offset = 0
+        self._pending = bytearray()
+        self._skipping = False  # inside an oversized line, dropping bytes until its newline
+        self._fingerprint = b""
+
+    # --- state --------------------------------------------------------------------------------------
+    @property
+    def offset(self) -> int:
+        """Bytes consumed from the current file, including the held-back partial line."""
+        return self._offset
+
+    @property
+    def pending_bytes(self) -> int:
+        """Length of the incomplete last line being held back."""
+        return len(self._pending)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = None
+        self._ident = None
+
+    def __del__(self) -> None:
+        self.close()
+
+    # --- reading ------------------------------------------------------------------------------------
+    def read(self, max_bytes: int = READ_CHUNK) -> TailRead:
+        """Up to about ``max_bytes`` of new complete lines (call again while ``data`` is non-empty)."""
+        result = TailRead()
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            st = None
+            result.missing = True
+        except OSError as exc:
+            result.error = f"{self.path}: {exc.strerror or exc}"
+            return result
+
+        if self._fd is not None and st is not None and (st.st_dev, st.st_ino) != self._ident:
+            # Renamed away or replaced: finish the old file first, then switch on a later call.
+            drained = self._read_fd(max_bytes, result)
+            if drained:
+                return result
+            replaced = self._old_file_deleted()
+            self.close()
+            self._start_new_file()
+            result.reset = replaced
+        if st is None:
+            if self._fd is not None:
+                self._read_fd(max_bytes, result)
+            return result
+        result.mtime = st.st_mtime
+        if self._fd is None:
+            try:
+                self._open()
+            except OSError as exc:
+                result.error = f"{self.path}: {exc.strerror or exc}"
+                return result
+        assert self._fd is not None
+        try:
+            size = os.fstat(self._fd).st_size
+            if size < self._offset or not self._same_head(size):
+                self._start_new_file()
+                result.reset = True
+            self._read_fd(max_bytes, result)
+        except OSError as exc:
+            result.error = f"{self.path}: {exc.strerror or exc}"
+            self.close()
+        return result
+
+    def _open(self) -> None:
+        fd = os.open(self.path, os.O_RDONLY)
+        st = os.fstat(fd)
+        self._fd = fd
+        self._ident = (st.st_dev, st.st_ino)
+
+    def _start_new_file(self) -> None:
+        self._offset = 0
+        self._pending.clear()
+        self._skipping = False
+        self._fingerprint = b""
+
+    def _old_file_deleted(self) -> bool:
+        """True when the file we hold was unlinked (replaced or deleted), False when it was renamed."""
+        if self._fd is None:
+            return True
+        try:
+            return os.fstat(self._fd).st_nlink == 0
+        except OSError:
+            return True
+
+    def _same_head(self, size: int) -> bool:
+        """Whether the file still starts with the bytes it started with when we first read it."""
+        if not self._fingerprint or self._fd is None:
+            return True
+        want = len(self._fingerprint)
+        if size < want:
+            return False
+        return os.pread(self._fd, want, 0) == self._fingerprint
+
+    def _read_fd(self, max_bytes: int, result: TailRead) -> int:
+        """Read up to ``max_bytes`` from the held file into ``result``; returns bytes read."""
+        assert self._fd is not None
+        chunk = os.pread(self._fd, max_bytes, self._offset)
+        if not chunk:
+            return 0
+        result.more = len(chunk) == max_bytes
+        if self._offset < FINGERPRINT_BYTES:
+            head = self._fingerprint + chunk[: FINGERPRINT_BYTES - self._offset]
+            self._fingerprint = head[:FINGERPRINT_BYTES]
+        start_of_file = self._offset == 0
+        self._offset += len(chunk)
+        if start_of_file and chunk.startswith(_BOM):
+            chunk = chunk[len(_BOM) :]
+        result.data += self._complete_lines(chunk, result)
+        return len(chunk)
+
+    def _complete_lines(self, chunk: bytes, result: TailRead) -> bytes:
+        if self._skipping:
+            newline = chunk.find(b"\n")
+            if newline < 0:
+                return b""
+            chunk = chunk[newline + 1 :]
+            self._skipping = False
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            self._pending += chunk
+            if len(self._pending) > self.max_line:
+                self._pending.clear()
+                self._skipping = True
+                result.oversized_lines += 1
+            return b""
+        if self._pending:
+            data = bytes(self._pending) + chunk[: cut + 1]
+            self._pending.clear()
+        else:
+            data = chunk[: cut + 1]
+        self._pending += chunk[cut + 1 :]
+        return data

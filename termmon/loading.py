@@ -1,0 +1,75 @@
+"""One-shot loading for the commands that read runs and exit (summary, --static, report).
+
+A progress bar appears on stderr only when a load is slow enough to wonder about (half a second), and
+only on a terminal, so piped output and quick loads stay clean.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from termmon.model.run import Run
+from termmon.model.workspace import Workspace
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+PROGRESS_AFTER_SECONDS = 0.5
+
+
+def load_workspace(paths: list[str], *, progress: bool = True) -> Workspace:
+    """Discover and read every run under ``paths`` to the end of what is on disk now."""
+    workspace = Workspace(paths)
+    bar = _LazyProgress(workspace.total_bytes(), enabled=progress and sys.stderr.isatty())
+    try:
+        for item in workspace.iter_poll():
+            workspace.apply([item])
+            bar.advance(item.update.bytes_read)
+    finally:
+        bar.close()
+        workspace.close()
+    return workspace
+
+
+def load_runs(paths: list[str], *, progress: bool = True) -> list[Run]:
+    """The runs under ``paths``, fully read, in discovery order."""
+    return list(load_workspace(paths, progress=progress).runs.values())
+
+
+class _LazyProgress:
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total = total
+        self.done = 0
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if not self.enabled:
+            return
+        if self._progress is None:
+            if time.monotonic() - self.started < PROGRESS_AFTER_SECONDS:
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("reading runs"),
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("read", total=max(self.total, self.done))
+        assert self._task is not None
+        self._progress.update(self._task, completed=self.done, total=max(self.total, self.done))
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()

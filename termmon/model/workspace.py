@@ -1,0 +1,161 @@
+"""All the runs under the paths the user gave, kept up to date.
+
+Reading is split from applying so a UI can keep parsing off its own thread: :meth:`Workspace.poll`
+does the file IO and parsing (call it from a worker thread) and returns updates; :meth:`Workspace.apply`
+folds them into the :class:`Run` objects (call it on the thread that reads the runs).
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from termmon.ingest.discovery import find_run_dirs, is_run_dir, resolve_paths, run_name
+from termmon.ingest.jsonl import READ_CHUNK
+from termmon.ingest.source import RunSource, SourceUpdate
+from termmon.model.run import Run
+
+#: How often poll() looks for new run directories under the roots.
+RESCAN_SECONDS = 5.0
+
+
+@dataclass
+class RunUpdate:
+    path: Path
+    name: str
+    update: SourceUpdate
+    has_end_events: bool
+
+
+def _raise_fd_limit() -> None:
+    """A tailer holds its file open (to survive rotation), so watching 1,000 runs needs 1,000 fds."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+            resource.setrlimit(
+                resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard)
+            )
+    except (ValueError, OSError):
+        pass
+
+
+class Workspace:
+    """The run directories under ``paths`` (run dirs, parents of run dirs, or globs)."""
+
+    def __init__(self, paths: list[str], *, max_bytes: int = READ_CHUNK) -> None:
+        self.roots = resolve_paths(paths)
+        self.max_bytes = max_bytes
+        self.runs: dict[Path, Run] = {}
+        self._sources: dict[Path, RunSource] = {}
+        self._names: dict[Path, str] = {}
+        self._lock = threading.Lock()
+        self._last_scan = -math.inf
+        _raise_fd_limit()
+        self.rescan()
+
+    # --- discovery ------------------------------------------------------------------------------------
+    def rescan(self) -> list[Path]:
+        """Look for run directories that appeared; returns the new ones."""
+        new: list[Path] = []
+        with self._lock:
+            for root in self.roots:
+                for run_dir in find_run_dirs(root) if not is_run_dir(root) else [root]:
+                    if run_dir not in self._sources:
+                        self._sources[run_dir] = RunSource(run_dir)
+                        self._names[run_dir] = self._unique_name(run_dir)
+                        new.append(run_dir)
+            self._last_scan = time.monotonic()
+        return new
+
+    def _unique_name(self, run_dir: Path) -> str:
+        name = run_name(run_dir, self.roots)
+        taken = set(self._names.values())
+        candidate, parent = name, run_dir.parent
+        while candidate in taken and parent != parent.parent:
+            candidate = f"{parent.name}/{candidate}"
+            parent = parent.parent
+        return candidate
+
+    @property
+    def run_dirs(self) -> list[Path]:
+        with self._lock:
+            return list(self._sources)
+
+    def total_bytes(self) -> int:
+        """Bytes in the run files not yet read, roughly: for a progress bar."""
+        total = 0
+        for run_dir in self.run_dirs:
+            for name in ("metrics.jsonl", "results.json"):
+                try:
+                    total += (run_dir / name).stat().st_size
+                    break
+                except OSError:
+                    continue
+        return total
+
+    # --- reading ---------------------------------------------------------------------------------------
+    def poll(self) -> list[RunUpdate]:
+        """Read what is new in every run (IO and parsing only; the runs are not touched)."""
+        if time.monotonic() - self._last_scan > RESCAN_SECONDS:
+            self.rescan()
+        updates: list[RunUpdate] = []
+        with self._lock:
+            sources = list(self._sources.items())
+        for run_dir, source in sources:
+            update = source.read(self.max_bytes)
+            if not update.empty or math.isfinite(update.mtime):
+                updates.append(RunUpdate(run_dir, self._names[run_dir], update, source.has_end_events))
+        return updates
+
+    def iter_poll(self) -> Iterator[RunUpdate]:
+        """Poll until everything on disk now has been read, in chunks of ``max_bytes`` per run."""
+        pending = self.run_dirs
+        while pending:
+            still: list[Path] = []
+            for run_dir in pending:
+                source = self._sources[run_dir]
+                update = source.read(self.max_bytes)
+                yield RunUpdate(run_dir, self._names[run_dir], update, source.has_end_events)
+                if update.more:
+                    still.append(run_dir)
+            pending = still
+
+    def apply(self, updates: list[RunUpdate]) -> set[Path]:
+        """Fold updates into the runs; returns the run dirs whose data changed."""
+        changed: set[Path] = set()
+        for item in updates:
+            run = self.runs.get(item.path)
+            if run is None:
+                run = self.runs[item.path] = Run(item.path, item.name, has_end_events=item.has_end_events)
+                changed.add(item.path)
+            run.has_end_events = item.has_end_events
+            update = item.update
+            if math.isfinite(update.mtime):
+                run.touch(update.mtime)
+            if update.error and update.error not in run.errors:
+                run.errors.append(update.error)
+                changed.add(item.path)
+            if update.reset:
+                run.reset()
+                changed.add(item.path)
+            if len(update.batch) or update.batch.bad_lines:
+                run.add(update.batch)
+                changed.add(item.path)
+        return changed
+
+    def refresh(self) -> set[Path]:
+        """Read and apply everything new, on the calling thread (for one-shot commands)."""
+        changed: set[Path] = set()
+        for item in self.iter_poll():
+            changed |= self.apply([item])
+        return changed
+
+    def close(self) -> None:
+        with self._lock:
+            for source in self._sources.values():
+                source.close()
