@@ -107,8 +107,8 @@ def compute_lightweight_blob_metrics(
         points = torch.stack([enc[index], dec[index]], dim=1)
     xy = points.to("cpu", torch.float64).numpy()
     out.update(cluster_pairs(xy, eps, min_samples, exact=compute_full_stats))
-    out["n_pairs_analyzed"] = len(xy)
     out["computation_time_ms"] = (time.perf_counter() - start) * 1000.0
+    out["n_pairs_analyzed"] = len(xy)
     return out
 
 
