@@ -47,7 +47,8 @@ def normalize_record(obj: object) -> dict[str, Any] | None:
 
     Valid: a JSON object whose ``event`` (if present) is a string and whose ``time``, ``step`` and
     ``epoch`` (if present) are numbers. A record without ``event`` is a step record, so a plain
-    ``{"step": 1, "loss": 0.5}`` log reads as expected. Nested objects flatten with ``/``.
+    ``{"step": 1, "loss": 0.5}`` log reads as expected. Nested objects in measurements flatten with
+    ``/``; meta events (start, alert, end, ...) keep theirs, so a start's ``config`` stays whole.
     """
     if type(obj) is not dict:
         return None
@@ -58,7 +59,8 @@ def normalize_record(obj: object) -> dict[str, Any] | None:
         value = obj.get(key)
         if value is not None and not _is_number(value):
             return None
-    record = flatten(obj) if any(type(v) is dict for v in obj.values()) else dict(obj)
+    nested = event not in META_EVENTS and any(type(v) is dict for v in obj.values())
+    record = flatten(obj) if nested else dict(obj)
     record["event"] = event
     return record
 

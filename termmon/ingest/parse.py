@@ -36,7 +36,15 @@ def parse_line(line: bytes) -> tuple[bool, Any]:
     try:  # orjson rejects lone surrogates and a few other things json accepts
         return True, json.loads(line)
     except _PARSE_ERRORS:
+        pass
+    try:  # integers longer than Python's int-string limit (4300 digits) are still numbers
+        return True, json.loads(line, parse_int=_long_int)
+    except _PARSE_ERRORS:
         return False, None
+
+
+def _long_int(text: str) -> int | float:
+    return int(text) if len(text) < 4000 else float(text)
 
 
 def parse_lines(data: bytes) -> tuple[list[Any], int]:

@@ -1,0 +1,151 @@
+"""termmon.load and termmon.follow, as a notebook or a live script uses them."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import termmon
+from termmon.errors import UsageError
+
+
+def line(record: dict[str, Any]) -> bytes:
+    return json.dumps(record).encode() + b"\n"
+
+
+def step(i: int, tag: str = "a", **extra: Any) -> dict[str, Any]:
+    return {"event": "step", "time": 1000.0 + i, "step": i, "train_loss": 1.0 / (i + 1), "tag": tag, **extra}
+
+
+class Follower:
+    """Runs termmon.follow in a thread and collects what it yields."""
+
+    def __init__(self, path: Path) -> None:
+        self.stop = threading.Event()
+        self.records: list[dict[str, Any]] = []
+        self.batches = 0
+        self.thread = threading.Thread(target=self._run)
+        self.path = path
+        self.thread.start()
+
+    def _run(self) -> None:
+        for batch in termmon.follow(self.path, stop=self.stop):
+            self.batches += 1
+            self.records.extend(batch)
+
+    def wait_for(self, n: int, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.records) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(self.records) >= n, f"got {len(self.records)} of {n} records"
+
+    def close(self) -> float:
+        started = time.monotonic()
+        self.stop.set()
+        self.thread.join(5)
+        assert not self.thread.is_alive(), "follow() did not return after stop was set"
+        return time.monotonic() - started
+
+
+def test_load_returns_one_row_per_record(tmp_path: Path) -> None:
+    with open(tmp_path / "metrics.jsonl", "wb") as fh:
+        fh.write(line({"event": "start", "time": 999.0, "run_name": "x", "config": {"lr": 0.1}}))
+        for i in range(5):
+            fh.write(line(step(i)))
+        fh.write(line({"event": "epoch", "time": 1010.0, "step": 4, "epoch": 0, "train": {"loss": 0.3}}))
+        fh.write(b'{"event":"step","time":1011.0,"step":5,"train_loss":NaN}\n')
+        fh.write(line({"event": "end", "time": 1012.0, "status": "finished"}))
+        fh.write(b'{"event":"step","ti')  # torn: never a row
+    df = termmon.load(tmp_path)
+    assert list(df["event"]) == ["start", "step", "step", "step", "step", "step", "epoch", "step", "end"]
+    assert df["train/loss"].dropna().tolist() == [0.3]
+    assert math.isnan(df["train_loss"].iloc[7])
+    assert df["status"].iloc[8] == "finished" and df["run_name"].iloc[0] == "x"
+    assert df["step"].iloc[1:6].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_load_missing_path_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        termmon.load(tmp_path / "nope")
+    with pytest.raises(UsageError, match="not a run directory"):
+        termmon.load(tmp_path)
+
+
+def test_follow_delivers_torn_writes_once_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.touch()
+    follower = Follower(tmp_path)
+    expected = [step(i) for i in range(500)]
+    stream = b"".join(line(r) for r in expected)
+    rng = random.Random(3)
+    with open(path, "ab", buffering=0) as fh:
+        pos = 0
+        while pos < len(stream):
+            n = rng.randint(1, 2000)
+            fh.write(stream[pos : pos + n])
+            pos += n
+            if rng.random() < 0.1:
+                time.sleep(0.005)
+    follower.wait_for(500)
+    follower.close()
+    assert follower.records == expected
+
+
+def test_follow_across_truncation_rewrite_larger_and_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b"".join(line(step(i, "first")) for i in range(10)))
+    follower = Follower(tmp_path)
+    follower.wait_for(10)
+
+    # Truncate and rewrite to *more* than the old size in one write: size alone cannot see it.
+    rewritten = b"".join(line(step(i, "second")) for i in range(30))
+    with open(path, "r+b") as fh:
+        fh.truncate(0)
+        fh.write(rewritten)
+    follower.wait_for(40)
+
+    # Rename rotation: the new file continues the stream.
+    os.rename(path, tmp_path / "metrics.jsonl.1")
+    path.write_bytes(b"".join(line(step(i, "third")) for i in range(30, 35)))
+    follower.wait_for(45)
+    follower.close()
+    tags = [(r["tag"], r["step"]) for r in follower.records]
+    assert tags == (
+        [("first", i) for i in range(10)] + [("second", i) for i in range(30)] + [("third", i) for i in range(30, 35)]
+    )
+
+
+def test_follow_returns_promptly_when_stopped_while_idle(tmp_path: Path) -> None:
+    (tmp_path / "metrics.jsonl").write_bytes(line(step(0)))
+    follower = Follower(tmp_path)
+    follower.wait_for(1)
+    time.sleep(0.3)
+    assert follower.close() < 1.0
+
+
+def test_follow_results_json_yields_only_new_epochs(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+
+    def write(n: int) -> None:
+        history = [{"epoch": e, "train": {"loss": 1.0 / e}} for e in range(1, n + 1)]
+        tmp = tmp_path / "results.json.tmp"
+        tmp.write_text(json.dumps({"run_name": "r", "training_history": history}))
+        os.replace(tmp, path)
+
+    write(2)
+    follower = Follower(tmp_path)
+    follower.wait_for(3)  # start + 2 epochs
+    write(5)
+    follower.wait_for(6)
+    time.sleep(0.3)
+    follower.close()
+    epochs = [r["epoch"] for r in follower.records if r["event"] == "epoch"]
+    assert epochs == [1, 2, 3, 4, 5]
