@@ -1,0 +1,94 @@
+"""The machine and the process: ``low_gpu_util`` (sustained), ``stalled`` (no new records for too long)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from termmon.analysis.alerts.base import Found, Spot, spot
+from termmon.analysis.alerts.config import LowGpuUtilConfig, StalledConfig
+from termmon.analysis.alerts.episodes import EpisodeTracker
+from termmon.analysis.alerts.model import Severity, fmt_limit, fmt_value
+from termmon.analysis.alerts.points import Cursor
+from termmon.format import GPU_UTIL
+from termmon.model.run import Run
+
+
+class _Utilisation:
+    def __init__(self, config: LowGpuUtilConfig) -> None:
+        self.seen = 0
+        self.tracker = EpisodeTracker(config.consecutive, config.consecutive)
+
+
+class LowGpuUtilDetector:
+    """Every ``gpu_util`` metric (``gpu_util``, ``*/gpu_util`` per device) below ``threshold`` percent for
+    ``consecutive`` points after the first ``warmup_points`` (data loading, compilation)."""
+
+    def __init__(self, config: LowGpuUtilConfig) -> None:
+        self.config = config
+        self.cursor = Cursor()
+        self.states: dict[str, _Utilisation] = {}
+
+    def update(self, run: Run, now: float) -> list[Found]:
+        cfg = self.config
+        found = []
+        for name in [n for n in run.metrics if n == GPU_UTIL or n.endswith("/" + GPU_UTIL)]:
+            points = self.cursor.take(run, name)
+            if points is None:
+                continue
+            state = self.states.setdefault(name, _Utilisation(cfg))
+            index = np.arange(state.seen, state.seen + len(points))
+            state.seen += len(points)
+            low = (index >= cfg.warmup_points) & (points.value < cfg.threshold)
+            for i in state.tracker.feed(low):
+                at = spot(points, i)
+                value = float(points.value[i])
+                message = (
+                    f"{name} {fmt_value(value)}% at {at.where}: below {fmt_limit(cfg.threshold)}% "
+                    f"for {cfg.consecutive} points in a row"
+                )
+                found.append(at.found("low_gpu_util", Severity.WARNING, message, name, value))
+        return found
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+class StalledDetector:
+    """No ``end`` event and nothing new for ``max(min_seconds, intervals x the usual interval)``.
+
+    One alert per stall: the episode is tied to the last activity it saw, so records arriving (and later
+    stopping again) start a new one. Formats without end events (results.json, debug logs) never stall.
+    """
+
+    def __init__(self, config: StalledConfig) -> None:
+        self.config = config
+        self.alerted_at = math.nan
+
+    def update(self, run: Run, now: float) -> list[Found]:
+        if run.end is not None or not run.has_end_events:
+            return []
+        activity = run.last_activity
+        if not math.isfinite(activity) or activity == self.alerted_at:
+            return []
+        interval = run.typical_interval()
+        limit = max(
+            self.config.min_seconds, self.config.intervals * interval if math.isfinite(interval) else 0.0
+        )
+        idle = now - activity
+        if idle <= limit:
+            return []
+        self.alerted_at = activity
+        usual = f" (usual interval {fmt_duration(interval)})" if math.isfinite(interval) else ""
+        at = Spot(len(run.time), run.last_step, run.last_epoch, now)
+        message = f"no new records for {fmt_duration(idle)}{usual}; last at {at.where}"
+        return [at.found("stalled", Severity.WARNING, message, None, idle)]
