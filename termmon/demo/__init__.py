@@ -1,0 +1,79 @@
+"""``termmon demo``: the monitor on the shipped demo runs plus one run written live while you watch."""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing
+import shutil
+import tempfile
+from pathlib import Path
+
+LIVE_RUN = "denoiser_live"
+
+
+def shipped_demo_runs() -> Path | None:
+    """``demo_runs/`` beside the package in a source checkout, if present."""
+    candidate = Path(__file__).resolve().parents[2] / "demo_runs"
+    return candidate if candidate.is_dir() and any(candidate.iterdir()) else None
+
+
+def prepare_demo_dir(root: Path) -> None:
+    """Copy (or, in an install without them, generate) the demo runs into ``root``."""
+    source = shipped_demo_runs()
+    if source is not None:
+        for run_dir in sorted(p for p in source.iterdir() if p.is_dir()):
+            shutil.copytree(run_dir, root / run_dir.name)
+    else:
+        from termmon.demo.synthetic import write_demo_runs
+
+        write_demo_runs(root)
+
+
+def _can_train() -> bool:
+    return (
+        importlib.util.find_spec("torch") is not None
+        and importlib.util.find_spec("termmon.demo.training") is not None
+    )
+
+
+def _train(log_dir: str, run_name: str) -> None:
+    import torch
+
+    from termmon.demo.training import train_denoiser
+
+    torch.set_num_threads(1)
+    train_denoiser(log_dir, run_name, pace_s=0.05)
+
+
+def run_demo(poll: float | None) -> int:
+    """Open the monitor on a temporary copy of the demo runs and a live run; clean both up on exit."""
+    from termmon.demo.live import Replay, load_recording
+    from termmon.demo.synthetic import RECORDING, recording
+    from termmon.views.app import run_monitor
+
+    root = Path(tempfile.mkdtemp(prefix="termmon-demo-"))
+    process: multiprocessing.process.BaseProcess | None = None
+    replay: Replay | None = None
+    try:
+        prepare_demo_dir(root)
+        (root / LIVE_RUN).mkdir()
+        if _can_train():
+            process = multiprocessing.get_context("spawn").Process(
+                target=_train, args=(str(root), LIVE_RUN), name="termmon-demo-train", daemon=True
+            )
+            process.start()
+        else:
+            records = load_recording(RECORDING) if RECORDING.exists() else list(recording())
+            replay = Replay(records, root / LIVE_RUN)
+            replay.start()
+            replay.started.wait(timeout=2)  # the monitor's first scan should see the live run
+        return run_monitor([str(root)], poll=poll, config=None)
+    finally:
+        if replay is not None:
+            replay.stop()
+        if process is not None:
+            process.terminate()
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,495 @@
+"""The live monitor: the Textual app and ``run_monitor``, which the CLI calls.
+
+Threads: a :class:`ChangeWatcher` thread says "go and look"; one thread worker reads and parses
+(``Workspace.poll``) and hands the result to the UI thread with ``call_from_thread``; the UI thread
+applies it to the model and redraws, at most every ``REDRAW_SECONDS``. Nothing but the UI thread
+touches the runs or the widgets.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Container, Vertical
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, OptionList, Static
+from textual.worker import get_current_worker
+
+from termmon.errors import TermmonError
+from termmon.model.run import Run
+from termmon.model.workspace import RunUpdate, Workspace
+from termmon.views.alert_feed import AlertFeed
+from termmon.views.colors import hex_color, run_color
+from termmon.views.control_queue import DEBOUNCE_SECONDS, LogEveryControl
+from termmon.views.panels import DEFAULT_PANELS, PanelData, PanelSpec, build_panel, metric_panel
+from termmon.views.screens import HelpScreen, LogEveryPrompt, MetricPicker
+from termmon.views.text import sanitize
+from termmon.views.widgets.alert_log import AlertLog
+from termmon.views.widgets.chart import ChartPanel
+from termmon.views.widgets.run_picker import STATUS_GLYPH, RunPicker, row_info
+
+REDRAW_SECONDS = 0.25
+SMOOTHING_WEIGHT = 0.6
+
+
+def _ago(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "no records yet"
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f}s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h ago"
+    return f"{seconds / 86400:.0f}d ago"
+
+
+class MonitorApp(App[int]):
+    """termmon's live view of a :class:`Workspace`."""
+
+    TITLE = "termmon"
+    CSS_PATH = "termmon.tcss"
+    # Textual declares these as plain attributes, so no ClassVar here.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # noqa: RUF012
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit_monitor", "Quit"),
+        Binding("question_mark", "help", "Keys"),
+        Binding("space", "mark", "Mark"),
+        Binding("slash", "filter", "Filter"),
+        Binding("m", "pick_metric", "Metric"),
+        Binding("d", "default_metric", "Default", show=False),
+        Binding("plus", "log_every(2.0)", "log×2"),
+        Binding("minus", "log_every(0.5)", "log÷2"),
+        Binding("equals_sign", "log_every_exact", "log=", show=False),
+        Binding("s", "toggle_smoothing", "Smooth"),
+        Binding("l", "toggle_log", "Log", show=False),
+        Binding("e", "export", "Export"),
+        Binding("j,down", "move(1)", "Next run", show=False),
+        Binding("k,up", "move(-1)", "Prev run", show=False),
+        Binding("escape", "escape", "Back", show=False),
+    ]
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        watched: list[str] | None = None,
+        poll: float | None = None,
+        config: Path | None = None,
+        live: bool = True,
+        clock: Callable[[], float] = time.time,
+        export_dir: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.workspace = workspace
+        self.watched = watched or [str(p) for p in workspace.roots]
+        self.poll_interval = poll
+        self.live = live
+        self.clock = clock
+        self.export_dir = export_dir or Path.cwd()
+        self.feed = AlertFeed(config)
+        self.control = LogEveryControl()
+        self.selected: Path | None = None
+        self.marked: list[Path] = []
+        self.name_filter = ""
+        self.smoothing = False
+        self.log_scale = False
+        self.panel_specs: list[PanelSpec] = list(DEFAULT_PANELS)
+        self.loaded = False
+        self.watch_mode = "polling" if poll else "events"
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._watcher: object | None = None
+        self._redraw_timer: Timer | None = None
+        self._last_redraw = 0.0
+        self._control_timer: Timer | None = None
+        self._reported_errors: dict[Path, list[str]] = {}
+
+    # --- layout ---------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(id="status")
+        with Container(id="main"):
+            with Vertical(id="side"):
+                yield Input(placeholder="filter runs by name", id="filter")
+                yield RunPicker(id="picker")
+                yield AlertLog(id="alerts")
+            with Container(id="charts"):
+                for index, spec in enumerate(self.panel_specs):
+                    yield ChartPanel(spec, id=f"panel-{index}")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#picker").border_title = "runs"
+        self.query_one("#alerts").border_title = "alerts"
+        self.query_one("#filter").display = False
+        self.query_one(RunPicker).focus()
+        if self.workspace.runs:  # handed a loaded workspace (tests, static snapshots)
+            self._ingested(set(self.workspace.runs), [])
+        if self.live:
+            self._start_watching()
+            self.set_interval(1.0, self._tick)
+        else:
+            self.loaded = True
+            self.redraw()
+
+    def _start_watching(self) -> None:
+        from termmon.ingest.watch import ChangeWatcher
+
+        watcher = ChangeWatcher(self.workspace.roots, self._wake.set, poll_interval=self.poll_interval)
+        try:
+            watcher.start()
+        except OSError as exc:
+            self.query_one(AlertLog).note(f"file watching failed ({exc}); polling instead")
+        self.watch_mode = watcher.mode
+        self._watcher = watcher
+        self._ingest_loop()
+
+    @work(thread=True, exclusive=True, group="ingest", exit_on_error=False)
+    def _ingest_loop(self) -> None:
+        """Read and parse off the UI thread; wait on the watcher's wake-up, never sleep."""
+        worker = get_current_worker()
+        while not (worker.is_cancelled or self._stop.is_set()):
+            updates = self.workspace.poll()
+            more = any(item.update.more for item in updates)
+            try:
+                self.call_from_thread(self._apply, updates)
+            except RuntimeError:  # the app is gone
+                return
+            if not more:
+                self._wake.wait()
+                self._wake.clear()
+
+    def _apply(self, updates: list[RunUpdate]) -> None:
+        changed = self.workspace.apply(updates)
+        self._ingested(changed, updates)
+
+    def _ingested(self, changed: set[Path], updates: list[RunUpdate]) -> None:
+        if not self.loaded and not any(item.update.more for item in updates):
+            self.loaded = True
+            changed = changed | set(self.workspace.runs)
+        log = self.query_one(AlertLog)
+        for path in sorted(changed, key=list(self.workspace.runs).index):
+            run = self.workspace.runs[path]
+            log.add_alerts(self.feed.update(run))
+            for error in run.errors[len(self._reported_errors.setdefault(path, [])) :]:
+                log.note(f"{run.name}: {error}")
+                self._reported_errors[path].append(error)
+        if self.selected is None and self.workspace.runs:
+            self.selected = next(iter(self.workspace.runs))
+        self.schedule_redraw()
+
+    def on_unmount(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._watcher is not None:
+            self._watcher.stop()  # type: ignore[attr-defined]
+
+    # --- drawing ----------------------------------------------------------------------------------------
+    def schedule_redraw(self) -> None:
+        """Redraw soon, at most every REDRAW_SECONDS, however fast records arrive."""
+        if self._redraw_timer is not None:
+            return
+        delay = max(0.01, self._last_redraw + REDRAW_SECONDS - time.monotonic())
+        self._redraw_timer = self.set_timer(delay, self._timed_redraw)
+
+    def _timed_redraw(self) -> None:
+        self._redraw_timer = None
+        self.redraw()
+
+    def visible_runs(self) -> list[Run]:
+        needle = self.name_filter.lower()
+        return [run for run in self.workspace.runs.values() if needle in run.name.lower()]
+
+    @property
+    def selected_run(self) -> Run | None:
+        return self.workspace.runs.get(self.selected) if self.selected else None
+
+    def panel_runs(self) -> list[Run]:
+        runs = self.workspace.runs
+        chosen = [self.selected] if self.selected in runs else []
+        chosen += [p for p in self.marked if p != self.selected and p in runs]
+        return [runs[p] for p in chosen if p is not None]
+
+    def redraw(self) -> None:
+        self._last_redraw = time.monotonic()
+        now = self.clock()
+        visible = self.visible_runs()
+        if self.selected not in {r.path for r in visible} and visible:
+            self.selected = visible[0].path
+        picker = self.query_one(RunPicker)
+        picker.show(
+            [row_info(run, now, self.feed.count(run.path), run.path in self.marked) for run in visible],
+            self.selected,
+        )
+        self.query_one("#status", Static).update(self.status_text(now))
+        self.redraw_panels()
+
+    def panel_data(self, spec: PanelSpec, runs: list[Run], width: int) -> PanelData:
+        return build_panel(
+            spec,
+            runs,
+            max_points=max(40, width * 2),
+            smoothing=SMOOTHING_WEIGHT if self.smoothing else None,
+            log_y=self.log_scale,
+            alerts={run.path: self.feed.marks(run.path) for run in runs},
+        )
+
+    def redraw_panels(self) -> None:
+        runs = self.panel_runs()
+        for panel in self.query(ChartPanel):
+            if not self.loaded:
+                continue
+            signature = (
+                panel.spec,
+                tuple((r.path, r.generation, r.version, self.feed.count(r.path)) for r in runs),
+                self.smoothing,
+                self.log_scale,
+                panel.size,
+            )
+            if signature != panel.signature:
+                panel.show(self.panel_data(panel.spec, runs, panel.size.width), signature)
+
+    def status_text(self, now: float) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(" termmon ", style="bold reverse")
+        text.append(" watching ", style="dim")
+        text.append(sanitize(" ".join(self.watched), 80))
+        count = len(self.workspace.runs)
+        text.append(f"  {count} run{'s' if count != 1 else ''}", style="dim")
+        text.append(f"  {self.watch_mode}", style="dim")
+        if self.smoothing:
+            text.append("  smoothing", style="cyan")
+        if self.log_scale:
+            text.append("  log", style="cyan")
+        text.append("\n")
+        run = self.selected_run
+        if run is None:
+            text.append(
+                " loading…" if not self.loaded else " no runs yet: waiting for metrics.jsonl", style="dim"
+            )
+            return text
+        status = run.status(now)
+        glyph, style = STATUS_GLYPH[status]
+        text.append(f" {glyph} ", style=style)
+        text.append(sanitize(run.name, 60), style=f"bold {hex_color(run_color(run.path))}")
+        text.append(f" {status.value}", style=style)
+        where = []
+        if run.last_epoch is not None:
+            where.append(f"epoch {run.last_epoch}")
+        if run.last_step is not None:
+            where.append(f"step {run.last_step}")
+        if where:
+            text.append("  " + " ".join(where))
+        text.append(f"  last record {_ago(now - run.last_activity)}", style="dim")
+        text.append(
+            "  " + self.control.describe(run), style="bold" if run.path in self.control.states else ""
+        )
+        if run.bad_lines:
+            text.append(f"  {run.bad_lines} bad lines", style="yellow")
+        return text
+
+    def _tick(self) -> None:
+        """Once a second: the "ago" clock and run statuses move even when no record arrives."""
+        self.schedule_redraw()
+
+    # --- events ---------------------------------------------------------------------------------------
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        picker = self.query_one(RunPicker)
+        path = picker.selected_path
+        if event.option_list is picker and path is not None and path != self.selected:
+            self.selected = path
+            self.schedule_redraw()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.name_filter = event.value
+            self.schedule_redraw()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            self.query_one(RunPicker).focus()
+
+    # --- actions ----------------------------------------------------------------------------------------
+    def action_quit_monitor(self) -> None:
+        self.exit(0)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_move(self, delta: int) -> None:
+        picker = self.query_one(RunPicker)
+        if picker.option_count:
+            current = picker.highlighted if picker.highlighted is not None else 0
+            picker.highlighted = max(0, min(picker.option_count - 1, current + delta))
+
+    def action_mark(self) -> None:
+        if self.selected is None:
+            return
+        if self.selected in self.marked:
+            self.marked.remove(self.selected)
+        else:
+            self.marked.append(self.selected)
+        self.schedule_redraw()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_escape(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display:
+            box.value = ""
+            box.display = False
+            self.name_filter = ""
+            self.query_one(RunPicker).focus()
+            self.schedule_redraw()
+
+    def _focused_panel(self) -> ChartPanel:
+        focused = self.focused
+        if isinstance(focused, ChartPanel):
+            return focused
+        return self.query(ChartPanel).first()
+
+    def action_pick_metric(self) -> None:
+        run = self.selected_run
+        if run is None:
+            return
+        panel = self._focused_panel()
+        metrics = run.metric_names()
+        if not metrics:
+            self.query_one(AlertLog).note(f"{run.name} has no metrics yet", "info")
+            return
+
+        def chosen(name: str | None) -> None:
+            if name is not None:
+                self._set_panel(panel, metric_panel(name))
+
+        self.push_screen(MetricPicker(metrics, panel.spec.title), chosen)
+
+    def action_default_metric(self) -> None:
+        panel = self._focused_panel()
+        index = list(self.query(ChartPanel)).index(panel)
+        self._set_panel(panel, DEFAULT_PANELS[index])
+
+    def _set_panel(self, panel: ChartPanel, spec: PanelSpec) -> None:
+        panel.spec = spec
+        panel.signature = None
+        self.schedule_redraw()
+
+    def action_toggle_smoothing(self) -> None:
+        self.smoothing = not self.smoothing
+        self.schedule_redraw()
+
+    def action_toggle_log(self) -> None:
+        self.log_scale = not self.log_scale
+        self.schedule_redraw()
+
+    # --- log_every control --------------------------------------------------------------------------------
+    def action_log_every(self, factor: float) -> None:
+        run = self.selected_run
+        if run is not None:
+            self.request_log_every(run, round(self.control.current(run) * factor))
+
+    def action_log_every_exact(self) -> None:
+        run = self.selected_run
+        if run is None:
+            return
+
+        def chosen(value: int | None) -> None:
+            if value is not None and self.selected_run is run:
+                self.request_log_every(run, value)
+
+        self.push_screen(LogEveryPrompt(run.name, self.control.current(run)), chosen)
+
+    def request_log_every(self, run: Run, value: int) -> None:
+        """Queue a request; presses within DEBOUNCE_SECONDS of each other become one write."""
+        self.control.request(run, value)
+        if self._control_timer is not None:
+            self._control_timer.stop()
+        self._control_timer = self.set_timer(DEBOUNCE_SECONDS, self._flush_control)
+        self.schedule_redraw()
+
+    def _flush_control(self) -> None:
+        self._control_timer = None
+        pending = self.control.take_pending()
+        if pending:
+            self._write_control(pending)
+
+    @work(thread=True, group="control", exit_on_error=False)
+    def _write_control(self, pending: dict[Path, int]) -> None:
+        from termmon.control import request_log_every
+
+        results: list[tuple[Path, str | None]] = []
+        for path, value in pending.items():
+            try:
+                request_log_every(path, value)
+                results.append((path, None))
+            except TermmonError as exc:
+                results.append((path, str(exc)))
+        self.call_from_thread(self._control_written, results)
+
+    def _control_written(self, results: list[tuple[Path, str | None]]) -> None:
+        log = self.query_one(AlertLog)
+        for path, error in results:
+            self.control.mark_written(path, error)
+            if error is not None:
+                log.note(f"log_every not changed: {error}", "critical")
+        self.schedule_redraw()
+
+    # --- export -------------------------------------------------------------------------------------------
+    def action_export(self) -> None:
+        runs = self.panel_runs()
+        if not runs:
+            return
+        panels = [self.panel_data(panel.spec, runs, 500) for panel in self.query(ChartPanel)]
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.clock()))
+        self._export(panels, self.export_dir / f"termmon-{stamp}.png")
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _export(self, panels: list[PanelData], output: Path) -> None:
+        from termmon.views.static import export_figure
+
+        try:
+            note = export_figure(panels, output)
+            message, severity = note, "info"
+        except TermmonError as exc:
+            message, severity = str(exc), "critical"
+        self.call_from_thread(self.query_one(AlertLog).note, message, severity)
+
+    # --- command palette ----------------------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Toggle smoothing", "Debiased EMA on every panel (s)", self.action_toggle_smoothing
+        )
+        yield SystemCommand("Toggle log scale", "log10 of the loss panel (l)", self.action_toggle_log)
+        yield SystemCommand("Export PNG", "Write the current view to a PNG (e)", self.action_export)
+        yield SystemCommand("Pick metric", "Another metric in the focused panel (m)", self.action_pick_metric)
+        yield SystemCommand(
+            "Set log_every", "Exact log interval for the selected run (=)", self.action_log_every_exact
+        )
+        yield SystemCommand("Keys", "Show every key (?)", self.action_help)
+
+
+def run_monitor(paths: list[str], poll: float | None, config: Path | None) -> int:
+    """``termmon [PATH ...]``: raise UsageError for a missing path before any screen is drawn."""
+    workspace = Workspace(paths)
+    try:
+        app = MonitorApp(workspace, watched=paths, poll=poll, config=config)
+        code = app.run()
+    finally:
+        workspace.close()
+    return 0 if code is None else int(code)

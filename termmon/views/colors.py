@@ -1,0 +1,52 @@
+"""Stable colours: a run keeps its colour across sessions and whatever else is on screen."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+#: Distinct on dark and light backgrounds, and still distinct in 256 colours.
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (86, 180, 233),  # sky blue
+    (230, 159, 0),  # orange
+    (0, 200, 140),  # green
+    (240, 100, 170),  # pink
+    (240, 228, 66),  # yellow
+    (160, 120, 255),  # violet
+    (213, 94, 0),  # vermilion
+    (120, 200, 255),  # light blue
+    (170, 220, 90),  # lime
+    (200, 170, 130),  # tan
+)
+
+SEVERITY_STYLE: dict[str, str] = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+SEVERITY_RGB: dict[str, tuple[int, int, int]] = {
+    "critical": (230, 50, 50),
+    "warning": (230, 180, 0),
+    "info": (80, 170, 220),
+}
+NONFINITE_RGB = (255, 60, 60)
+
+
+_assigned: dict[str, int] = {}
+
+
+def run_color(path: Path | str) -> tuple[int, int, int]:
+    """The colour of a run: from a hash of its path, moved to the next free colour on a clash.
+
+    A run keeps its colour for the life of the process (new runs never repaint old ones), and runs
+    seen in the same order get the same colours every session.
+    """
+    key = str(path)
+    index = _assigned.get(key)
+    if index is None:
+        taken = set(_assigned.values()) if len(_assigned) < len(PALETTE) else set()
+        index = zlib.crc32(key.encode()) % len(PALETTE)
+        while index in taken:
+            index = (index + 1) % len(PALETTE)
+        _assigned[key] = index
+    return PALETTE[index]
+
+
+def hex_color(rgb: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)

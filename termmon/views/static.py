@@ -1,0 +1,224 @@
+"""``termmon --static``: the four panels once, as PNG/SVG/PDF (matplotlib) or as text (plotext).
+
+The panels come from :mod:`termmon.views.panels`, like the live monitor's, so a PNG shows exactly
+what the TUI shows. matplotlib is imported only here, lazily, with the Agg backend (no display).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from termmon.errors import TermmonError, UsageError
+from termmon.model.run import Run
+from termmon.model.workspace import Workspace
+from termmon.views.alert_feed import AlertFeed
+from termmon.views.colors import NONFINITE_RGB, SEVERITY_RGB
+from termmon.views.panels import DEFAULT_PANELS, PanelData, build_panel
+from termmon.views.plotext_draw import draw_panel
+from termmon.views.text import sanitize
+
+FORMATS = (".png", ".svg", ".pdf")
+FIGURE_POINTS = 1500
+
+
+def _rgb(color: tuple[int, int, int]) -> tuple[float, float, float]:
+    return (color[0] / 255, color[1] / 255, color[2] / 255)
+
+
+def load(paths: list[str], config: Path | None) -> tuple[list[Run], AlertFeed]:
+    """Every run under ``paths``, fully read, with its alerts."""
+    workspace = Workspace(paths)
+    try:
+        workspace.refresh()
+    finally:
+        workspace.close()
+    runs = list(workspace.runs.values())
+    if not runs:
+        raise TermmonError(
+            f"termmon: no runs under {' '.join(paths)} (no metrics.jsonl, results.json or debug_log_*.jsonl)"
+        )
+    feed = AlertFeed(config)
+    for run in runs:
+        feed.update(run)
+    return runs, feed
+
+
+def build_panels(runs: Sequence[Run], feed: AlertFeed, max_points: int) -> list[PanelData]:
+    return [
+        build_panel(spec, runs, max_points=max_points, alerts={r.path: feed.marks(r.path) for r in runs})
+        for spec in DEFAULT_PANELS
+    ]
+
+
+def export_figure(panels: list[PanelData], output: Path, heading: str = "") -> str:
+    """Write the panels to ``output`` (.png/.svg/.pdf); returns the line to tell the user.
+
+    Without matplotlib, writes the text rendering next to it (``.txt``) and says so.
+    """
+    if output.suffix.lower() not in FORMATS:
+        raise UsageError(f"termmon: {output}: unknown image format (use {', '.join(FORMATS)})")
+    try:
+        import matplotlib
+    except ImportError:
+        fallback = output.with_suffix(".txt")
+        _write(fallback, render_text(panels, color=False))
+        return f"matplotlib is not installed: wrote the text rendering to {fallback} instead of {output}"
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.transforms import blended_transform_factory
+
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5), dpi=100)
+    try:
+        for ax, data in zip(axes.flat, panels, strict=False):
+            ax.set_title(data.title)
+            if data.message:
+                ax.text(
+                    0.5,
+                    0.5,
+                    data.message,
+                    ha="center",
+                    va="center",
+                    wrap=True,
+                    fontsize=9,
+                    color="0.35",
+                    transform=ax.transAxes,
+                )
+                ax.set_xticks([])
+                ax.set_yticks([])
+                continue
+            top = blended_transform_factory(ax.transData, ax.transAxes)
+            for trace in data.traces:
+                color = _rgb(trace.color)
+                pts = trace.points
+                style = "--" if "test" in trace.metric else "-"
+                marker = "o" if trace.epoch_level else None
+                if trace.smoothed is not None:
+                    ax.plot(pts.x, pts.y, color=color, alpha=0.25, linewidth=0.8)
+                    ax.plot(*trace.smoothed, color=color, linestyle=style, linewidth=1.4, label=trace.label)
+                else:
+                    ax.plot(
+                        pts.x,
+                        pts.y,
+                        color=color,
+                        linestyle=style,
+                        marker=marker,
+                        markersize=3,
+                        linewidth=1.0 if not trace.epoch_level else 1.4,
+                        label=sanitize(trace.label),
+                    )
+                bad = [*pts.nan_x, *pts.posinf_x]
+                if bad:
+                    ax.scatter(
+                        bad,
+                        [0.97] * len(bad),
+                        marker="x",
+                        color=_rgb(NONFINITE_RGB),
+                        s=18,
+                        transform=top,
+                        label=f"NaN/+Inf ({sanitize(trace.label)})",
+                        zorder=5,
+                    )
+                if len(pts.neginf_x):
+                    ax.scatter(
+                        pts.neginf_x,
+                        [0.03] * len(pts.neginf_x),
+                        marker="x",
+                        color=_rgb(NONFINITE_RGB),
+                        s=18,
+                        transform=top,
+                        zorder=5,
+                    )
+            for mark in data.alerts:
+                ax.axvline(
+                    mark.x,
+                    color=_rgb(SEVERITY_RGB.get(mark.severity, SEVERITY_RGB["warning"])),
+                    alpha=0.5,
+                    linewidth=1,
+                    linestyle=":",
+                )
+            ax.set_xlabel(data.x_label)
+            ax.set_ylabel(sanitize(data.y_label))
+            ax.grid(alpha=0.25)
+            ax.legend(fontsize=7, loc="best")
+        if heading:
+            fig.suptitle(sanitize(heading))
+        fig.tight_layout()
+        try:
+            fig.savefig(output, format=output.suffix.lower()[1:])
+        except OSError as exc:
+            raise TermmonError(f"termmon: cannot write {output}: {exc.strerror or exc}") from exc
+    finally:
+        plt.close(fig)
+    return f"wrote {output}"
+
+
+def render_text(panels: list[PanelData], width: int = 120, height: int = 40, color: bool = False) -> str:
+    """The four panels as a 2x2 grid of plotext charts (a message box where a panel has no data)."""
+    from textual_plotext.plot import Plot
+
+    cell_w, cell_h = max(30, width // 2), max(10, height // 2)
+    blocks: list[list[str]] = []
+    for data in panels:
+        if data.message:
+            blocks.append(_message_block(data, cell_w, cell_h))
+            continue
+        plot = Plot()
+        draw_panel(plot, data, color=color)
+        plot.plotsize(cell_w, cell_h)
+        if not color:
+            plot.theme("clear")
+        text = plot.build()
+        lines = (text if color else Plot.uncolorize(text)).splitlines()
+        blocks.append(lines[:cell_h])
+    rows = []
+    for left, right in ((blocks[0], blocks[1]), (blocks[2], blocks[3])):
+        for i in range(max(len(left), len(right))):
+            a = left[i] if i < len(left) else ""
+            b = right[i] if i < len(right) else ""
+            pad = cell_w - len(Plot.uncolorize(a)) if color else cell_w - len(a)
+            rows.append(a + " " * max(0, pad) + b)
+    return "\n".join(line.rstrip() for line in rows) + "\n"
+
+
+def _message_block(data: PanelData, width: int, height: int) -> list[str]:
+    import textwrap
+
+    inner = width - 4
+    lines = [f"┌─ {data.title} " + "─" * max(0, inner - len(data.title) - 1) + "┐"]
+    body = textwrap.wrap(sanitize(data.message), inner)
+    for i in range(height - 2):
+        text = body[i] if i < len(body) else ""
+        lines.append(f"│ {text:<{inner}} │")
+    lines.append("└" + "─" * (width - 2) + "┘")
+    return lines
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise TermmonError(f"termmon: cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def render_static(paths: list[str], output: Path | None, config: Path | None) -> int:
+    """``termmon --static``: an image when ``output`` is given, else text on stdout."""
+    if output is not None and output.suffix.lower() not in FORMATS:
+        raise UsageError(f"termmon: {output}: unknown image format (use {', '.join(FORMATS)})")
+    runs, feed = load(paths, config)
+    if output is None:
+        size = shutil.get_terminal_size((120, 40))
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        panels = build_panels(runs, feed, max_points=2 * size.columns)
+        sys.stdout.write(render_text(panels, size.columns, max(24, size.lines - 2), color=color))
+        return 0
+    panels = build_panels(runs, feed, max_points=FIGURE_POINTS)
+    heading = ", ".join(run.name for run in runs[:6]) + (
+        f" and {len(runs) - 6} more" if len(runs) > 6 else ""
+    )
+    note = export_figure(panels, output, heading=heading)
+    print(note, file=sys.stderr if note.startswith("matplotlib") else sys.stdout)
+    return 0

@@ -1,0 +1,176 @@
+"""The run picker: one row a run (status, name, progress, last loss, alerts, a loss sparkline)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from termmon.format import EPOCH_TRAIN_LOSS, TRAIN_LOSS
+from termmon.model.run import Run, RunStatus
+from termmon.views.colors import hex_color, run_color
+from termmon.views.text import sanitize
+
+STATUS_GLYPH: dict[RunStatus, tuple[str, str]] = {
+    RunStatus.RUNNING: ("●", "green"),
+    RunStatus.FINISHED: ("✓", "blue"),
+    RunStatus.STALLED: ("◌", "yellow"),
+    RunStatus.CRASHED: ("✗", "bold red"),
+    RunStatus.UNKNOWN: ("?", "dim"),
+}
+SPARK = "▁▂▃▄▅▆▇█"
+SPARK_WIDTH = 8
+
+
+def loss_metric(run: Run) -> str | None:
+    """The loss a run's row summarises: step-level train loss, else the epoch train loss."""
+    for name in (TRAIN_LOSS, EPOCH_TRAIN_LOSS):
+        if name in run.metrics:
+            return name
+    return None
+
+
+def sparkline(values: np.ndarray, width: int = SPARK_WIDTH) -> Text:
+    """The last values as block characters; a non-finite value is a red ×, never a silent gap."""
+    text = Text(no_wrap=True)
+    if len(values) == 0:
+        return text
+    tail = values[-width * 4 :]
+    chunks = np.array_split(tail, min(width, len(tail)))
+    finite_all = tail[np.isfinite(tail)]
+    lo, hi = (float(finite_all.min()), float(finite_all.max())) if len(finite_all) else (0.0, 1.0)
+    span = hi - lo or 1.0
+    for chunk in chunks:
+        if not np.isfinite(chunk).all():
+            text.append("×", style="bold red")
+            continue
+        level = int((float(chunk.mean()) - lo) / span * (len(SPARK) - 1))
+        text.append(SPARK[max(0, min(len(SPARK) - 1, level))])
+    return text
+
+
+def _fmt(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return f"{value:.3g}" if abs(value) < 1e4 else f"{value:.2e}"
+
+
+@dataclass(frozen=True)
+class RowInfo:
+    """What a picker row shows, computed by the app from the model."""
+
+    path: Path
+    name: str
+    status: RunStatus
+    step: int | None
+    epoch: int | None
+    loss: float | None
+    alerts: int
+    marked: bool
+    loss_tail: tuple[float, ...]
+
+
+def row_info(run: Run, now: float, alerts: int, marked: bool) -> RowInfo:
+    metric = loss_metric(run)
+    stats = run.stats(metric) if metric else None
+    tail = tuple(run.metrics[metric].values.view[-SPARK_WIDTH * 4 :].tolist()) if metric else ()
+    return RowInfo(
+        path=run.path,
+        name=run.name,
+        status=run.status(now),
+        step=run.last_step,
+        epoch=run.last_epoch,
+        loss=stats.last if stats and stats.count else None,
+        alerts=alerts,
+        marked=marked,
+        loss_tail=tail,
+    )
+
+
+def render_row(info: RowInfo, width: int) -> Text:
+    """One row fitted to ``width`` cells: the sparkline and counts go first when space runs out."""
+    glyph, style = STATUS_GLYPH[info.status]
+    color = hex_color(run_color(info.path))
+    progress = []
+    if info.epoch is not None:
+        progress.append(f"e{info.epoch}")
+    if info.step is not None:
+        progress.append(f"s{info.step}")
+    right = Text(no_wrap=True)
+    right.append(f" {' '.join(progress):>10}", style="dim")
+    if info.loss is not None:
+        right.append(f" {_fmt(info.loss)}", style="bold red" if not math.isfinite(info.loss) else "")
+    if info.alerts:
+        right.append(f" ⚠{info.alerts}", style="yellow")
+    spark = sparkline(np.asarray(info.loss_tail, dtype=np.float64))
+    name_room = width - 4 - right.cell_len - (spark.cell_len + 1 if spark else 0)
+    if name_room < 10 and spark:  # drop the sparkline before squeezing the name
+        spark = Text()
+        name_room = width - 4 - right.cell_len
+    if name_room < 8:
+        right = Text(f" {_fmt(info.loss)}" if info.loss is not None else "", no_wrap=True)
+        name_room = width - 4 - right.cell_len
+    name = sanitize(info.name)
+    if len(name) > max(name_room, 4):
+        name = name[: max(name_room, 4) - 1] + "…"
+    row = Text(no_wrap=True, overflow="ellipsis")
+    row.append("▌" if info.marked else " ", style=color)
+    row.append(glyph, style=style)
+    row.append(" ")
+    row.append(name.ljust(max(name_room, 0)), style=f"bold {color}" if info.marked else "")
+    row.append_text(right)
+    if spark:
+        row.append(" ")
+        row.append_text(spark)
+    return row
+
+
+class RunPicker(OptionList):
+    """Rows of runs; highlighting a row selects that run (the app listens for OptionHighlighted)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.paths: list[Path] = []
+        self._infos: list[RowInfo] = []
+
+    def show(self, infos: list[RowInfo], selected: Path | None) -> None:
+        """Show these rows, keeping the highlight on ``selected`` (state survives every update)."""
+        width = max(20, self.scrollable_content_region.width or self.size.width or 40)
+        paths = [info.path for info in infos]
+        if paths == self.paths:
+            for index, info in enumerate(infos):
+                if index >= len(self._infos) or info != self._infos[index]:
+                    self.replace_option_prompt_at_index(index, render_row(info, width))
+        else:
+            self.set_options(Option(render_row(info, width)) for info in infos)
+            self.paths = paths
+        self._infos = infos
+        if selected in paths:
+            index = paths.index(selected)
+            if self.highlighted != index:
+                self.highlighted = index
+        elif paths:
+            self.highlighted = 0
+
+    def on_resize(self) -> None:
+        self.paths = []  # re-fit every row to the new width
+        self.show(self._infos, self.selected_path)
+
+    @property
+    def selected_path(self) -> Path | None:
+        index = self.highlighted
+        return self.paths[index] if index is not None and 0 <= index < len(self.paths) else None
