@@ -111,6 +111,11 @@ def load_run(run_dir: Path) -> Run:
     return feed(Run(run_dir), read_records(run_dir))
 
 
+def run_of(tmp_path: Path, records: Iterable[Mapping[str, Any]], name: str = "run") -> Run:
+    """Write ``records`` as the run ``tmp_path/name`` and read it back."""
+    return load_run(write_run(tmp_path / name, records))
+
+
 def make_run(
     tmp_path: Path,
     steps: int | Sequence[int] | np.ndarray = 0,

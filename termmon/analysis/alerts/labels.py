@@ -7,7 +7,7 @@ import numpy as np
 from termmon.analysis.alerts.config import LabelOutOfRangeConfig
 from termmon.analysis.alerts.criteria import CriteriaDetector, Criterion
 from termmon.analysis.alerts.episodes import EpisodeTracker
-from termmon.analysis.alerts.model import Severity, fmt_value
+from termmon.analysis.alerts.model import Severity
 from termmon.analysis.alerts.points import value_at
 from termmon.model.run import Run
 
@@ -19,7 +19,7 @@ def _range_text(run: Run, row: int) -> str:
     lo, hi, n = (value_at(run, _PREFIX + key, rows)[0] for key in ("label_min", "label_max", "n_codes"))
     parts = []
     if np.isfinite(lo) and np.isfinite(hi):
-        parts.append(f"labels span {fmt_value(lo)}..{fmt_value(hi)}")
+        parts.append(f"labels span {lo:,.0f}..{hi:,.0f}")
     if np.isfinite(n):
         parts.append(f"n_codes is {n:,.0f}")
     return ", ".join(parts)
