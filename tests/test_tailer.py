@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from termmon.ingest.batch import normalize_record
 from termmon.ingest.jsonl import JsonlTailer
-from termmon.ingest.parse import parse_lines
+from termmon.ingest.parse import LineParser
 
 
 def drain(tailer: JsonlTailer) -> tuple[list[Any], int, bool]:
@@ -29,11 +29,11 @@ def drain(tailer: JsonlTailer) -> tuple[list[Any], int, bool]:
         if reset and tail.reset:
             values.clear()
         bad += tail.oversized_lines
-        if tail.data:
-            got, b = parse_lines(tail.data)
+        if tail.lines:
+            got, b = LineParser().parse(tail.lines)
             values.extend(got)
             bad += b
-        if not tail.more and not tail.data:
+        if not tail.more and not tail.lines:
             return values, bad, reset
 
 
@@ -86,7 +86,9 @@ def test_any_chunking_yields_every_record_once_in_order(
 
 def test_writer_thread_tearing_lines_while_reading(tmp_path: Path) -> None:
     path = tmp_path / "metrics.jsonl"
-    expected = [{"event": "step", "step": i, "train_loss": 1.0 / (i + 1), "s": "é" * (i % 5)} for i in range(3000)]
+    expected = [
+        {"event": "step", "step": i, "train_loss": 1.0 / (i + 1), "s": "é" * (i % 5)} for i in range(3000)
+    ]
     stream = b"".join(json.dumps(r).encode() + b"\n" for r in expected)
     path.touch()
     done = threading.Event()
@@ -186,7 +188,7 @@ def test_zero_byte_and_missing_file(tmp_path: Path) -> None:
     assert tailer.read().missing
     path.touch()
     tail = tailer.read()
-    assert not tail.missing and tail.data == b"" and tail.error is None
+    assert not tail.missing and tail.lines == [] and tail.error is None
     write_lines(path, steps(0, 1), mode="a")
     assert drain(tailer)[0] == steps(0, 1)
 
@@ -211,7 +213,9 @@ def test_garbage_between_valid_lines_is_counted_and_neighbours_survive(tmp_path:
     values, bad, _ = drain(JsonlTailer(path))
     records = [r for v in values if (r := normalize_record(v)) is not None]
     assert [r["step"] for r in records] == [0, 1, 2, 3]
-    assert math.isnan(records[1]["train_loss"]) and records[1]["x"] == math.inf and records[1]["y"] == -math.inf
+    assert (
+        math.isnan(records[1]["train_loss"]) and records[1]["x"] == math.inf and records[1]["y"] == -math.inf
+    )
     # garbage, binary and deep nesting fail to parse; the array, the string and the string step parse but are
     # not records.
     assert bad == 3

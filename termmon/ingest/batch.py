@@ -107,11 +107,12 @@ class RecordBatch:
         return cls(z, z, z, np.empty(0, dtype=np.int8), np.empty(0, dtype=object), bad_lines=bad_lines)
 
 
-class _Builder:
+class BatchBuilder:
     """Accumulates column pieces for one batch; finished by :meth:`build`."""
 
     def __init__(self) -> None:
         self.n = 0
+        self.bad_lines = 0
         self.time: list[np.ndarray] = []
         self.step: list[np.ndarray] = []
         self.epoch: list[np.ndarray] = []
@@ -197,7 +198,27 @@ class _Builder:
             if number is not None:
                 self.add_metric(key, row_arr, np.array([number]))
 
-    def build(self, bad_lines: int) -> RecordBatch:
+    def add_objects(self, objects: list[Any]) -> None:
+        """Parsed JSON values in file order; runs of records with the same keys take the fast path."""
+        if objects and set(map(type, objects)) == {dict}:
+            signatures = map(tuple, objects)
+            for keys, group in groupby(zip(signatures, objects, strict=True), key=_first):
+                records = list(map(_second, group))
+                if not self.add_run(keys, records):
+                    self._add_slowly(records)
+        else:
+            self._add_slowly(objects)
+
+    def _add_slowly(self, objects: list[Any]) -> None:
+        for obj in objects:
+            record = normalize_record(obj)
+            if record is None:
+                self.bad_lines += 1
+            else:
+                self.add_record(record)
+
+    def build(self, bad_lines: int = 0) -> RecordBatch:
+        bad_lines += self.bad_lines
         if self.n == 0:
             return RecordBatch.empty(bad_lines)
         metrics = {
@@ -218,23 +239,6 @@ class _Builder:
 
 def build_batch(objects: list[Any], bad_lines: int = 0) -> RecordBatch:
     """Turn parsed JSON values into a batch; values that are not valid records count as bad lines."""
-    builder = _Builder()
-    if objects and all(type(o) is dict for o in objects):
-        signatures = map(tuple, objects)
-        for keys, group in groupby(zip(signatures, objects, strict=True), key=_first):
-            records = list(map(_second, group))
-            if not builder.add_run(keys, records):
-                for obj in records:
-                    record = normalize_record(obj)
-                    if record is None:
-                        bad_lines += 1
-                    else:
-                        builder.add_record(record)
-    else:
-        for obj in objects:
-            record = normalize_record(obj)
-            if record is None:
-                bad_lines += 1
-            else:
-                builder.add_record(record)
+    builder = BatchBuilder()
+    builder.add_objects(objects)
     return builder.build(bad_lines)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 FINGERPRINT_BYTES = 1024
@@ -28,10 +28,11 @@ _BOM = b"\xef\xbb\xbf"
 
 @dataclass
 class TailRead:
-    """Complete lines read this time. ``reset``: the file was truncated or replaced, so earlier
-    records no longer describe it; ``data`` then holds the new content from its start."""
+    """Complete lines read this time (without their newlines). ``reset``: the file was truncated or
+    replaced, so earlier records no longer describe it; ``lines`` then start at the new content's start."""
 
-    data: bytes = b""
+    lines: list[bytes] = field(default_factory=list)
+    bytes_read: int = 0
     reset: bool = False
     oversized_lines: int = 0
     missing: bool = False
@@ -161,16 +162,17 @@ class JsonlTailer:
             self._fingerprint = head[:FINGERPRINT_BYTES]
         start_of_file = self._offset == 0
         self._offset += len(chunk)
+        result.bytes_read += len(chunk)
         if start_of_file and chunk.startswith(_BOM):
             chunk = chunk[len(_BOM) :]
-        result.data += self._complete_lines(chunk, result)
+        result.lines.extend(self._complete_lines(chunk, result))
         return len(chunk)
 
-    def _complete_lines(self, chunk: bytes, result: TailRead) -> bytes:
+    def _complete_lines(self, chunk: bytes, result: TailRead) -> list[bytes]:
         if self._skipping:
             newline = chunk.find(b"\n")
             if newline < 0:
-                return b""
+                return []
             chunk = chunk[newline + 1 :]
             self._skipping = False
         cut = chunk.rfind(b"\n")
@@ -180,11 +182,11 @@ class JsonlTailer:
                 self._pending.clear()
                 self._skipping = True
                 result.oversized_lines += 1
-            return b""
+            return []
+        # Split the chunk in place (no copy of it); its last piece is the torn line to hold back.
+        lines = chunk.split(b"\n")
         if self._pending:
-            data = bytes(self._pending) + chunk[: cut + 1]
+            lines[0] = bytes(self._pending) + lines[0]
             self._pending.clear()
-        else:
-            data = chunk[: cut + 1]
-        self._pending += chunk[cut + 1 :]
-        return data
+        self._pending += lines.pop()
+        return lines

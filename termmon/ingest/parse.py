@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 
 _NONFINITE_TOKENS = (b"NaN", b"Infinity")
+#: Lines parsed and turned into columns at a time: the dicts of a slice stay small enough to be cheap.
+SLICE_LINES = 2000
 _BLANK = b" \t\r\x00"
 _PARSE_ERRORS = (ValueError, RecursionError, UnicodeDecodeError, TypeError)
 
@@ -47,25 +49,37 @@ def _long_int(text: str) -> int | float:
     return int(text) if len(text) < 4000 else float(text)
 
 
-def parse_lines(data: bytes) -> tuple[list[Any], int]:
-    """Parse newline-terminated ``data``; returns the parsed values and the number of bad lines.
+class LineParser:
+    """Parses slices of complete lines, choosing the parser per slice.
 
-    ``data`` must end at a line boundary (the tailer guarantees it). Blank lines are skipped and not
-    counted; a line of garbage, invalid UTF-8 or too-deep nesting counts as one bad line and its
-    neighbours are unaffected.
+    orjson first; a slice it rejects (a ``NaN`` token somewhere, or garbage) goes to ``json`` whole,
+    which accepts the tokens; only a slice that both reject is parsed line by line to isolate the bad
+    lines. Once a slice needed ``json`` the next starts there (a diverged run stays diverged), and goes
+    back to orjson when a slice holds no token. Each line is parsed at most a few times, never retried
+    per line on the common paths.
     """
-    lines = data.splitlines()
-    loads = json.loads if _has_nonfinite(data) else orjson.loads
-    try:
-        return list(map(loads, lines)), 0
-    except _PARSE_ERRORS:
-        pass
-    values: list[Any] = []
-    bad = 0
-    for line in lines:
-        ok, value = parse_line(line)
-        if not ok:
-            bad += 1
-        elif value is not None or line.strip(_BLANK) == b"null":
-            values.append(value)
-    return values, bad
+
+    def __init__(self) -> None:
+        self._nonfinite = False
+
+    def parse(self, lines: list[bytes]) -> tuple[list[Any], int]:
+        if not self._nonfinite:
+            try:
+                return list(map(orjson.loads, lines)), 0
+            except _PARSE_ERRORS:
+                pass
+        try:
+            values = list(map(json.loads, lines))
+            self._nonfinite = True
+            return values, 0
+        except _PARSE_ERRORS:
+            self._nonfinite = False
+        values = []
+        bad = 0
+        for line in lines:
+            ok, value = parse_line(line)
+            if not ok:
+                bad += 1
+            elif value is not None or line.strip(_BLANK) == b"null":
+                values.append(value)
+        return values, bad

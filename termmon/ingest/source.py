@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from termmon.format import METRICS_JSONL, RESULTS_JSON
 from termmon.ingest.adapters import DebugLogAdapter, results_history_records
-from termmon.ingest.batch import RecordBatch, build_batch
+from termmon.ingest.batch import BatchBuilder, RecordBatch
 from termmon.ingest.jsonl import READ_CHUNK, JsonlTailer
-from termmon.ingest.parse import parse_lines
+from termmon.ingest.parse import SLICE_LINES, LineParser
 from termmon.ingest.whole_file import WholeFileReader
 
 
@@ -90,6 +92,7 @@ class RunSource:
         self.kind = SourceKind.NONE
         self._tailers: dict[Path, JsonlTailer] = {}
         self._adapters: dict[Path, DebugLogAdapter] = {}
+        self._parsers: dict[Path, LineParser] = {}
         self._results: WholeFileReader | None = None
         self._last_error: str | None = None
 
@@ -109,10 +112,15 @@ class RunSource:
         self._tailers.clear()
 
     def read(self, max_bytes: int = READ_CHUNK) -> SourceUpdate:
-        """What is new, as a column batch (the model's input)."""
-        raw = self.read_objects(max_bytes)
+        """What is new, as a column batch (the model's input).
+
+        Lines go from parser to columns a slice at a time, so the dicts of a whole chunk never exist
+        at once: that keeps a million-line load near the cost of parsing alone.
+        """
+        builder = BatchBuilder()
+        raw = self._read(max_bytes, builder.add_objects)
         return SourceUpdate(
-            batch=build_batch(raw.objects, raw.bad_lines),
+            batch=builder.build(raw.bad_lines),
             reset=raw.reset,
             mtime=raw.mtime,
             more=raw.more,
@@ -122,6 +130,12 @@ class RunSource:
 
     def read_objects(self, max_bytes: int = READ_CHUNK) -> SourceRead:
         """What is new, as parsed values in termmon's record shape (seed formats already mapped)."""
+        objects: list[object] = []
+        read = self._read(max_bytes, objects.extend)
+        read.objects = objects
+        return read
+
+    def _read(self, max_bytes: int, sink: Callable[[list[Any]], None]) -> SourceRead:
         kind, files = detect_kind(self.run_dir)
         switched = False
         if _RANK[kind] < _RANK[self.kind]:
@@ -131,9 +145,9 @@ class RunSource:
             self._adapters.clear()
             self.kind = kind
         if self.kind == SourceKind.RESULTS:
-            read = self._read_results()
+            read = self._read_results(sink)
         elif self.kind in (SourceKind.METRICS, SourceKind.DEBUG_LOG):
-            read = self._read_jsonl(files if kind == self.kind else list(self._tailers), max_bytes)
+            read = self._read_jsonl(files if kind == self.kind else list(self._tailers), max_bytes, sink)
         else:
             read = SourceRead()
         read.reset = read.reset or switched
@@ -144,7 +158,7 @@ class RunSource:
             self._last_error = read.error
         return read
 
-    def _read_jsonl(self, files: list[Path], max_bytes: int) -> SourceRead:
+    def _read_jsonl(self, files: list[Path], max_bytes: int, sink: Callable[[list[Any]], None]) -> SourceRead:
         read = SourceRead()
         for path in files:
             tailer = self._tailers.get(path)
@@ -159,29 +173,36 @@ class RunSource:
                 # A file was truncated or replaced: start the whole run over, from every file's start.
                 self.close()
                 self._adapters.clear()
+                self._parsers.clear()
                 return SourceRead(reset=True, more=True, mtime=read.mtime)
             read.bad_lines += tail.oversized_lines
             read.more = read.more or tail.more
-            read.bytes_read += len(tail.data)
-            if not tail.data:
+            read.bytes_read += tail.bytes_read
+            if not tail.lines:
                 continue
-            values, bad_lines = parse_lines(tail.data)
-            read.bad_lines += bad_lines
-            if self.kind == SourceKind.DEBUG_LOG:
-                adapter = self._adapters.setdefault(path, DebugLogAdapter())
-                mapped = [adapter.record(v) for v in values]
-                read.bad_lines += sum(1 for m in mapped if m is None)
-                read.objects.extend(m for m in mapped if m is not None)
-            else:
-                read.objects.extend(values)
+            parser = self._parsers.setdefault(path, LineParser())
+            adapter = (
+                self._adapters.setdefault(path, DebugLogAdapter())
+                if self.kind == SourceKind.DEBUG_LOG
+                else None
+            )
+            lines = tail.lines
+            for i in range(0, len(lines), SLICE_LINES):
+                values, bad_lines = parser.parse(lines[i : i + SLICE_LINES])
+                read.bad_lines += bad_lines
+                if adapter is not None:
+                    mapped = [adapter.record(v) for v in values]
+                    read.bad_lines += sum(1 for m in mapped if m is None)
+                    values = [m for m in mapped if m is not None]
+                sink(values)
         return read
 
-    def _read_results(self) -> SourceRead:
+    def _read_results(self, sink: Callable[[list[Any]], None]) -> SourceRead:
         if self._results is None:
             self._results = WholeFileReader(self.run_dir / RESULTS_JSON)
         whole = self._results.read()
         read = SourceRead(error=whole.error, mtime=self._results.mtime)
         if whole.changed:
             read.reset = True
-            read.objects = list(results_history_records(whole.value))
+            sink(results_history_records(whole.value))
         return read

@@ -1,36 +1,53 @@
-"""A numpy array that grows by amortised doubling, so appending N points costs O(N) in total."""
+"""An append-only numpy array whose growth costs O(N) in total and little memory beyond its data.
+
+Appends that do not fit the buffer are queued as chunks and joined only when the array is read, with
+25% headroom for the next live appends. A bulk load (many appends, no reads) therefore never holds the
+2x slack of doubling growth, and a live run (a read after every few appends) appends in place.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
 
+HEADROOM = 1.25
+
 
 class GrowableArray:
     """Append-only 1-D array; ``view`` is the filled part, valid until the next append."""
 
-    __slots__ = ("_buf", "_n")
+    __slots__ = ("_buf", "_chunks", "_filled", "_n")
 
-    def __init__(self, dtype: npt.DTypeLike = np.float64, capacity: int = 64) -> None:
-        self._buf = np.empty(max(1, capacity), dtype=dtype)
+    def __init__(self, dtype: npt.DTypeLike = np.float64) -> None:
+        self._buf = np.empty(0, dtype=dtype)
+        self._filled = 0  # elements of _buf in use
+        self._chunks: list[np.ndarray] = []
         self._n = 0
 
     def __len__(self) -> int:
         return self._n
 
+    def extend(self, values: np.ndarray) -> None:
+        n = len(values)
+        if not self._chunks and self._filled + n <= len(self._buf):
+            self._buf[self._filled : self._filled + n] = values
+            self._filled += n
+        else:
+            self._chunks.append(np.asarray(values, dtype=self._buf.dtype))
+        self._n += n
+
     @property
     def view(self) -> np.ndarray:
+        if self._chunks:
+            joined = np.empty(int(self._n * HEADROOM) + 16, dtype=self._buf.dtype)
+            joined[: self._filled] = self._buf[: self._filled]
+            at = self._filled
+            for chunk in self._chunks:
+                joined[at : at + len(chunk)] = chunk
+                at += len(chunk)
+            self._buf, self._filled, self._chunks = joined, at, []
         return self._buf[: self._n]
-
-    def extend(self, values: np.ndarray) -> None:
-        needed = self._n + len(values)
-        if needed > len(self._buf):
-            grown = np.empty(max(needed, 2 * len(self._buf)), dtype=self._buf.dtype)
-            grown[: self._n] = self._buf[: self._n]
-            self._buf = grown
-        self._buf[self._n : needed] = values
-        self._n = needed
 
     @property
     def nbytes(self) -> int:
-        return int(self._buf.nbytes)
+        return int(self._buf.nbytes + sum(c.nbytes for c in self._chunks))

@@ -74,7 +74,7 @@ class MetricColumn:
     __slots__ = ("rows", "stats", "values")
 
     def __init__(self) -> None:
-        self.rows = GrowableArray(np.int64)
+        self.rows = GrowableArray(np.int32)  # a run of over 2**31 records is not a run we can chart
         self.values = GrowableArray(np.float64)
         self.stats = MetricStats()
 

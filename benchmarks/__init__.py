@@ -1,0 +1,1 @@
+"""Benchmarks: each measures termmon against a floor measured in the same run."""
