@@ -7,6 +7,7 @@ Each command's work lives in its own module, imported only when that command run
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -52,14 +53,18 @@ def _monitor_parser() -> argparse.ArgumentParser:
         description=MAIN_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("paths", nargs="*", metavar="PATH", help='run dirs, parents of run dirs or globs (default ".")')
+    p.add_argument(
+        "paths", nargs="*", metavar="PATH", help='run dirs, parents of run dirs or globs (default ".")'
+    )
     p.add_argument(
         "--poll",
         type=float,
         metavar="SECONDS",
         help="poll the files every SECONDS instead of relying on filesystem events (NFS, SSHFS)",
     )
-    p.add_argument("--static", action="store_true", help="render the four panels once instead of the live TUI")
+    p.add_argument(
+        "--static", action="store_true", help="render the four panels once instead of the live TUI"
+    )
     p.add_argument(
         "--output", "-o", type=Path, metavar="FILE", help="with --static: write FILE.png, .svg or .pdf"
     )
@@ -200,6 +205,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `termmon summary | head`: the reader left; that is not an error worth a traceback.
         sys.stderr.close()
         return 0
+    except Exception as exc:
+        # A bug or an environment problem: one line for the user, the traceback on request.
+        if os.environ.get("TERMMON_DEBUG"):
+            raise
+        print(
+            f"termmon: error: {type(exc).__name__}: {exc} (set TERMMON_DEBUG=1 for details)", file=sys.stderr
+        )
+        return 1
 
 
 if __name__ == "__main__":
