@@ -29,7 +29,7 @@ from termmon.errors import TermmonError
 from termmon.model.run import Run
 from termmon.model.workspace import RunUpdate, Workspace
 from termmon.views.alert_feed import AlertFeed
-from termmon.views.colors import hex_color, run_color
+from termmon.views.colors import RunColors, hex_color
 from termmon.views.control_queue import DEBOUNCE_SECONDS, LogEveryControl
 from termmon.views.panels import DEFAULT_PANELS, PanelData, PanelSpec, build_panel, metric_panel
 from termmon.views.screens import HelpScreen, LogEveryPrompt, MetricPicker
@@ -100,6 +100,7 @@ class MonitorApp(App[int]):
         self.clock = clock
         self.export_dir = export_dir or Path.cwd()
         self.feed = AlertFeed(config)
+        self.run_colors = RunColors()
         self.control = LogEveryControl()
         self.selected: Path | None = None
         self.marked: list[Path] = []
@@ -118,23 +119,28 @@ class MonitorApp(App[int]):
         self._reported_errors: dict[Path, list[str]] = {}
 
     # --- layout ---------------------------------------------------------------------------------------
+    @property
+    def main_screen(self) -> Screen[int]:
+        """The monitor's own screen, also while a modal (help, metric picker) is on top of it."""
+        return self.screen_stack[0]
+
     def compose(self) -> ComposeResult:
         yield Static(id="status")
         with Container(id="main"):
             with Vertical(id="side"):
                 yield Input(placeholder="filter runs by name", id="filter")
                 yield RunPicker(id="picker")
-                yield AlertLog(id="alerts")
+                yield AlertLog(self.run_colors, id="alerts")
             with Container(id="charts"):
                 for index, spec in enumerate(self.panel_specs):
                     yield ChartPanel(spec, id=f"panel-{index}")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#picker").border_title = "runs"
-        self.query_one("#alerts").border_title = "alerts"
-        self.query_one("#filter").display = False
-        self.query_one(RunPicker).focus()
+        self.main_screen.query_one("#picker").border_title = "runs"
+        self.main_screen.query_one("#alerts").border_title = "alerts"
+        self.main_screen.query_one("#filter").display = False
+        self.main_screen.query_one(RunPicker).focus()
         if self.workspace.runs:  # handed a loaded workspace (tests, static snapshots)
             self._ingested(set(self.workspace.runs), [])
         if self.live:
@@ -151,7 +157,7 @@ class MonitorApp(App[int]):
         try:
             watcher.start()
         except OSError as exc:
-            self.query_one(AlertLog).note(f"file watching failed ({exc}); polling instead")
+            self.main_screen.query_one(AlertLog).note(f"file watching failed ({exc}); polling instead")
         self.watch_mode = watcher.mode
         self._watcher = watcher
         self._ingest_loop()
@@ -179,10 +185,10 @@ class MonitorApp(App[int]):
         if not self.loaded and not any(item.update.more for item in updates):
             self.loaded = True
             changed = changed | set(self.workspace.runs)
-        log = self.query_one(AlertLog)
+        log = self.main_screen.query_one(AlertLog)
         for path in sorted(changed, key=list(self.workspace.runs).index):
             run = self.workspace.runs[path]
-            log.add_alerts(self.feed.update(run))
+            log.add_alerts(self.feed.update(run, self.clock()))
             for error in run.errors[len(self._reported_errors.setdefault(path, [])) :]:
                 log.note(f"{run.name}: {error}")
                 self._reported_errors[path].append(error)
@@ -206,7 +212,8 @@ class MonitorApp(App[int]):
 
     def _timed_redraw(self) -> None:
         self._redraw_timer = None
-        self.redraw()
+        if self.screen_stack:  # not while shutting down
+            self.redraw()
 
     def visible_runs(self) -> list[Run]:
         needle = self.name_filter.lower()
@@ -228,18 +235,24 @@ class MonitorApp(App[int]):
         visible = self.visible_runs()
         if self.selected not in {r.path for r in visible} and visible:
             self.selected = visible[0].path
-        picker = self.query_one(RunPicker)
+        picker = self.main_screen.query_one(RunPicker)
         picker.show(
-            [row_info(run, now, self.feed.count(run.path), run.path in self.marked) for run in visible],
+            [
+                row_info(
+                    run, now, self.feed.count(run.path), run.path in self.marked, self.run_colors(run.name)
+                )
+                for run in visible
+            ],
             self.selected,
         )
-        self.query_one("#status", Static).update(self.status_text(now))
+        self.main_screen.query_one("#status", Static).update(self.status_text(now))
         self.redraw_panels()
 
     def panel_data(self, spec: PanelSpec, runs: list[Run], width: int) -> PanelData:
         return build_panel(
             spec,
             runs,
+            colors=self.run_colors,
             max_points=max(40, width * 2),
             smoothing=SMOOTHING_WEIGHT if self.smoothing else None,
             log_y=self.log_scale,
@@ -248,7 +261,7 @@ class MonitorApp(App[int]):
 
     def redraw_panels(self) -> None:
         runs = self.panel_runs()
-        for panel in self.query(ChartPanel):
+        for panel in self.main_screen.query(ChartPanel):
             if not self.loaded:
                 continue
             signature = (
@@ -283,7 +296,7 @@ class MonitorApp(App[int]):
         status = run.status(now)
         glyph, style = STATUS_GLYPH[status]
         text.append(f" {glyph} ", style=style)
-        text.append(sanitize(run.name, 60), style=f"bold {hex_color(run_color(run.path))}")
+        text.append(sanitize(run.name, 60), style=f"bold {hex_color(self.run_colors(run.name))}")
         text.append(f" {status.value}", style=style)
         where = []
         if run.last_epoch is not None:
@@ -301,15 +314,21 @@ class MonitorApp(App[int]):
         return text
 
     def _tick(self) -> None:
-        """Once a second: the "ago" clock and run statuses move even when no record arrives."""
+        """Once a second: the "ago" clock, run statuses and "stalled" move even when no record arrives."""
+        if not self.screen_stack:
+            return
+        now = self.clock()
+        log = self.main_screen.query_one(AlertLog)
+        for run in self.workspace.runs.values():
+            if run.end is None:
+                log.add_alerts(self.feed.update(run, now))
         self.schedule_redraw()
 
     # --- events ---------------------------------------------------------------------------------------
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        picker = self.query_one(RunPicker)
-        path = picker.selected_path
-        if event.option_list is picker and path is not None and path != self.selected:
-            self.selected = path
+        picker = event.option_list
+        if isinstance(picker, RunPicker) and picker.selected_path not in (None, self.selected):
+            self.selected = picker.selected_path
             self.schedule_redraw()
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -319,7 +338,7 @@ class MonitorApp(App[int]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "filter":
-            self.query_one(RunPicker).focus()
+            self.main_screen.query_one(RunPicker).focus()
 
     # --- actions ----------------------------------------------------------------------------------------
     def action_quit_monitor(self) -> None:
@@ -329,7 +348,7 @@ class MonitorApp(App[int]):
         self.push_screen(HelpScreen())
 
     def action_move(self, delta: int) -> None:
-        picker = self.query_one(RunPicker)
+        picker = self.main_screen.query_one(RunPicker)
         if picker.option_count:
             current = picker.highlighted if picker.highlighted is not None else 0
             picker.highlighted = max(0, min(picker.option_count - 1, current + delta))
@@ -344,24 +363,24 @@ class MonitorApp(App[int]):
         self.schedule_redraw()
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.main_screen.query_one("#filter", Input)
         box.display = True
         box.focus()
 
     def action_escape(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.main_screen.query_one("#filter", Input)
         if box.display:
             box.value = ""
             box.display = False
             self.name_filter = ""
-            self.query_one(RunPicker).focus()
+            self.main_screen.query_one(RunPicker).focus()
             self.schedule_redraw()
 
     def _focused_panel(self) -> ChartPanel:
         focused = self.focused
         if isinstance(focused, ChartPanel):
             return focused
-        return self.query(ChartPanel).first()
+        return self.main_screen.query(ChartPanel).first()
 
     def action_pick_metric(self) -> None:
         run = self.selected_run
@@ -370,7 +389,7 @@ class MonitorApp(App[int]):
         panel = self._focused_panel()
         metrics = run.metric_names()
         if not metrics:
-            self.query_one(AlertLog).note(f"{run.name} has no metrics yet", "info")
+            self.main_screen.query_one(AlertLog).note(f"{run.name} has no metrics yet", "info")
             return
 
         def chosen(name: str | None) -> None:
@@ -381,7 +400,7 @@ class MonitorApp(App[int]):
 
     def action_default_metric(self) -> None:
         panel = self._focused_panel()
-        index = list(self.query(ChartPanel)).index(panel)
+        index = list(self.main_screen.query(ChartPanel)).index(panel)
         self._set_panel(panel, DEFAULT_PANELS[index])
 
     def _set_panel(self, panel: ChartPanel, spec: PanelSpec) -> None:
@@ -442,7 +461,7 @@ class MonitorApp(App[int]):
         self.call_from_thread(self._control_written, results)
 
     def _control_written(self, results: list[tuple[Path, str | None]]) -> None:
-        log = self.query_one(AlertLog)
+        log = self.main_screen.query_one(AlertLog)
         for path, error in results:
             self.control.mark_written(path, error)
             if error is not None:
@@ -454,7 +473,7 @@ class MonitorApp(App[int]):
         runs = self.panel_runs()
         if not runs:
             return
-        panels = [self.panel_data(panel.spec, runs, 500) for panel in self.query(ChartPanel)]
+        panels = [self.panel_data(panel.spec, runs, 500) for panel in self.main_screen.query(ChartPanel)]
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.clock()))
         self._export(panels, self.export_dir / f"termmon-{stamp}.png")
 
@@ -467,7 +486,7 @@ class MonitorApp(App[int]):
             message, severity = note, "info"
         except TermmonError as exc:
             message, severity = str(exc), "critical"
-        self.call_from_thread(self.query_one(AlertLog).note, message, severity)
+        self.call_from_thread(self.main_screen.query_one(AlertLog).note, message, severity)
 
     # --- command palette ----------------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

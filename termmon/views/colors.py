@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 
 #: Distinct on dark and light backgrounds, and still distinct in 256 colours.
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -28,24 +27,25 @@ SEVERITY_RGB: dict[str, tuple[int, int, int]] = {
 NONFINITE_RGB = (255, 60, 60)
 
 
-_assigned: dict[str, int] = {}
+class RunColors:
+    """Each run's colour: from a hash of its name, moved to the next free colour on a clash.
 
-
-def run_color(path: Path | str) -> tuple[int, int, int]:
-    """The colour of a run: from a hash of its path, moved to the next free colour on a clash.
-
-    A run keeps its colour for the life of the process (new runs never repaint old ones), and runs
-    seen in the same order get the same colours every session.
+    A run keeps its colour for the life of the view (new runs never repaint old ones), and the same
+    runs get the same colours every session, whatever directory they are watched from.
     """
-    key = str(path)
-    index = _assigned.get(key)
-    if index is None:
-        taken = set(_assigned.values()) if len(_assigned) < len(PALETTE) else set()
-        index = zlib.crc32(key.encode()) % len(PALETTE)
-        while index in taken:
-            index = (index + 1) % len(PALETTE)
-        _assigned[key] = index
-    return PALETTE[index]
+
+    def __init__(self) -> None:
+        self._assigned: dict[str, int] = {}
+
+    def __call__(self, name: str) -> tuple[int, int, int]:
+        index = self._assigned.get(name)
+        if index is None:
+            taken = set(self._assigned.values()) if len(self._assigned) < len(PALETTE) else set()
+            index = zlib.crc32(name.encode()) % len(PALETTE)
+            while index in taken:
+                index = (index + 1) % len(PALETTE)
+            self._assigned[name] = index
+        return PALETTE[index]
 
 
 def hex_color(rgb: tuple[int, int, int]) -> str:

@@ -8,7 +8,7 @@ the same metrics, the same x axis, the same non-finite markers, the same smoothi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from termmon.format import (
 )
 from termmon.model.display import DisplaySeries, downsample, smooth
 from termmon.model.run import Run
-from termmon.views.colors import run_color
+from termmon.views.colors import RunColors
 
 DIAGNOSTICS_HINT = (
     "no diagnostics: enable_diagnostics in the logger (Telemetry(..., config={'enable_diagnostics': True}))"
@@ -134,6 +134,16 @@ def _x_values(run: Run, metric: str, axis: str) -> tuple[np.ndarray, np.ndarray,
     return x, series.value, series.epoch_level
 
 
+def _display(x: np.ndarray, y: np.ndarray, max_points: int) -> DisplaySeries:
+    """``downsample``, plus the newest finite point: a live chart must end at the latest value."""
+    points = downsample(x, y, max_points)
+    finite = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+    if len(finite) and len(points.x) and points.x[-1] < x[finite[-1]]:
+        last = finite[-1]
+        points = replace(points, x=np.append(points.x, x[last]), y=np.append(points.y, y[last]))
+    return points
+
+
 def _label(run: Run, metric: str, spec: PanelSpec, overlay: bool, epoch_level: bool) -> str:
     if len(spec.metrics) == 1:
         return run.name if overlay else metric
@@ -156,6 +166,7 @@ def build_panel(
     spec: PanelSpec,
     runs: Sequence[Run],
     *,
+    colors: RunColors,
     max_points: int = 400,
     smoothing: float | None = None,
     log_y: bool = False,
@@ -180,12 +191,12 @@ def build_panel(
                     y = np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.where(y == 0, -np.inf, y))
             is_epoch = bool(len(epoch_level)) and bool(epoch_level.all())
             color = (
-                run_color(run.path) if overlay or len(present) == 1 else METRIC_COLORS[i % len(METRIC_COLORS)]
+                colors(run.name) if overlay or len(present) == 1 else METRIC_COLORS[i % len(METRIC_COLORS)]
             )
             smoothed = None
             if smoothing is not None and len(y) > 2:
                 sx, sy = smooth(x, y, smoothing)
-                small = downsample(sx, sy, max_points)
+                small = _display(sx, sy, max_points)
                 smoothed = (small.x, small.y)
             traces.append(
                 Trace(
@@ -194,7 +205,7 @@ def build_panel(
                     metric=metric,
                     color=color,
                     epoch_level=is_epoch,
-                    points=downsample(x, y, max_points),
+                    points=_display(x, y, max_points),
                     smoothed=smoothed,
                 )
             )

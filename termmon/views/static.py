@@ -16,7 +16,7 @@ from termmon.errors import TermmonError, UsageError
 from termmon.model.run import Run
 from termmon.model.workspace import Workspace
 from termmon.views.alert_feed import AlertFeed
-from termmon.views.colors import NONFINITE_RGB, SEVERITY_RGB
+from termmon.views.colors import NONFINITE_RGB, SEVERITY_RGB, RunColors
 from termmon.views.panels import DEFAULT_PANELS, PanelData, build_panel
 from termmon.views.plotext_draw import draw_panel
 from termmon.views.text import sanitize
@@ -48,8 +48,15 @@ def load(paths: list[str], config: Path | None) -> tuple[list[Run], AlertFeed]:
 
 
 def build_panels(runs: Sequence[Run], feed: AlertFeed, max_points: int) -> list[PanelData]:
+    colors = RunColors()
     return [
-        build_panel(spec, runs, max_points=max_points, alerts={r.path: feed.marks(r.path) for r in runs})
+        build_panel(
+            spec,
+            runs,
+            colors=colors,
+            max_points=max_points,
+            alerts={r.path: feed.marks(r.path) for r in runs},
+        )
         for spec in DEFAULT_PANELS
     ]
 

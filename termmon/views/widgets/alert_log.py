@@ -7,18 +7,18 @@ from textual.events import Resize
 from textual.widgets import RichLog
 
 from termmon.views.alert_feed import AlertRow
-from termmon.views.colors import SEVERITY_STYLE, hex_color, run_color
+from termmon.views.colors import SEVERITY_STYLE, RunColors, hex_color
 from termmon.views.text import sanitize
 
 SEVERITY_LABEL = {"critical": "CRIT", "warning": "WARN", "info": "INFO"}
 
 
-def alert_text(row: AlertRow) -> Text:
+def alert_text(row: AlertRow, colors: RunColors) -> Text:
     text = Text(no_wrap=False)
     text.append(
         f"{SEVERITY_LABEL.get(row.severity, 'WARN')} ", style=SEVERITY_STYLE.get(row.severity, "yellow")
     )
-    text.append(sanitize(row.run_name, 40), style=hex_color(run_color(row.run_path)))
+    text.append(sanitize(row.run_name, 40), style=hex_color(colors(row.run_name)))
     if row.step is not None:
         text.append(f" s{row.step}", style="dim")
     elif row.epoch is not None:
@@ -37,14 +37,15 @@ class AlertLog(RichLog):
     The entries are kept so a resize re-wraps them to the new width instead of cropping them.
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, colors: RunColors, *, id: str | None = None) -> None:
+        self.run_colors = colors
         super().__init__(id=id, max_lines=MAX_LINES, min_width=20, wrap=True, auto_scroll=True, markup=False)
         self.entries: list[Text] = []
         self._width = 0
 
     def add_alerts(self, rows: list[AlertRow]) -> None:
         for row in rows:
-            self._add(alert_text(row))
+            self._add(alert_text(row, self.run_colors))
 
     def note(self, message: str, severity: str = "warning") -> None:
         text = Text(f"{SEVERITY_LABEL.get(severity, 'WARN')} ", style=SEVERITY_STYLE.get(severity, "yellow"))

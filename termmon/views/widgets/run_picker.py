@@ -15,7 +15,7 @@ from textual.widgets.option_list import Option
 
 from termmon.format import EPOCH_TRAIN_LOSS, TRAIN_LOSS
 from termmon.model.run import Run, RunStatus
-from termmon.views.colors import hex_color, run_color
+from termmon.views.colors import hex_color
 from termmon.views.text import sanitize
 
 STATUS_GLYPH: dict[RunStatus, tuple[str, str]] = {
@@ -77,9 +77,10 @@ class RowInfo:
     alerts: int
     marked: bool
     loss_tail: tuple[float, ...]
+    color: tuple[int, int, int]
 
 
-def row_info(run: Run, now: float, alerts: int, marked: bool) -> RowInfo:
+def row_info(run: Run, now: float, alerts: int, marked: bool, color: tuple[int, int, int]) -> RowInfo:
     metric = loss_metric(run)
     stats = run.stats(metric) if metric else None
     tail = tuple(run.metrics[metric].values.view[-SPARK_WIDTH * 4 :].tolist()) if metric else ()
@@ -93,13 +94,14 @@ def row_info(run: Run, now: float, alerts: int, marked: bool) -> RowInfo:
         alerts=alerts,
         marked=marked,
         loss_tail=tail,
+        color=color,
     )
 
 
 def render_row(info: RowInfo, width: int) -> Text:
     """One row fitted to ``width`` cells: the sparkline and counts go first when space runs out."""
     glyph, style = STATUS_GLYPH[info.status]
-    color = hex_color(run_color(info.path))
+    color = hex_color(info.color)
     progress = []
     if info.epoch is not None:
         progress.append(f"e{info.epoch}")

@@ -1,0 +1,273 @@
+"""The live monitor driven through Textual's Pilot, on real run directories, at 80x24 and 120x40."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from termmon.errors import UsageError
+from termmon.model.workspace import Workspace
+from termmon.views.app import MonitorApp, run_monitor
+from termmon.views.widgets.alert_log import AlertLog
+from termmon.views.widgets.chart import ChartPanel
+from termmon.views.widgets.run_picker import RunPicker
+from tests.tui_fixtures import NOW, append, epoch, read_json, run_async, steps, workspace_dir
+
+SIZES = [(80, 24), (120, 40)]
+
+
+def make_app(root: Path, live: bool = True) -> MonitorApp:
+    workspace = Workspace([str(root)])
+    if not live:
+        workspace.refresh()
+    return MonitorApp(workspace, watched=["runs"], live=live, clock=lambda: NOW, export_dir=root)
+
+
+async def wait_for(pilot: Pilot[int], condition: Callable[[], bool], timeout: float = 8.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.05)
+
+
+def loss_panel(app: MonitorApp) -> ChartPanel:
+    return app.query_one("#panel-3", ChartPanel)
+
+
+def picker_lines(app: MonitorApp) -> list[str]:
+    picker = app.query_one(RunPicker)
+    return [str(picker.get_option_at_index(i).prompt) for i in range(picker.option_count)]
+
+
+@pytest.mark.parametrize("size", SIZES)
+@run_async
+async def test_keys_move_selection_mark_runs_and_quit(tmp_path: Path, size: tuple[int, int]) -> None:
+    app = make_app(workspace_dir(tmp_path))
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: app.loaded and loss_panel(app).data is not None)
+        names = [app.workspace.runs[p].name for p in app.query_one(RunPicker).paths]
+        assert sorted(names) == ["blobs_a", "diverging_c", "lora_b"]
+        first = app.selected
+        await pilot.press("j")
+        await wait_for(pilot, lambda: app.selected != first)
+        second = app.selected
+        await pilot.press("k")
+        await wait_for(pilot, lambda: app.selected == first)
+        await pilot.press("space", "down", "space")
+        assert app.marked == [first, second]
+        # Both marked runs are overlaid in every panel that has their metrics.
+        await wait_for(pilot, lambda: {t.run_path for t in loss_panel(app).data.traces} == {first, second})
+        await pilot.press("space")
+        assert app.marked == [first]
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+@pytest.mark.parametrize("size", SIZES)
+@run_async
+async def test_smoothing_and_log_scale_toggle(tmp_path: Path, size: tuple[int, int]) -> None:
+    app = make_app(workspace_dir(tmp_path))
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: loss_panel(app).data is not None)
+        assert all(t.smoothed is None for t in loss_panel(app).data.traces)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: all(t.smoothed is not None for t in loss_panel(app).data.traces))
+        raw_max = max(float(t.points.y.max()) for t in loss_panel(app).data.traces)
+        await pilot.press("l")
+        await wait_for(pilot, lambda: loss_panel(app).data.y_label.startswith("log10"))
+        log_max = max(float(t.points.y.max()) for t in loss_panel(app).data.traces)
+        assert log_max == pytest.approx(math.log10(raw_max), abs=1e-6)
+
+
+@run_async
+async def test_plus_presses_coalesce_into_one_control_write(tmp_path: Path) -> None:
+    root = workspace_dir(tmp_path)
+    app = make_app(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.selected_run is not None)
+        run = app.selected_run
+        assert run is not None and run.log_every == 10
+        control = run.path / "control.json"
+        await pilot.press("plus", "plus", "plus")
+        status = str(app.status_text(NOW))
+        assert "log_every 80 (requested, was 10)" in status
+        await wait_for(pilot, control.exists)
+        await pilot.pause(0.6)
+        written = read_json(control)
+        assert written["log_every"] == 80 and written["seq"] == 1 and written["source"] == "termmon"
+        # The trainer answers with a control_change event; the status line follows it.
+        append(
+            run.path,
+            [
+                {
+                    "event": "control_change",
+                    "time": NOW,
+                    "step": 1010,
+                    "key": "log_every",
+                    "old": 10,
+                    "new": 80,
+                    "requested": 80,
+                    "clamped": False,
+                }
+            ],
+        )
+        await wait_for(pilot, lambda: "log_every 80 (applied at step 1010)" in str(app.status_text(NOW)))
+        # Halving starts from the applied value, and clamps at the floor.
+        await pilot.press(*["minus"] * 6)
+        await wait_for(pilot, lambda: read_json(control)["seq"] == 2)
+        assert read_json(control)["log_every"] == 5
+
+
+@run_async
+async def test_exact_value_prompt(tmp_path: Path) -> None:
+    app = make_app(workspace_dir(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.selected_run is not None)
+        control = app.selected_run.path / "control.json"  # type: ignore[union-attr]
+        await pilot.press("equals_sign")
+        await pilot.press("3", "3", "3", "enter")  # the current value is selected: typing replaces it
+        await wait_for(pilot, control.exists)
+        assert read_json(control)["log_every"] == 333
+
+
+@run_async
+async def test_unwritable_control_file_is_reported_in_the_alert_log(tmp_path: Path) -> None:
+    app = make_app(workspace_dir(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.selected_run is not None)
+        (app.selected_run.path / "control.json").mkdir()  # type: ignore[union-attr]  # os.replace onto it fails, even as root
+        await pilot.press("plus")
+        log = app.query_one(AlertLog)
+        await wait_for(pilot, lambda: any("log_every not changed" in t.plain for t in log.entries))
+        assert "request failed" in str(app.status_text(NOW))
+
+
+@run_async
+async def test_appended_records_reach_the_panels_and_torn_lines_never_show(tmp_path: Path) -> None:
+    root = workspace_dir(tmp_path)
+    app = make_app(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.selected_run is not None and app.selected_run.name == "blobs_a")
+        run = app.selected_run
+        assert run is not None
+        last_x = lambda: max(float(t.points.x.max()) for t in loss_panel(app).data.traces)  # noqa: E731
+        await wait_for(pilot, lambda: loss_panel(app).data is not None and last_x() == 1000)
+        # A torn write: half a record, no newline. Nothing may appear from it.
+        line = '{"event":"step","time":1767226700.0,"step":1010,"train_loss":0.123}'
+        with open(run.path / "metrics.jsonl", "a") as fh:
+            fh.write(line[:25])
+        await pilot.pause(1.5)
+        assert last_x() == 1000 and run.bad_lines == 0
+        with open(run.path / "metrics.jsonl", "a") as fh:
+            fh.write(line[25:] + "\n")
+        await wait_for(pilot, lambda: last_x() == 1010)
+        step_trace = next(t for t in loss_panel(app).data.traces if t.metric == "train_loss")
+        assert float(step_trace.points.y[step_trace.points.x == 1010][0]) == pytest.approx(0.123)
+        # Epoch-level records land in the same panel and the diagnostics panels.
+        append(run.path, [epoch(10, 1100), *steps(1110, 1200)])
+        await wait_for(pilot, lambda: last_x() == 1200)
+        silhouette = app.query_one("#panel-0", ChartPanel)
+        await wait_for(pilot, lambda: float(silhouette.data.traces[0].points.x.max()) == 1100)
+
+
+@run_async
+async def test_new_run_under_watched_parent_appears(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("termmon.model.workspace.RESCAN_SECONDS", 0.2)
+    root = workspace_dir(tmp_path)
+    app = make_app(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(app.query_one(RunPicker).paths) == 3)
+        append(root / "late_run", steps(10, 100))
+        await wait_for(pilot, lambda: len(app.query_one(RunPicker).paths) == 4)
+
+
+@run_async
+async def test_nan_and_inf_are_marked_and_missing_diagnostics_explained(tmp_path: Path) -> None:
+    app = make_app(workspace_dir(tmp_path), live=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        names = {app.workspace.runs[p].name: p for p in app.query_one(RunPicker).paths}
+        app.query_one(RunPicker).highlighted = list(names).index("diverging_c")
+        await wait_for(pilot, lambda: app.selected == names["diverging_c"])
+        await wait_for(pilot, lambda: loss_panel(app).data.traces[0].nonfinite == 3)
+        points = loss_panel(app).data.traces[0].points
+        assert list(points.posinf_x) == [510] and list(points.nan_x) == [520, 530]
+        assert "NaN/Inf" in str(loss_panel(app).border_title)
+        app.query_one(RunPicker).highlighted = list(names).index("lora_b")
+        await wait_for(pilot, lambda: app.selected == names["lora_b"])
+        silhouette = app.query_one("#panel-0", ChartPanel)
+        await wait_for(pilot, lambda: "enable_diagnostics" in silhouette.data.message)
+        assert "press m" in silhouette.data.message
+
+
+@run_async
+async def test_metric_picker_puts_another_metric_in_the_focused_panel(tmp_path: Path) -> None:
+    app = make_app(workspace_dir(tmp_path), live=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        panel = app.query_one("#panel-1", ChartPanel)
+        panel.focus()
+        await pilot.press("m")
+        await pilot.pause()
+        options = app.screen.query_one("#metric-list")
+        metrics = app.screen.metrics  # type: ignore[attr-defined]
+        options.highlighted = metrics.index("grad_norm")  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: panel.data is not None and panel.data.title == "grad_norm")
+        assert panel.data.traces and panel.data.traces[0].metric == "grad_norm"
+        # The choice survives selection changes; `d` restores the default.
+        await pilot.press("tab", "j")
+        assert panel.spec.title == "grad_norm"
+        panel.focus()
+        await pilot.press("d")
+        await wait_for(pilot, lambda: panel.data.title == "clusters (DBSCAN)")
+
+
+@run_async
+async def test_filter_and_help(tmp_path: Path) -> None:
+    app = make_app(workspace_dir(tmp_path), live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("slash", "l", "o", "r")
+        await wait_for(pilot, lambda: len(app.query_one(RunPicker).paths) == 1)
+        assert app.selected_run is not None and app.selected_run.name == "lora_b"
+        await pilot.press("enter", "escape")
+        await wait_for(pilot, lambda: len(app.query_one(RunPicker).paths) == 3)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "Screen"
+
+
+@run_async
+async def test_names_from_disk_are_shown_literally(tmp_path: Path) -> None:
+    append(tmp_path / "[red]x", steps(10, 50))
+    append(tmp_path / "evil\x1b[2Jname", steps(10, 50))
+    app = make_app(tmp_path, live=False)
+    async with app.run_test(size=(120, 40)):
+        lines = picker_lines(app)
+        assert any("[red]x" in line for line in lines)
+        assert not any("\x1b" in line for line in lines)
+        assert any("evilname" in line for line in lines)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (40, 12), (200, 60), (20, 8)])
+@run_async
+async def test_resize_never_crashes(tmp_path: Path, size: tuple[int, int]) -> None:
+    app = make_app(workspace_dir(tmp_path), live=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.resize_terminal(*size)
+        await pilot.pause(0.3)
+        await pilot.press("j", "s", "l")
+        await pilot.pause(0.3)
+        assert app.is_running
+
+
+def test_missing_path_is_a_usage_error_before_the_app_starts(tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        run_monitor([str(tmp_path / "nope")], poll=None, config=None)
