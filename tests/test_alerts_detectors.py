@@ -136,6 +136,17 @@ def test_loss_plateau_fires_once_after_the_loss_stops_improving(tmp_path: Path) 
     assert alert.message.startswith(f"train_loss plateaued at step {alert.step:,}: mean 0.8")
 
 
+def test_a_new_plateau_after_the_loss_improves_again_is_a_new_episode(tmp_path: Path) -> None:
+    n = 9000
+    s = np.arange(n)
+    level = np.where(s < 4000, 1.0 + 2 * np.exp(-s / 200), 0.6 + 0.4 * np.exp(-(s - 4000) / 200))
+    loss = level * flat(n, 1.0, 0.05, seed=5)
+    alerts = alerts_of(evaluate(tmp_path, n, {"train_loss": loss}), "loss_plateau")
+    assert len(alerts) == 2
+    assert step_of(1000) <= alerts[0].step < step_of(4000) < alerts[1].step
+    assert [round(a.value or 0, 1) for a in alerts] == [1.0, 0.6]
+
+
 def test_overfitting_needs_rising_eval_while_train_falls(tmp_path: Path) -> None:
     e = np.arange(25)
     train = 2 * np.exp(-e / 5) + 0.1

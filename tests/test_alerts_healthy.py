@@ -94,7 +94,16 @@ def long_run(rng: np.random.Generator) -> dict:
     return {"steps": n, "metrics": {"train_loss": loss, **_system(rng, n)}, "log_every": 1}
 
 
+def very_slow_decay(rng: np.random.Generator) -> dict:
+    """Every step logged, a time constant far beyond any window: flat at first sight, never a plateau."""
+    n = 150_000
+    s = np.arange(1, n + 1)
+    loss = 2 * np.exp(-s / 300_000) + 0.1 * rng.random(n)
+    return {"steps": n, "metrics": {"train_loss": loss}, "log_every": 1}
+
+
 LAYOUTS = [
+    very_slow_decay,
     noisy,
     slowly_converging,
     warmup_spikes,

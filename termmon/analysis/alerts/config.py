@@ -69,9 +69,10 @@ class LossPlateauConfig:
     enabled: bool = True
     warmup_points: int = _count(200, 0)
     min_window: int = _count(50, 2)
-    max_window: int = _count(2000, 2)
+    max_window: int = _count(10_000, 2)
     min_rel_change: float = _num(0.01, 0.0, 1.0)
     z_score: float = _num(2.0)
+    max_pace_ratio: float = _num(0.05, 0.0, 1.0)
     consecutive: int = _count(20)
 
 

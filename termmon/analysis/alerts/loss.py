@@ -44,13 +44,18 @@ def _preferred_before(run: Run, names: tuple[str, ...], row: int) -> str | None:
 
 
 class LossPlateauDetector:
-    """The mean of the last W finite training-loss points against the W before them.
+    """The loss made real progress, and has stopped making it.
 
-    W is a quarter of the points since warm-up (so a long run is judged over a long stretch and slow,
-    steady progress stays significant), clipped to [min_window, max_window]. The loss has plateaued
-    where the two means differ by less than ``min_rel_change`` of the loss *and* by less than
-    ``z_score`` standard errors (noise estimated from successive differences, which a trend barely
-    touches). A rising loss is not a plateau. Prefix sums make each point O(1).
+    Three means of W finite training-loss points, by prefix sums (O(1) a point): the first W after
+    warm-up, the W before the last W, and the last W. W is a quarter of the points since warm-up, clipped
+    to [min_window, max_window], so a long run is judged over a long stretch. Flat: the last two means
+    differ by less than ``z_score`` standard errors (noise from successive differences, which a trend
+    barely touches) and by less than ``min_rel_change`` of the loss. Stopped: that change per point is
+    under ``max_pace_ratio`` of the average pace since the first window, and that earlier progress is
+    itself significant. A run early in a long, slow descent has made no significant progress yet and a
+    steadily converging one keeps its pace, so neither is a plateau; nor is a loss that rises.
+
+    The episode ends when the loss improves by ``min_rel_change`` on the level reported.
     """
 
     def __init__(self, config: LossPlateauConfig) -> None:
@@ -62,7 +67,8 @@ class LossPlateauDetector:
         self.sums.extend(np.zeros(1))
         self.sq_diffs.extend(np.zeros(1))
         self.last = math.nan
-        self.tracker = EpisodeTracker(config.consecutive, config.max_window)
+        self.tracker = EpisodeTracker(config.consecutive)
+        self.level: float | None = None  # the plateau reported, while its episode lasts
 
     def update(self, run: Run, now: float) -> list[Found]:
         if self.metric is None:
@@ -76,6 +82,39 @@ class LossPlateauDetector:
         values = points.value[finite]
         if len(values) == 0:
             return []
+        first, prev, cur, w, flat = self._windows(values)
+        kept = _subset(points, finite)
+        found = []
+        i = 0
+        while i < len(values):
+            if self.level is not None:
+                better = np.flatnonzero(cur[i:] < self.level - self.config.min_rel_change * abs(self.level))
+                if len(better) == 0:
+                    break
+                i += int(better[0]) + 1
+                self.level = None
+                self.tracker = EpisodeTracker(self.config.consecutive)
+                continue
+            fired = self.tracker.feed(flat[i:])
+            if not fired:
+                break
+            j = i + fired[0]
+            self.level = float(cur[j])
+            at = spot(kept, j)
+            rel = (cur[j] - prev[j]) / abs(prev[j]) if prev[j] else 0.0
+            message = (
+                f"{self.metric} plateaued at {at.where}: mean {fmt_value(float(cur[j]))} over the last "
+                f"{w[j]} points vs {fmt_value(float(prev[j]))} over the {w[j]} before ({rel:+.2%}), "
+                f"down from {fmt_value(float(first[j]))} after warm-up"
+            )
+            found.append(at.found("loss_plateau", Severity.WARNING, message, self.metric, float(cur[j])))
+            i = j + 1
+        return found
+
+    def _windows(
+        self, values: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Add ``values`` to the prefix sums; per new point: first, previous and last window means, W, flat."""
         cfg = self.config
         n0 = len(self.sums) - 1
         self.sums.extend(np.cumsum(np.concatenate([self.sums.view[-1:], values]))[1:])
@@ -88,24 +127,24 @@ class LossPlateauDetector:
         window = np.minimum((count - cfg.warmup_points) // 4, cfg.max_window)
         valid = window >= cfg.min_window
         w = np.where(valid, window, 1)
+        start = np.where(valid, cfg.warmup_points, 0)
         s, q = self.sums.view, self.sq_diffs.view
+        first = (s[start + w] - s[start]) / w
         prev = (s[np.maximum(count - w, 0)] - s[np.maximum(count - 2 * w, 0)]) / w
         cur = (s[count] - s[count - w]) / w
         noise_var = (q[count] - q[np.maximum(count - 2 * w + 1, 0)]) / np.maximum(2 * w - 1, 1) / 2
         stderr = np.sqrt(noise_var * 2 / w)
         change = np.abs(prev - cur)
-        flat = valid & (change <= cfg.z_score * stderr) & (change <= cfg.min_rel_change * np.abs(prev))
-        kept = _subset(points, finite)
-        found = []
-        for i in self.tracker.feed(flat):
-            at = spot(kept, i)
-            rel = (cur[i] - prev[i]) / abs(prev[i]) if prev[i] else 0.0
-            message = (
-                f"{self.metric} plateaued at {at.where}: mean {fmt_value(float(cur[i]))} over the last "
-                f"{w[i]} points vs {fmt_value(float(prev[i]))} over the {w[i]} before ({rel:+.2%})"
-            )
-            found.append(at.found("loss_plateau", Severity.WARNING, message, self.metric, float(cur[i])))
-        return found
+        progress = first - cur
+        pace = progress / np.maximum(count - w - start, 1)
+        flat = (
+            valid
+            & (change <= cfg.z_score * stderr)
+            & (change <= cfg.min_rel_change * np.abs(prev))
+            & (progress > cfg.z_score * stderr)
+            & (change / w <= cfg.max_pace_ratio * pace)
+        )
+        return first, prev, cur, w, flat
 
 
 def _subset(points: Points, keep: np.ndarray) -> Points:
