@@ -51,7 +51,9 @@ def request_log_every(run_dir: Path, log_every: int) -> ControlRequest:
     except OSError as exc:
         raise TermmonError(f"termmon control: {run_dir}: {exc.strerror}") from exc
     if not any(is_run_file(name) for name in names):
-        raise UsageError(f"termmon control: {run_dir}: not a run directory (no metrics.jsonl or results.json)")
+        raise UsageError(
+            f"termmon control: {run_dir}: not a run directory (no metrics.jsonl or results.json)"
+        )
 
     previous = read_control(run_dir) or {}
     prev_seq = previous.get("seq")

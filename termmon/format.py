@@ -132,4 +132,6 @@ def clamp_log_every(value: int) -> int:
 # --- run directories ---------------------------------------------------------------------------------------
 def is_run_file(name: str) -> bool:
     """A file whose presence makes its directory a run directory (DESIGN.md)."""
-    return name in (METRICS_JSONL, RESULTS_JSON) or (name.startswith("debug_log_") and name.endswith(".jsonl"))
+    return name in (METRICS_JSONL, RESULTS_JSON) or (
+        name.startswith("debug_log_") and name.endswith(".jsonl")
+    )

@@ -119,7 +119,9 @@ def test_follow_across_truncation_rewrite_larger_and_rotation(tmp_path: Path) ->
     follower.close()
     tags = [(r["tag"], r["step"]) for r in follower.records]
     assert tags == (
-        [("first", i) for i in range(10)] + [("second", i) for i in range(30)] + [("third", i) for i in range(30, 35)]
+        [("first", i) for i in range(10)]
+        + [("second", i) for i in range(30)]
+        + [("third", i) for i in range(30, 35)]
     )
 
 

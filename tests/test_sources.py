@@ -27,7 +27,10 @@ def history(epochs: int) -> dict[str, object]:
                 "epoch": e,
                 "train": {"loss": 10.0 - e},
                 "test": {"loss": 11.0 - e},
-                "diagnostics": {"silhouette_score": None if e < 2 else 0.6, "n_clusters_dbscan": 1 + (e >= 2) * 2},
+                "diagnostics": {
+                    "silhouette_score": None if e < 2 else 0.6,
+                    "n_clusters_dbscan": 1 + (e >= 2) * 2,
+                },
             }
             for e in range(1, epochs + 1)
         ],
@@ -86,14 +89,54 @@ def test_seed001_results_json_maps_to_epoch_series(tmp_path: Path) -> None:
 
 def test_seed004_debug_log_maps_to_standard_names(tmp_path: Path) -> None:
     lines = [
-        {"event_type": "fit_start", "step": 0, "data": {"trainable_params": 10, "total_params": 12, "epochs": 2}},
-        {"event_type": "data_sanity_check", "step": 0, "data": {"label_min": 0, "label_max": 1030, "n_codes": 1024, "labels_in_range": False}},
-        {"event_type": "epoch_start", "step": 0, "data": {"lr": 2e-5, "betas": [0.9, 0.99], "weight_decay": 0.01}},
-        {"event_type": "training_step", "step": 10, "time": 5.0, "data": {"loss": 6.8, "accuracy": 0.02, "learning_rate": 2e-5}},
-        {"event_type": "gradient_stats", "step": 10, "data": {"total_norm": 3.5, "max_grad": 0.2, "min_grad": 0.0, "num_params_with_grad": 8, "top_modules": [["enc.fc", 2.0], ["dec.fc", 1.0]]}},
-        {"event_type": "param_updates", "step": 50, "data": {"num_updated": 0, "num_total": 8, "top_changed": {"enc.fc.weight": 0.0}, "no_update_warning": True}},
+        {
+            "event_type": "fit_start",
+            "step": 0,
+            "data": {"trainable_params": 10, "total_params": 12, "epochs": 2},
+        },
+        {
+            "event_type": "data_sanity_check",
+            "step": 0,
+            "data": {"label_min": 0, "label_max": 1030, "n_codes": 1024, "labels_in_range": False},
+        },
+        {
+            "event_type": "epoch_start",
+            "step": 0,
+            "data": {"lr": 2e-5, "betas": [0.9, 0.99], "weight_decay": 0.01},
+        },
+        {
+            "event_type": "training_step",
+            "step": 10,
+            "time": 5.0,
+            "data": {"loss": 6.8, "accuracy": 0.02, "learning_rate": 2e-5},
+        },
+        {
+            "event_type": "gradient_stats",
+            "step": 10,
+            "data": {
+                "total_norm": 3.5,
+                "max_grad": 0.2,
+                "min_grad": 0.0,
+                "num_params_with_grad": 8,
+                "top_modules": [["enc.fc", 2.0], ["dec.fc", 1.0]],
+            },
+        },
+        {
+            "event_type": "param_updates",
+            "step": 50,
+            "data": {
+                "num_updated": 0,
+                "num_total": 8,
+                "top_changed": {"enc.fc.weight": 0.0},
+                "no_update_warning": True,
+            },
+        },
         {"event_type": "epoch_start", "step": 60, "data": {"lr": 2e-4}},
-        {"event_type": "training_step", "step": 70, "data": {"loss": 6.2, "accuracy": 0.04, "learning_rate": 2e-4}},
+        {
+            "event_type": "training_step",
+            "step": 70,
+            "data": {"loss": 6.2, "accuracy": 0.04, "learning_rate": 2e-4},
+        },
     ]
     (tmp_path / "debug_log_1700000000.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     workspace = Workspace([str(tmp_path)])
@@ -114,7 +157,9 @@ def test_metrics_jsonl_wins_over_its_results_json_mirror(tmp_path: Path) -> None
     (tmp_path / "results.json").write_text(json.dumps(history(3)))
     source = RunSource(tmp_path)
     source.read()
-    (tmp_path / "metrics.jsonl").write_text(json.dumps({"event": "step", "step": 1, "train_loss": 1.0}) + "\n")
+    (tmp_path / "metrics.jsonl").write_text(
+        json.dumps({"event": "step", "step": 1, "train_loss": 1.0}) + "\n"
+    )
     update = source.read()
     assert source.kind == SourceKind.METRICS and update.reset
     assert set(update.batch.metrics) == {"train_loss"}
@@ -173,7 +218,9 @@ def test_an_appended_line_is_noticed(tmp_path: Path, poll: float | None) -> None
         run = workspace.runs[tmp_path.resolve()]
         assert run.last_step == 1
         if poll is None:
-            assert latency < 1.0, f"an event should wake the reader well before the backstop poll ({latency:.2f}s)"
+            assert latency < 1.0, (
+                f"an event should wake the reader well before the backstop poll ({latency:.2f}s)"
+            )
     finally:
         watcher.stop()
         workspace.close()
