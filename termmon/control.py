@@ -7,14 +7,13 @@ grows with every request so the trainer can tell a new request from a rewrite wi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from termmon.atomic import atomic_write
 from termmon.errors import TermmonError, UsageError
 from termmon.format import CONTROL_JSON, CONTROL_SOURCE, clamp_log_every, is_run_file
 
@@ -62,29 +61,8 @@ def request_log_every(run_dir: Path, log_every: int) -> ControlRequest:
     now = time.time()
     payload = {"log_every": value, "timestamp": now, "seq": seq, "source": CONTROL_SOURCE}
     try:
-        _atomic_write(run_dir / CONTROL_JSON, json.dumps(payload).encode())
+        atomic_write(run_dir / CONTROL_JSON, json.dumps(payload).encode(), sync_dir=True)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise TermmonError(f"cannot write {run_dir / CONTROL_JSON}: {reason}") from exc
     return ControlRequest(log_every=value, seq=seq, clamped=value != log_every, timestamp=now)
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on a directory; the replace itself has happened
-    finally:
-        os.close(dir_fd)

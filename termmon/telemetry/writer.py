@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from termmon.atomic import atomic_write
 from termmon.format import (
     EV_ALERT,
     EV_CHECKPOINT,
@@ -126,7 +127,7 @@ class RunWriter:
                 self._write_records(records)
             for item in batch:
                 if isinstance(item, Results):
-                    _atomic_write_text(self.run_dir / RESULTS_JSON, encode_record(item.document))
+                    atomic_write(self.run_dir / RESULTS_JSON, encode_record(item.document).encode())
                 elif isinstance(item, CsvRows):
                     self._append_long_csv(item)
         except OSError as exc:
@@ -240,17 +241,3 @@ def _unwritable_alert(record: Mapping[str, Any], exc: BaseException) -> dict[str
         if isinstance(record.get(key), int):
             out[key] = record[key]
     return out
-
-
-def _atomic_write_text(target: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
