@@ -284,3 +284,11 @@ def test_run_file_stands_for_its_directory(tmp_path: Path) -> None:
     output = tmp_path / "byfile.md"
     assert main(["report", str(run_dir / "metrics.jsonl"), "--output", str(output)]) == 0
     assert output.read_text(encoding="utf-8").startswith("# termmon report: byfile")
+
+
+def test_run_without_records_is_not_called_healthy(tmp_path: Path) -> None:
+    run_dir = tmp_path / "fresh"
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text("")
+    text, _ = _report(run_dir, tmp_path)
+    assert "The run has no records yet" in text and "No bad signs found" not in text.split("##")[0]

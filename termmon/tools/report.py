@@ -131,12 +131,12 @@ def render_markdown(d: Diagnosis, images: Mapping[str, str]) -> str:
         facts.append(f"{d.bad_lines:,} unreadable lines skipped")
     out += [" · ".join(facts), ""]
     bad = len(d.advice)
-    out += [
-        f"**{bad} bad sign{'s' if bad != 1 else ''} found**: see *What to check*."
-        if bad
-        else "**No bad signs found.**",
-        "",
-    ]
+    if bad:
+        out += [f"**{bad} bad sign{'s' if bad != 1 else ''} found**: see *What to check*.", ""]
+    elif d.records == 0:
+        out += ["**The run has no records yet**: nothing to diagnose.", ""]
+    else:
+        out += ["**No bad signs found.**", ""]
     out += _progression(d, images)
     out += _improvement(d)
     out += _gradients(d, images)
