@@ -101,6 +101,7 @@ def test_summary_table_for_people(runs: Path) -> None:
         ["summary", "/no/such/path"],
         ["/no/such/path"],
         ["--static", "/no/such/path"],
+        ["report", "/no/such/path"],
         ["control", "/no/such/path", "--log-every", "10"],
         ["summary", "--no-such-flag"],
         ["control", "."],

@@ -13,7 +13,7 @@ from termmon.analysis.alerts.config import (
 from termmon.analysis.alerts.criteria import CriteriaDetector, Criterion
 from termmon.analysis.alerts.episodes import EpisodeTracker
 from termmon.analysis.alerts.model import Severity, fmt_limit, fmt_ratio, fmt_value
-from termmon.analysis.alerts.points import Cursor, value_at
+from termmon.analysis.alerts.points import Cursor, Points, blocks, value_at
 from termmon.model.run import Run
 
 
@@ -50,32 +50,39 @@ class ExplodingGradientsDetector:
         cfg = self.config
         found = []
         for name in cfg.metrics:
-            points = self.cursor.take(run, name)
-            if points is None:
+            taken = self.cursor.take(run, name)
+            if taken is None:
                 continue
             state = self.states.setdefault(name, _Explosion(cfg))
-            finite = np.isfinite(points.value)
-            values = points.value[finite]
-            baseline = np.full(len(points), np.nan)
-            baseline[finite] = rolling_median_before(state.history, values, cfg.window, cfg.min_history)
-            before = np.zeros(len(points), dtype=np.int64)
-            before[finite] = np.minimum(state.seen + np.arange(len(values)), cfg.window)
-            state.seen += len(values)
-            state.history = np.concatenate([state.history, values])[-cfg.window :]
-            with np.errstate(invalid="ignore"):
-                ratio = points.value / baseline
-                above = finite & (points.value > cfg.abs_threshold)
-                far = finite & (baseline > 0) & (ratio > cfg.ratio)
-            for i in state.tracker.feed(above | far):
-                at = spot(points, i)
-                value = float(points.value[i])
-                reasons = []
-                if far[i]:
-                    reasons.append(f"{fmt_ratio(float(ratio[i]))} its median of the last {before[i]} points")
-                if above[i]:
-                    reasons.append(f"above the bound {fmt_limit(cfg.abs_threshold)}")
-                message = f"{name} {fmt_value(value)} at {at.where}: {'; '.join(reasons)}"
-                found.append(at.found("exploding_gradients", Severity.CRITICAL, message, name, value))
+            for points in blocks(taken):
+                found.extend(self._update_block(name, state, points))
+        return found
+
+    def _update_block(self, name: str, state: _Explosion, points: Points) -> list[Found]:
+        cfg = self.config
+        found = []
+        finite = np.isfinite(points.value)
+        values = points.value[finite]
+        baseline = np.full(len(points), np.nan)
+        baseline[finite] = rolling_median_before(state.history, values, cfg.window, cfg.min_history)
+        before = np.zeros(len(points), dtype=np.int64)
+        before[finite] = np.minimum(state.seen + np.arange(len(values)), cfg.window)
+        state.seen += len(values)
+        state.history = np.concatenate([state.history, values])[-cfg.window :]
+        with np.errstate(invalid="ignore"):
+            ratio = points.value / baseline
+            above = finite & (points.value > cfg.abs_threshold)
+            far = finite & (baseline > 0) & (ratio > cfg.ratio)
+        for i in state.tracker.feed(above | far):
+            at = spot(points, i)
+            value = float(points.value[i])
+            reasons = []
+            if far[i]:
+                reasons.append(f"{fmt_ratio(float(ratio[i]))} its median of the last {before[i]} points")
+            if above[i]:
+                reasons.append(f"above the bound {fmt_limit(cfg.abs_threshold)}")
+            message = f"{name} {fmt_value(value)} at {at.where}: {'; '.join(reasons)}"
+            found.append(at.found("exploding_gradients", Severity.CRITICAL, message, name, value))
         return found
 
 

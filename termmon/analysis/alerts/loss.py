@@ -10,7 +10,7 @@ from termmon.analysis.alerts.base import Found, spot
 from termmon.analysis.alerts.config import LossPlateauConfig, OverfittingConfig
 from termmon.analysis.alerts.episodes import EpisodeTracker
 from termmon.analysis.alerts.model import Severity, fmt_value
-from termmon.analysis.alerts.points import Cursor, Points
+from termmon.analysis.alerts.points import Cursor, Points, blocks
 from termmon.model.columns import GrowableArray
 from termmon.model.run import Run
 
@@ -78,6 +78,10 @@ class LossPlateauDetector:
         points = self.cursor.take(run, self.metric)
         if points is None:
             return []
+        return [f for block in blocks(points) for f in self._update_block(block)]
+
+    def _update_block(self, points: Points) -> list[Found]:
+        assert self.metric is not None
         finite = np.isfinite(points.value)
         values = points.value[finite]
         if len(values) == 0:
@@ -148,14 +152,7 @@ class LossPlateauDetector:
 
 
 def _subset(points: Points, keep: np.ndarray) -> Points:
-    return Points(
-        points.name,
-        points.rows[keep],
-        points.step[keep],
-        points.epoch[keep],
-        points.time[keep],
-        points.value[keep],
-    )
+    return Points(run=points.run, name=points.name, rows=points.rows[keep], value=points.value[keep])
 
 
 class OverfittingDetector:

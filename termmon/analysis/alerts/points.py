@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -19,19 +20,37 @@ from termmon.model.run import Run
 LOSS_LIKE = re.compile(r"(^|.*/)loss(/.*)?$|.*_loss$")
 
 
-@dataclass(frozen=True)
-class Points:
-    """A slice of one metric's points: row in the run table, step, epoch, time and value."""
+class _RowFields:
+    """step/epoch/time of ``rows``, gathered from the run table only when a detector asks for them:
+    most passes look at values alone, and gathering three columns for a million points costs ~24 MB."""
 
-    name: str
+    run: Run
     rows: np.ndarray
-    step: np.ndarray
-    epoch: np.ndarray
-    time: np.ndarray
-    value: np.ndarray
+
+    @cached_property
+    def step(self) -> np.ndarray:
+        return self.run.step.view[self.rows]
+
+    @cached_property
+    def epoch(self) -> np.ndarray:
+        return self.run.epoch.view[self.rows]
+
+    @cached_property
+    def time(self) -> np.ndarray:
+        return self.run.time.view[self.rows]
 
     def __len__(self) -> int:
         return len(self.rows)
+
+
+@dataclass(frozen=True)
+class Points(_RowFields):
+    """A slice of one metric's points: row in the run table, value; step, epoch and time on demand."""
+
+    run: Run
+    name: str
+    rows: np.ndarray
+    value: np.ndarray
 
 
 def metric_length(run: Run, name: str) -> int:
@@ -44,15 +63,7 @@ def read_points(run: Run, name: str, start: int = 0) -> Points | None:
     column = run.metrics.get(name)
     if column is None:
         return None
-    rows = column.rows.view[start:]
-    return Points(
-        name=name,
-        rows=rows,
-        step=run.step.view[rows],
-        epoch=run.epoch.view[rows],
-        time=run.time.view[rows],
-        value=column.values.view[start:],
-    )
+    return Points(run=run, name=name, rows=column.rows.view[start:], value=column.values.view[start:])
 
 
 class Cursor:
@@ -87,35 +98,49 @@ def value_at(run: Run, name: str, rows: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Merged:
+class Merged(_RowFields):
     """Records that carry any of several metrics, in row order, with whether any of them flagged."""
 
+    run: Run
     rows: np.ndarray
-    step: np.ndarray
-    epoch: np.ndarray
-    time: np.ndarray
     flagged: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.rows)
 
 
 def merge_flags(run: Run, parts: list[tuple[np.ndarray, np.ndarray]]) -> Merged:
-    """Merge (rows, flag) pairs from several metrics into one flag per record (any of them set)."""
+    """Merge (rows, flag) pairs from several metrics into one flag per record (any of them set).
+
+    New rows of a refresh are a contiguous range of the run table, so two boolean arrays over that
+    range do the merge in O(rows) time and a byte per row, with no sort.
+    """
+    parts = [(r, f) for r, f in parts if len(r)]
     if not parts:
-        rows = np.empty(0, dtype=np.int64)
-        flagged = np.empty(0, dtype=bool)
-    else:
-        all_rows = np.concatenate([r for r, _ in parts])
-        all_flags = np.concatenate([f for _, f in parts])
-        order = np.argsort(all_rows, kind="stable")
-        all_rows, all_flags = all_rows[order], all_flags[order]
-        rows, first = np.unique(all_rows, return_index=True)
-        flagged = np.logical_or.reduceat(all_flags, first) if len(first) else all_flags[:0]
-    return Merged(
-        rows=rows,
-        step=run.step.view[rows],
-        epoch=run.epoch.view[rows],
-        time=run.time.view[rows],
-        flagged=flagged.astype(bool),
-    )
+        return Merged(run=run, rows=np.empty(0, dtype=np.int64), flagged=np.empty(0, dtype=bool))
+    lo = min(int(r[0]) for r, _ in parts)
+    hi = max(int(r[-1]) for r, _ in parts)
+    present = np.zeros(hi - lo + 1, dtype=bool)
+    flags = np.zeros(hi - lo + 1, dtype=bool)
+    for rows, flag in parts:
+        present[rows - lo] = True
+        flags[rows[flag.astype(bool)] - lo] = True
+    return Merged(run=run, rows=np.flatnonzero(present) + lo, flagged=flags[present])
+
+
+#: Detectors that vectorise over their new points take them in blocks of this size, so the first pass
+#: over a run of millions of points needs megabytes of temporaries, not hundreds of them.
+BLOCK_POINTS = 1 << 16
+
+
+def blocks(points: Points, size: int | None = None) -> list[Points]:
+    """``points`` in consecutive slices of at most ``size``; detectors' state carries across them."""
+    size = size or BLOCK_POINTS
+    if len(points) <= size:
+        return [points]
+    return [
+        Points(
+            run=points.run,
+            name=points.name,
+            rows=points.rows[lo : lo + size],
+            value=points.value[lo : lo + size],
+        )
+        for lo in range(0, len(points), size)
+    ]
