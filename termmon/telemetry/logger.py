@@ -424,7 +424,8 @@ class Telemetry:
         top = sorted(zip(names, rms, strict=True), key=lambda item: item[1], reverse=True)[:10]
         record["param_updates/num_updated"] = updated
         record["param_updates/num_total"] = len(rms)
-        record["param_updates/top_changed"] = [[name, value] for name, value in top]
+        for name, value in top:  # the same names the seed 004 adapter gives its top_changed
+            record[f"updates/{name}/change"] = value
         record["param_updates/no_update_warning"] = updated == 0
 
     def _weight_moments(self) -> torch.Tensor:
