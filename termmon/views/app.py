@@ -278,7 +278,8 @@ class MonitorApp(App[int]):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(" termmon ", style="bold reverse")
         text.append(" watching ", style="dim")
-        text.append(sanitize(" ".join(self.watched), 80))
+        watched = sanitize(" ".join(self.watched))
+        text.append(watched if len(watched) <= 48 else "…" + watched[-47:])
         count = len(self.workspace.runs)
         text.append(f"  {count} run{'s' if count != 1 else ''}", style="dim")
         text.append(f"  {self.watch_mode}", style="dim")
@@ -305,10 +306,10 @@ class MonitorApp(App[int]):
             where.append(f"step {run.last_step}")
         if where:
             text.append("  " + " ".join(where))
-        text.append(f"  last record {_ago(now - run.last_activity)}", style="dim")
         text.append(
             "  " + self.control.describe(run), style="bold" if run.path in self.control.states else ""
         )
+        text.append(f"  last record {_ago(now - run.last_activity)}", style="dim")
         if run.bad_lines:
             text.append(f"  {run.bad_lines} bad lines", style="yellow")
         return text

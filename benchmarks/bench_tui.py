@@ -1,0 +1,137 @@
+"""Monitor benchmarks: time to first complete frame, redraw cost of a 1M-point panel, idle CPU.
+
+Each figure sits next to a floor measured in the same run: the ingest alone (``Workspace.refresh``)
+for the first frame, a plain copy of the series for the redraw, an idle bare Textual app for CPU.
+Run: ``python -m benchmarks.bench_tui`` (about a minute).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+from textual.app import App, ComposeResult
+from textual.widgets import Static
+from textual_plotext.plot import Plot
+
+from termmon.demo.synthetic import write_demo_runs
+from termmon.model.workspace import Workspace
+from termmon.views.app import MonitorApp
+from termmon.views.colors import RunColors
+from termmon.views.panels import DEFAULT_PANELS, build_panel
+from termmon.views.plotext_draw import draw_panel
+from termmon.views.widgets.chart import ChartPanel
+
+IDLE_SECONDS = 10.0
+
+
+def write_big_run(run_dir: Path, lines: int = 1_000_000) -> None:
+    run_dir.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    loss = np.exp(-np.arange(lines) / 2e5) + 0.05 * rng.random(lines)
+    with open(run_dir / "metrics.jsonl", "w") as fh:
+        fh.write('{"event":"start","time":1767225600.0,"step":0,"log_every":1}\n')
+        for start in range(0, lines, 100_000):
+            chunk = [
+                f'{{"event":"step","time":{1767225600.0 + i * 0.01:.2f},"step":{i + 1},"train_loss":{loss[i]:.6f},'
+                f'"lr":0.001,"grad_norm":{0.5 + loss[i]:.5f}}}\n'
+                for i in range(start, min(lines, start + 100_000))
+            ]
+            fh.writelines(chunk)
+
+
+def ingest_floor(root: Path) -> float:
+    t0 = time.perf_counter()
+    workspace = Workspace([str(root)])
+    workspace.refresh()
+    workspace.close()
+    return time.perf_counter() - t0
+
+
+async def _first_frame(root: Path) -> float:
+    t0 = time.perf_counter()
+    workspace = Workspace([str(root)])
+    app = MonitorApp(workspace, live=True)
+    async with app.run_test(size=(120, 35)) as pilot:
+        while not (app.loaded and all(p.data is not None for p in app.query(ChartPanel))):
+            await pilot.pause(0.01)
+        elapsed = time.perf_counter() - t0
+        await pilot.press("q")
+    workspace.close()
+    return elapsed
+
+
+def redraw_cost(root: Path, repeats: int = 10) -> tuple[float, float]:
+    workspace = Workspace([str(root)])
+    workspace.refresh()
+    run = next(iter(workspace.runs.values()))
+    series = run.series("train_loss")
+    assert series is not None and len(series) >= 1_000_000
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        np.copy(series.value), np.copy(series.step)
+    floor = (time.perf_counter() - t0) / repeats
+    colors = RunColors()
+    plot = Plot()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        data = build_panel(DEFAULT_PANELS[3], [run], colors=colors, max_points=120)
+        draw_panel(plot, data, labels=False)
+        plot.plotsize(60, 16)
+        plot.build()
+    cost = (time.perf_counter() - t0) / repeats
+    workspace.close()
+    return cost, floor
+
+
+class _Bare(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Static("idle")
+
+
+async def _idle_cpu(app: App[None] | MonitorApp) -> float:
+    proc = psutil.Process()
+    async with app.run_test(size=(120, 35)) as pilot:
+        await pilot.pause(2.0)  # past loading
+        before = proc.cpu_times()
+        await asyncio.sleep(IDLE_SECONDS)
+        after = proc.cpu_times()
+    return ((after.user - before.user) + (after.system - before.system)) / IDLE_SECONDS * 100
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="termmon-bench-"))
+    try:
+        demo = tmp / "demo"
+        write_demo_runs(demo)
+        big = tmp / "big"
+        write_big_run(big / "million")
+        many = tmp / "many"
+        for i in range(5):
+            write_demo_runs(many / f"group{i}")  # 20 runs
+        rows = []
+        floor = ingest_floor(demo)
+        rows.append(("first complete frame, demo runs (4)", asyncio.run(_first_frame(demo)), floor, "ingest"))
+        floor = ingest_floor(big)
+        rows.append(("first complete frame, 1M-line run", asyncio.run(_first_frame(big)), floor, "ingest"))
+        cost, floor = redraw_cost(big)
+        rows.append(("redraw of a panel holding 1M points", cost, floor, "copy of the series"))
+        workspace = Workspace([str(many)])
+        idle = asyncio.run(_idle_cpu(MonitorApp(workspace, live=True)))
+        bare = asyncio.run(_idle_cpu(_Bare()))
+        print("| measure | termmon | floor | floor is |")
+        print("|---|---:|---:|---|")
+        for name, value, base, what in rows:
+            print(f"| {name} | {value * 1000:.0f} ms | {base * 1000:.0f} ms | {what} |")
+        print(f"| CPU while idle, 20 runs watched | {idle:.1f} % | {bare:.1f} % | bare Textual app |")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
