@@ -19,7 +19,6 @@ from textual.app import App, ComposeResult
 from textual.widgets import Static
 from textual_plotext.plot import Plot
 
-from termmon.demo.synthetic import write_demo_runs
 from termmon.model.workspace import Workspace
 from termmon.views.app import MonitorApp
 from termmon.views.colors import RunColors
@@ -28,6 +27,7 @@ from termmon.views.plotext_draw import draw_panel
 from termmon.views.widgets.chart import ChartPanel
 
 IDLE_SECONDS = 10.0
+DEMO_RUNS = Path(__file__).resolve().parents[1] / "demo_runs"
 
 
 def write_big_run(run_dir: Path, lines: int = 1_000_000) -> None:
@@ -108,12 +108,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="termmon-bench-"))
     try:
         demo = tmp / "demo"
-        write_demo_runs(demo)
+        shutil.copytree(DEMO_RUNS, demo)
         big = tmp / "big"
         write_big_run(big / "million")
         many = tmp / "many"
         for i in range(5):
-            write_demo_runs(many / f"group{i}")  # 20 runs
+            shutil.copytree(DEMO_RUNS, many / f"group{i}")  # 20 runs
         rows = []
         floor = ingest_floor(demo)
         rows.append(("first complete frame, demo runs (4)", asyncio.run(_first_frame(demo)), floor, "ingest"))

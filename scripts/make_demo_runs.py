@@ -12,26 +12,17 @@ import shutil
 import sys
 from pathlib import Path
 
-import torch
-
-from termmon.demo.training import train_denoiser, train_diverging, train_lora_style, train_overfitting
-
-RECORDING = Path(__file__).resolve().parents[1] / "termmon" / "demo" / "recordings" / "denoiser.jsonl"
+from termmon.demo.live import RECORDING
+from termmon.demo.training import DEMO_TRAININGS, write_demo_runs
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("demo_runs"))
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    for name, train in (
-        ("denoiser_blobs", train_denoiser),
-        ("diverging_lr", train_diverging),
-        ("overfitting_tiny", train_overfitting),
-        ("lora_steps", train_lora_style),
-    ):
+    for name in DEMO_TRAININGS:
         shutil.rmtree(args.out / name, ignore_errors=True)
-        train(args.out, name)
+    for name in write_demo_runs(args.out):
         print(f"wrote {args.out / name}", file=sys.stderr)
     RECORDING.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.out / "denoiser_blobs" / "metrics.jsonl", RECORDING)

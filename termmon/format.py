@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -98,9 +99,14 @@ def encode_record(record: Mapping[str, Any]) -> str:
 
     Non-finite floats are written as Python's json writes them (``NaN``, ``Infinity``): the contract
     promises readers those tokens, and a diverged run must stay legible with ``jq``-like tools that
-    accept them. Values json cannot encode become their ``repr`` rather than failing the record.
+    accept them. Values json cannot encode become text (paths as paths, anything else its ``repr``)
+    rather than failing the record.
     """
-    return json.dumps(record, separators=(",", ":"), default=repr, allow_nan=True)
+    return json.dumps(record, separators=(",", ":"), default=_as_text, allow_nan=True)
+
+
+def _as_text(value: object) -> str:
+    return os.fspath(value) if isinstance(value, os.PathLike) else repr(value)
 
 
 def strict_json_value(value: Any) -> Any:

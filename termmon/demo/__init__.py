@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import multiprocessing
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,14 +19,16 @@ def shipped_demo_runs() -> Path | None:
 
 
 def prepare_demo_dir(root: Path) -> None:
-    """Copy (or, in an install without them, generate) the demo runs into ``root``."""
+    """Copy the shipped demo runs into ``root``; an install without them trains them (torch) or does
+    without them, showing only the live run."""
     source = shipped_demo_runs()
     if source is not None:
         for run_dir in sorted(p for p in source.iterdir() if p.is_dir()):
             shutil.copytree(run_dir, root / run_dir.name)
-    else:
-        from termmon.demo.synthetic import write_demo_runs
+    elif _can_train():
+        from termmon.demo.training import write_demo_runs
 
+        print("termmon demo: training the demo runs first (about 10 s)...", file=sys.stderr)
         write_demo_runs(root)
 
 
@@ -47,8 +50,7 @@ def _train(log_dir: str, run_name: str) -> None:
 
 def run_demo(poll: float | None) -> int:
     """Open the monitor on a temporary copy of the demo runs and a live run; clean both up on exit."""
-    from termmon.demo.live import Replay, load_recording
-    from termmon.demo.synthetic import RECORDING, recording
+    from termmon.demo.live import RECORDING, Replay, load_recording
     from termmon.views.app import run_monitor
 
     root = Path(tempfile.mkdtemp(prefix="termmon-demo-"))
@@ -63,7 +65,7 @@ def run_demo(poll: float | None) -> int:
             )
             process.start()
         else:
-            records = load_recording(RECORDING) if RECORDING.exists() else list(recording())
+            records = load_recording(RECORDING)
             replay = Replay(records, root / LIVE_RUN)
             replay.start()
             replay.started.wait(timeout=2)  # the monitor's first scan should see the live run

@@ -25,6 +25,8 @@ from termmon.format import (
 )
 
 START_LOG_EVERY = 20
+#: A real denoiser training's metrics.jsonl (written by scripts/make_demo_runs.py), replayed without torch.
+RECORDING = Path(__file__).parent / "recordings" / "denoiser.jsonl"
 
 
 def load_recording(path: Path) -> list[dict[str, Any]]:

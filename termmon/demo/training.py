@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -103,29 +104,32 @@ def train_denoiser(
 def train_diverging(
     log_dir: PathLike,
     run_name: str = "diverging_lr",
-    steps: int = 300,
-    lr: float = 3.0,
+    steps: int = 400,
+    lr: float = 1e-4,
+    warmup_growth: float = 1.03,
     pace_s: float = 0.0,
     seed: int = 0,
     **telemetry: Any,
 ) -> None:
-    """Regression with SGD at a learning rate far too high: the loss explodes, then goes NaN."""
+    """Regression whose learning-rate warm-up never stops (a scheduler bug): it trains well while the lr
+    is sane, then the loss explodes past the stability limit (~step 260) and goes Inf, then NaN."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.Tanh(), torch.nn.Linear(64, 1))
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_growth**step)
     true_w = torch.randn(20, 1, generator=gen)
-    with Telemetry(
-        log_dir, run_name, config={"task": "regression", "lr": lr}, **{"log_every": 5, **telemetry}
-    ) as tm:
+    config = {"task": "regression", "lr": lr, "warmup_growth": warmup_growth}
+    with Telemetry(log_dir, run_name, config=config, **{"log_every": 5, **telemetry}) as tm:
         tm.watch(model, optimizer)
         for epoch in range(steps // 50):
             for _ in range(50):
-                x = 3 * torch.randn(128, 20, generator=gen)
+                x = torch.randn(128, 20, generator=gen)
                 loss = torch.nn.functional.mse_loss(model(x), x @ true_w)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+                schedule.step()
                 tm.step(loss=loss, batch_size=128)
                 _pace(pace_s)
             tm.epoch(epoch, train={"loss": loss})
@@ -236,3 +240,20 @@ def train_lora_style(
             if (step + 1) % 100 == 0:
                 tm.checkpoint(f"lora_adapter_step{step + 1}.safetensors")
             _pace(pace_s)
+
+
+#: The shipped ``demo_runs/``: run name -> the training that writes it.
+DEMO_TRAININGS: dict[str, Callable[..., object]] = {
+    "denoiser_blobs": train_denoiser,
+    "diverging_lr": train_diverging,
+    "overfitting_tiny": train_overfitting,
+    "lora_steps": train_lora_style,
+}
+
+
+def write_demo_runs(out: str | os.PathLike[str]) -> list[str]:
+    """Train every demo run into ``out`` (about 10 s on one CPU core); returns the run names."""
+    torch.set_num_threads(1)
+    for name, train in DEMO_TRAININGS.items():
+        train(out, name)
+    return list(DEMO_TRAININGS)

@@ -40,6 +40,8 @@ def _bucket_extremes(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.nda
     if main < n:
         tail = y[main:]
         picks.append(np.array([main + int(tail.argmin()), main + int(tail.argmax())]))
+    # The ends are kept too: a live chart must end at the newest value, and start where the run did.
+    picks.append(np.array([0, n - 1]))
     index = np.unique(np.concatenate(picks))
     return x[index], y[index]
 

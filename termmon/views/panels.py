@@ -8,7 +8,7 @@ the same metrics, the same x axis, the same non-finite markers, the same smoothi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -134,16 +134,6 @@ def _x_values(run: Run, metric: str, axis: str) -> tuple[np.ndarray, np.ndarray,
     return x, series.value, series.epoch_level
 
 
-def _display(x: np.ndarray, y: np.ndarray, max_points: int) -> DisplaySeries:
-    """``downsample``, plus the newest finite point: a live chart must end at the latest value."""
-    points = downsample(x, y, max_points)
-    finite = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
-    if len(finite) and len(points.x) and points.x[-1] < x[finite[-1]]:
-        last = finite[-1]
-        points = replace(points, x=np.append(points.x, x[last]), y=np.append(points.y, y[last]))
-    return points
-
-
 def _label(run: Run, metric: str, spec: PanelSpec, overlay: bool, epoch_level: bool) -> str:
     if len(spec.metrics) == 1:
         return run.name if overlay else metric
@@ -196,7 +186,7 @@ def build_panel(
             smoothed = None
             if smoothing is not None and len(y) > 2:
                 sx, sy = smooth(x, y, smoothing)
-                small = _display(sx, sy, max_points)
+                small = downsample(sx, sy, max_points)
                 smoothed = (small.x, small.y)
             traces.append(
                 Trace(
@@ -205,7 +195,7 @@ def build_panel(
                     metric=metric,
                     color=color,
                     epoch_level=is_epoch,
-                    points=_display(x, y, max_points),
+                    points=downsample(x, y, max_points),
                     smoothed=smoothed,
                 )
             )
