@@ -7,7 +7,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
@@ -42,7 +42,7 @@ class HelpScreen(ModalScreen[None]):
             text.append(f"{key:>16}  ", style="bold cyan")
             text.append(f"{what}\n")
         text.append("\nx on a chart marks NaN/Inf values; ▌ marks runs overlaid in the panels.", style="dim")
-        with Vertical(id="help-box", classes="modal-box"):
+        with VerticalScroll(id="help-box", classes="modal-box"):
             yield Static(text)
 
     def action_dismiss(self) -> None:  # type: ignore[override]
