@@ -24,7 +24,10 @@ def gradient_stats(grads: Sequence[torch.Tensor]) -> torch.Tensor:
     """``[global L2 norm, largest |g|, per-tensor L2 norms...]`` as one float32 vector on the first grad's device."""
     device = grads[0].device
     norms = _stack_on(device, torch._foreach_norm(list(grads)))
-    maxes = _stack_on(device, torch._foreach_norm(list(grads), math.inf))
+    # max |g| from aminmax: the inf-norm variant of _foreach_norm takes a slow path on CPU (22 ms against
+    # 1 ms for an 8M-parameter model), which alone cost 2.5% of a training step at log_every=10.
+    extremes = [torch.aminmax(g.detach()) for g in grads]
+    maxes = _stack_on(device, [torch.maximum(lo.abs(), hi.abs()) for lo, hi in extremes])
     return torch.cat([torch.linalg.vector_norm(norms).reshape(1), maxes.max().reshape(1), norms])
 
 
