@@ -94,3 +94,25 @@ def test_static_and_tui_share_panel_data(tmp_path: Path) -> None:
     trace = next(t for t in static_loss.traces if t.metric == "train_loss")
     assert np.array_equal(trace.points.y, series.value)
     assert static_loss.spec == DEFAULT_PANELS[3]
+
+
+def test_loss_spanning_many_decades_is_drawn_on_a_log_axis(tmp_path: Path) -> None:
+    import json
+
+    import matplotlib
+
+    from termmon.views.static import render_static
+
+    for name, scale in (("calm", 1.0), ("diverged", 1e20)):
+        run = tmp_path / "runs" / name
+        run.mkdir(parents=True)
+        lines = [
+            {"event": "step", "step": i, "train_loss": 0.5 + (scale if i > 40 else 0.0)} for i in range(50)
+        ]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    both, calm = tmp_path / "both.svg", tmp_path / "calm.svg"
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # keep titles as text in the SVG
+        assert render_static([str(tmp_path / "runs")], output=both, config=None) == 0
+        assert render_static([str(tmp_path / "runs" / "calm")], output=calm, config=None) == 0
+    assert "loss (log scale)" in both.read_text()
+    assert "log scale" not in calm.read_text()

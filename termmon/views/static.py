@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from termmon.errors import TermmonError, UsageError
 from termmon.model.run import Run
 from termmon.model.workspace import Workspace
@@ -147,6 +149,10 @@ def export_figure(panels: list[PanelData], output: Path, heading: str = "") -> s
                     linewidth=1,
                     linestyle=":",
                 )
+            if _spans_decades([trace.points.y for trace in data.traces]):
+                # A diverging run (1e30 before its NaN) would flatten every other curve to zero.
+                ax.set_yscale("log")
+                ax.set_title(f"{data.title} (log scale)")
             ax.set_xlabel(data.x_label)
             ax.set_ylabel(sanitize(data.y_label))
             ax.grid(alpha=0.25)
@@ -229,3 +235,17 @@ def render_static(paths: list[str], output: Path | None, config: Path | None) ->
     note = export_figure(panels, output, heading=heading)
     print(note, file=sys.stderr if note.startswith("matplotlib") else sys.stdout)
     return 0
+
+
+#: Positive values spanning more than this ratio are drawn on a log axis.
+LOG_SCALE_RATIO = 1e4
+
+
+def _spans_decades(series: list[np.ndarray]) -> bool:
+    values = np.concatenate(series) if series else np.empty(0)
+    values = values[np.isfinite(values)]
+    return (
+        bool(len(values))
+        and bool((values > 0).all())
+        and float(values.max() / values.min()) > LOG_SCALE_RATIO
+    )
