@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from termmon.errors import UsageError
 from termmon.ingest.batch import normalize_record
-from termmon.ingest.discovery import is_run_dir
+from termmon.ingest.discovery import resolve_run_dir
 from termmon.ingest.source import RunSource, SourceKind
 from termmon.model.workspace import Workspace
 
@@ -17,19 +16,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _DROP = frozenset({"_row"})
-
-
-def _run_dir(path: str | Path) -> Path:
-    run_dir = Path(path).expanduser()
-    if run_dir.is_file():
-        run_dir = run_dir.parent
-    if not run_dir.exists():
-        raise UsageError(f"termmon: {path}: no such file or directory")
-    if not is_run_dir(run_dir):
-        raise UsageError(
-            f"termmon: {path}: not a run directory (no metrics.jsonl, results.json or debug_log_*.jsonl)"
-        )
-    return run_dir
 
 
 def load(path: str | Path) -> pd.DataFrame:
@@ -40,7 +26,7 @@ def load(path: str | Path) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    run_dir = _run_dir(path)
+    run_dir = resolve_run_dir(path)
     workspace = Workspace([str(run_dir)])
     try:
         workspace.refresh()
@@ -96,7 +82,7 @@ def follow(
     """
     from termmon.ingest.watch import ChangeWatcher
 
-    run_dir = _run_dir(path)
+    run_dir = resolve_run_dir(path)
     stop = stop or threading.Event()
     wake = threading.Event()
     reader = _RecordReader(run_dir)

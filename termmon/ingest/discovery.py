@@ -44,6 +44,30 @@ def resolve_paths(paths: list[str]) -> list[Path]:
     return roots
 
 
+def resolve_run_dir(path: str | Path, prog: str = "termmon") -> Path:
+    """One run directory from what the user typed (a run file stands for its directory).
+
+    Raises UsageError naming ``prog`` for a missing path, a directory with no run, or one holding
+    several runs (the message lists them, so the user can pick).
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UsageError(f"{prog}: {path}: no such file or directory")
+    if path.is_file():
+        if is_run_file(path.name):
+            return path.parent
+        raise UsageError(f"{prog}: {path}: not a run directory or run file")
+    if is_run_dir(path):
+        return path
+    found = find_run_dirs(path)
+    if not found:
+        raise UsageError(
+            f"{prog}: {path}: not a run directory (no metrics.jsonl, results.json or debug_log_*.jsonl)"
+        )
+    names = ", ".join(str(p) for p in found[:5]) + (f", ... ({len(found)} in all)" if len(found) > 5 else "")
+    raise UsageError(f"{prog}: {path} holds {len(found)} runs; choose one of them: {names}")
+
+
 def is_run_dir(path: Path) -> bool:
     """A directory that directly holds metrics.jsonl, results.json or debug_log_*.jsonl."""
     try:

@@ -20,8 +20,7 @@ from termmon.analysis.alerts import load_alert_config
 from termmon.analysis.alerts.model import fmt_value, fmt_where
 from termmon.analysis.diagnosis import Change, Diagnosis, Span, diagnose
 from termmon.errors import TermmonError, UsageError
-from termmon.format import is_run_file
-from termmon.ingest.discovery import find_run_dirs, is_run_dir
+from termmon.ingest.discovery import resolve_run_dir
 from termmon.loading import load_runs
 from termmon.model.run import Run
 
@@ -33,7 +32,7 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#~!&])")
 def run_report(run: Path, *, output: Path | None = None, config: Path | None = None) -> int:
     """The CLI entry: diagnose RUN, then write FILE.md and its PNGs, or print to the terminal."""
     alert_config = load_alert_config(config)
-    run_dir = resolve_run_dir(run)
+    run_dir = resolve_run_dir(run, prog="termmon report")
     if output is not None and output.is_dir():
         raise UsageError(
             f"termmon report: --output {output} is a directory; give a file name such as report.md"
@@ -49,25 +48,6 @@ def run_report(run: Path, *, output: Path | None = None, config: Path | None = N
     images = _write_files(target, diagnosis, output)
     print(f"wrote {output}" + (f" and {len(images)} PNGs beside it" if images else ""))
     return 0
-
-
-def resolve_run_dir(path: Path) -> Path:
-    """RUN as one run directory (a run file stands for its directory); UsageError otherwise."""
-    if not path.exists():
-        raise UsageError(f"termmon report: {path}: no such file or directory")
-    if path.is_file():
-        if is_run_file(path.name):
-            return path.parent
-        raise UsageError(f"termmon report: {path}: not a run directory or run file")
-    if is_run_dir(path):
-        return path
-    found = find_run_dirs(path)
-    if not found:
-        raise UsageError(
-            f"termmon report: {path}: not a run directory (no metrics.jsonl, results.json or debug_log_*.jsonl)"
-        )
-    names = ", ".join(str(p) for p in found[:5]) + (f", ... ({len(found)} in all)" if len(found) > 5 else "")
-    raise UsageError(f"termmon report: {path} holds {len(found)} runs; report on one of them: {names}")
 
 
 def _write_files(run: Run, diagnosis: Diagnosis, output: Path) -> dict[str, Path]:
