@@ -139,7 +139,7 @@ def _run_monitor(args: argparse.Namespace) -> int:
 
 
 def _run_summary(args: argparse.Namespace) -> int:
-    from termmon.analysis.summary import print_summary
+    from termmon.views.summary_table import print_summary
 
     return print_summary(args.paths or ["."], as_json=args.json, config=args.config)
 

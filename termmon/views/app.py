@@ -29,14 +29,14 @@ from termmon.errors import TermmonError
 from termmon.model.run import Run
 from termmon.model.workspace import RunUpdate, Workspace
 from termmon.views.alert_feed import AlertFeed
-from termmon.views.colors import RunColors, hex_color
+from termmon.views.colors import STATUS_GLYPH, RunColors, hex_color
 from termmon.views.control_queue import DEBOUNCE_SECONDS, LogEveryControl
 from termmon.views.panels import DEFAULT_PANELS, PanelData, PanelSpec, build_panel, metric_panel
 from termmon.views.screens import HelpScreen, LogEveryPrompt, MetricPicker
 from termmon.views.text import sanitize
 from termmon.views.widgets.alert_log import AlertLog
 from termmon.views.widgets.chart import ChartPanel
-from termmon.views.widgets.run_picker import STATUS_GLYPH, RunPicker, row_info
+from termmon.views.widgets.run_picker import RunPicker, row_info
 
 REDRAW_SECONDS = 0.25
 SMOOTHING_WEIGHT = 0.6

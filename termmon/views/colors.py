@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import zlib
 
+from termmon.model.run import RunStatus
+
 #: Distinct on dark and light backgrounds, and still distinct in 256 colours.
 PALETTE: tuple[tuple[int, int, int], ...] = (
     (86, 180, 233),  # sky blue
@@ -17,6 +19,15 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (170, 220, 90),  # lime
     (200, 170, 130),  # tan
 )
+
+#: Status glyph and style, the same in the run picker, the status line and `termmon summary`.
+STATUS_GLYPH: dict[RunStatus, tuple[str, str]] = {
+    RunStatus.RUNNING: ("●", "green"),
+    RunStatus.FINISHED: ("✓", "blue"),
+    RunStatus.STALLED: ("◌", "yellow"),
+    RunStatus.CRASHED: ("✗", "bold red"),
+    RunStatus.UNKNOWN: ("?", "dim"),
+}
 
 SEVERITY_STYLE: dict[str, str] = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 SEVERITY_RGB: dict[str, tuple[int, int, int]] = {

@@ -15,16 +15,9 @@ from textual.widgets.option_list import Option
 
 from termmon.format import EPOCH_TRAIN_LOSS, TRAIN_LOSS
 from termmon.model.run import Run, RunStatus
-from termmon.views.colors import hex_color
+from termmon.views.colors import STATUS_GLYPH, hex_color
 from termmon.views.text import sanitize
 
-STATUS_GLYPH: dict[RunStatus, tuple[str, str]] = {
-    RunStatus.RUNNING: ("●", "green"),
-    RunStatus.FINISHED: ("✓", "blue"),
-    RunStatus.STALLED: ("◌", "yellow"),
-    RunStatus.CRASHED: ("✗", "bold red"),
-    RunStatus.UNKNOWN: ("?", "dim"),
-}
 SPARK = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 8
 
