@@ -56,23 +56,13 @@ _RANK = {SourceKind.METRICS: 0, SourceKind.DEBUG_LOG: 1, SourceKind.RESULTS: 2, 
 
 
 @dataclass
-class SourceRead:
-    """Parsed values read this time, before they become columns. ``reset``: drop what came before."""
-
-    objects: list[object] = field(default_factory=list)
-    bad_lines: int = 0
-    reset: bool = False
-    mtime: float = float("nan")
-    more: bool = False
-    bytes_read: int = 0
-    error: str | None = None
-
-
-@dataclass
 class SourceUpdate:
-    """What one :meth:`RunSource.read` found. ``reset``: drop what was read before, then add ``batch``."""
+    """What one read found. ``reset``: drop what was read before, then add what is here: ``batch`` from
+    :meth:`RunSource.read`, or ``objects`` (parsed values) from :meth:`RunSource.read_objects`."""
 
     batch: RecordBatch = field(default_factory=RecordBatch.empty)
+    objects: list[object] = field(default_factory=list)
+    bad_lines: int = 0
     reset: bool = False
     mtime: float = float("nan")
     more: bool = False
@@ -118,24 +108,18 @@ class RunSource:
         at once: that keeps a million-line load near the cost of parsing alone.
         """
         builder = BatchBuilder()
-        raw = self._read(max_bytes, builder.add_objects)
-        return SourceUpdate(
-            batch=builder.build(raw.bad_lines),
-            reset=raw.reset,
-            mtime=raw.mtime,
-            more=raw.more,
-            bytes_read=raw.bytes_read,
-            error=raw.error,
-        )
+        update = self._read(max_bytes, builder.add_objects)
+        update.batch = builder.build(update.bad_lines)
+        return update
 
-    def read_objects(self, max_bytes: int = READ_CHUNK) -> SourceRead:
+    def read_objects(self, max_bytes: int = READ_CHUNK) -> SourceUpdate:
         """What is new, as parsed values in termmon's record shape (seed formats already mapped)."""
         objects: list[object] = []
-        read = self._read(max_bytes, objects.extend)
-        read.objects = objects
-        return read
+        update = self._read(max_bytes, objects.extend)
+        update.objects = objects
+        return update
 
-    def _read(self, max_bytes: int, sink: Callable[[list[Any]], None]) -> SourceRead:
+    def _read(self, max_bytes: int, sink: Callable[[list[Any]], None]) -> SourceUpdate:
         kind, files = detect_kind(self.run_dir)
         switched = False
         if _RANK[kind] < _RANK[self.kind]:
@@ -149,7 +133,7 @@ class RunSource:
         elif self.kind in (SourceKind.METRICS, SourceKind.DEBUG_LOG):
             read = self._read_jsonl(files if kind == self.kind else list(self._tailers), max_bytes, sink)
         else:
-            read = SourceRead()
+            read = SourceUpdate()
         read.reset = read.reset or switched
         # Report a persistent error once, not on every poll.
         if read.error is not None and read.error == self._last_error:
@@ -158,8 +142,10 @@ class RunSource:
             self._last_error = read.error
         return read
 
-    def _read_jsonl(self, files: list[Path], max_bytes: int, sink: Callable[[list[Any]], None]) -> SourceRead:
-        read = SourceRead()
+    def _read_jsonl(
+        self, files: list[Path], max_bytes: int, sink: Callable[[list[Any]], None]
+    ) -> SourceUpdate:
+        read = SourceUpdate()
         for path in files:
             tailer = self._tailers.get(path)
             if tailer is None:
@@ -174,7 +160,7 @@ class RunSource:
                 self.close()
                 self._adapters.clear()
                 self._parsers.clear()
-                return SourceRead(reset=True, more=True, mtime=read.mtime)
+                return SourceUpdate(reset=True, more=True, mtime=read.mtime)
             read.bad_lines += tail.oversized_lines
             read.more = read.more or tail.more
             read.bytes_read += tail.bytes_read
@@ -197,11 +183,11 @@ class RunSource:
                 sink(values)
         return read
 
-    def _read_results(self, sink: Callable[[list[Any]], None]) -> SourceRead:
+    def _read_results(self, sink: Callable[[list[Any]], None]) -> SourceUpdate:
         if self._results is None:
             self._results = WholeFileReader(self.run_dir / RESULTS_JSON)
         whole = self._results.read()
-        read = SourceRead(error=whole.error, mtime=self._results.mtime)
+        read = SourceUpdate(error=whole.error, mtime=self._results.mtime)
         if whole.changed:
             read.reset = True
             sink(results_history_records(whole.value))
