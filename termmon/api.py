@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from termmon.ingest.batch import normalize_record
 from termmon.ingest.discovery import resolve_run_dir
 from termmon.ingest.source import RunSource, SourceKind
-from termmon.model.workspace import Workspace
+from termmon.loading import load_workspace
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,12 +27,7 @@ def load(path: str | Path) -> pd.DataFrame:
     import pandas as pd
 
     run_dir = resolve_run_dir(path)
-    workspace = Workspace([str(run_dir)])
-    try:
-        workspace.refresh()
-    finally:
-        workspace.close()
-    run = workspace.runs.get(run_dir.resolve())
+    run = load_workspace([str(run_dir)], progress=False).runs.get(run_dir.resolve())
     if run is None or run.records == 0:
         return pd.DataFrame(columns=["event", "time", "step", "epoch"])
     n = run.records
