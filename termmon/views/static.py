@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from termmon.errors import TermmonError, UsageError
+from termmon.loading import load_runs
 from termmon.model.run import Run
-from termmon.model.workspace import Workspace
 from termmon.views.alert_feed import AlertFeed
 from termmon.views.colors import NONFINITE_RGB, SEVERITY_RGB, RunColors
 from termmon.views.panels import DEFAULT_PANELS, PanelData, build_panel
@@ -33,12 +33,7 @@ def _rgb(color: tuple[int, int, int]) -> tuple[float, float, float]:
 
 def load(paths: list[str], config: Path | None) -> tuple[list[Run], AlertFeed]:
     """Every run under ``paths``, fully read, with its alerts."""
-    workspace = Workspace(paths)
-    try:
-        workspace.refresh()
-    finally:
-        workspace.close()
-    runs = list(workspace.runs.values())
+    runs = load_runs(paths)
     if not runs:
         raise TermmonError(
             f"termmon: no runs under {' '.join(paths)} (no metrics.jsonl, results.json or debug_log_*.jsonl)"
