@@ -138,19 +138,23 @@ class RunWriter:
             self._close_jsonl()
 
     def _write_batch(self, batch: list[Any]) -> None:
-        records = [item for item in batch if isinstance(item, Mapping)]
-        if records:
-            self._write_records(records)
+        """In queue order (so the end record counts every failure before it), records in runs."""
+        records: list[Mapping[str, Any]] = []
         for item in batch:
             if self.failed:
                 return
+            if isinstance(item, Mapping):
+                records.append(item)
+                continue
+            if records:
+                self._write_records(records)
+                records = []
             if isinstance(item, Results):
                 self._guarded(RESULTS_JSON, self._write_results, item)
             elif isinstance(item, CsvRows):
                 self._guarded(item.relpath, self._append_long_csv, item)
-        if self._notes and not self.failed:
-            notes, self._notes = self._notes, []
-            self._guarded(METRICS_JSONL, self._append_jsonl, [encode_record(n) + "\n" for n in notes], False)
+        if records or self._notes:
+            self._write_records(records)
 
     def _write_records(self, records: list[Mapping[str, Any]]) -> None:
         lines: list[str] = []
@@ -159,9 +163,11 @@ class RunWriter:
             if record.get("event") == EV_END and self.errors:
                 record = {**record, "write_errors": dict(self.errors)}
             line = self._encode(record, METRICS_JSONL)
+            lines += self._take_notes()  # a record's own problem is said just before it
             if line is not None:
                 lines.append(line + "\n")
                 durable = durable or record.get("event") in _DURABLE_EVENTS
+        lines += self._take_notes()
         if lines:
             self._guarded(METRICS_JSONL, self._append_jsonl, lines, durable)
         csv_records = [r for r in records if r.get("event") in _CSV_EVENTS]
@@ -170,6 +176,10 @@ class RunWriter:
         for sink in self._sinks:  # integrations guard themselves (integrations._guarded)
             for record in records:
                 sink(record)
+
+    def _take_notes(self) -> list[str]:
+        notes, self._notes = self._notes, []
+        return [encode_record(note) + "\n" for note in notes]
 
     # --- outputs ---------------------------------------------------------------------------------------------
     def _append_jsonl(self, lines: list[str], durable: bool) -> None:
