@@ -4,7 +4,8 @@
 
 Interleaved in one process: rounds alternate a plain loop (the floor) and the same loop with default
 telemetry at log_every=10, so machine noise hits both alike. Also reports the cost of one ``tm.step``
-on non-log and log steps, timed around the call.
+on non-log and log steps, timed around the call, and the share of a non-log ``tm.step`` that its
+thread-safety lock takes (the lock alone timed beside a model-free ``tm.step`` in the same run).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import threading
 import time
 
 import torch
@@ -31,6 +33,24 @@ def _setup() -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.Tensor, torc
         torch.randn(128, 1024),
         torch.randn(128, 1024),
     )
+
+
+def _lock_cost(calls: int = 200_000) -> tuple[float, float]:
+    """Seconds per model-free non-log ``tm.step`` and per uncontended RLock enter/exit."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Telemetry(tmp, "lock", log_every=10**9, track_system=False) as tm,
+    ):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            tm.step()
+        step = (time.perf_counter() - t0) / calls
+    lock = threading.RLock()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        with lock:
+            pass
+    return step, (time.perf_counter() - t0) / calls
 
 
 def main() -> None:
@@ -82,6 +102,9 @@ def main() -> None:
     print(f"| tm.step, non-log step (median) | {statistics.median(step_cost[False]) * 1e3:.3f} ms |")
     print(f"| tm.step, log step (median, excl. optimizer-hook work) | "
           f"{statistics.median(step_cost[True]) * 1e3:.2f} ms |")  # fmt: skip
+    bare, lock = _lock_cost()
+    print(f"| tm.step, non-log, no model | {bare * 1e6:.2f} µs |")
+    print(f"| of which the step lock (RLock enter/exit) | {lock * 1e6:.2f} µs |")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,38 @@
 """The monitor's side of control.json: ask a running trainer to change its log interval.
 
 The file is replaced atomically (temp file in the same directory, fsync, ``os.replace``, fsync of the
-directory) so a trainer polling it sees the old content or the new, never half of either. ``seq``
-grows with every request so the trainer can tell a new request from a rewrite with the same mtime.
+directory) so a trainer polling it sees the old content or the new, never half of either.
+
+``seq`` must grow with every request, across every writer: the trainer ignores a request whose ``seq``
+is not above the last one it applied. Two monitors (two people, or a script beside the TUI) that each
+read the file and add one would reuse numbers when their read-and-replace interleave, so the read and
+the replace happen under an exclusive ``flock`` on the run directory: writers serialise, each one
+reads the seq the previous one wrote. (A filesystem that refuses the lock, some network mounts, gets
+the unlocked read-and-add-one.) Keeping ``seq`` a plain counter lets another tool join the protocol
+by the documented rule: read the current ``seq``, write a higher one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from termmon.atomic import atomic_write
+from termmon.atomic import atomic_write, read_small_file
 from termmon.errors import TermmonError, UsageError
-from termmon.format import CONTROL_JSON, CONTROL_SOURCE, clamp_log_every, is_run_file
+from termmon.format import (
+    CONTROL_JSON,
+    CONTROL_MAX_BYTES,
+    CONTROL_SOURCE,
+    clamp_log_every,
+    is_run_file,
+    parse_control,
+)
 
 
 @dataclass(frozen=True)
@@ -29,19 +46,18 @@ class ControlRequest:
 
 
 def read_control(run_dir: Path) -> dict[str, object] | None:
-    """The current control.json, or None when it is absent or unreadable."""
+    """The current control.json, or None when it is absent, unreadable or not a request object."""
     try:
-        data = json.loads((run_dir / CONTROL_JSON).read_bytes())
-    except (OSError, ValueError):
+        return parse_control(read_small_file(run_dir / CONTROL_JSON, CONTROL_MAX_BYTES))
+    except OSError:
         return None
-    return data if isinstance(data, dict) else None
 
 
 def request_log_every(run_dir: Path, log_every: int) -> ControlRequest:
     """Write ``{"log_every", "timestamp", "seq", "source"}`` atomically; raise with a clear message.
 
     Raises UsageError when ``run_dir`` is not a run directory, TermmonError when it cannot be written
-    (a read-only run directory, a full disk).
+    (a read-only run directory, another user's directory, a full disk).
     """
     if not run_dir.is_dir():
         raise UsageError(f"termmon control: {run_dir}: no such run directory")
@@ -53,16 +69,74 @@ def request_log_every(run_dir: Path, log_every: int) -> ControlRequest:
         raise UsageError(
             f"termmon control: {run_dir}: not a run directory (no metrics.jsonl or results.json)"
         )
-
-    previous = read_control(run_dir) or {}
-    prev_seq = previous.get("seq")
-    seq = (prev_seq if isinstance(prev_seq, int) and not isinstance(prev_seq, bool) else 0) + 1
     value = clamp_log_every(log_every)
-    now = time.time()
-    payload = {"log_every": value, "timestamp": now, "seq": seq, "source": CONTROL_SOURCE}
+    target = run_dir / CONTROL_JSON
     try:
-        atomic_write(run_dir / CONTROL_JSON, json.dumps(payload).encode(), sync_dir=True)
+        with _exclusive(run_dir):
+            seq = next_seq(_current(target, run_dir))
+            now = time.time()
+            payload = {"log_every": value, "timestamp": now, "seq": seq, "source": CONTROL_SOURCE}
+            atomic_write(target, json.dumps(payload).encode(), sync_dir=True)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise TermmonError(f"cannot write {run_dir / CONTROL_JSON}: {reason}") from exc
+        hint = "; the trainer's user must let you write there (e.g. a shared group with g+w)"
+        raise TermmonError(
+            f"cannot write {target}: {_why(exc, run_dir)}"
+            + (hint if isinstance(exc, PermissionError) else "")
+        ) from exc
     return ControlRequest(log_every=value, seq=seq, clamped=value != log_every, timestamp=now)
+
+
+def _current(target: Path, run_dir: Path) -> dict[str, object] | None:
+    """The request now in the file. One that exists but cannot be read is an error: its ``seq`` is
+    unknown, and a request numbered from 1 would be ignored by a trainer that has seen higher."""
+    try:
+        return parse_control(read_small_file(target, CONTROL_MAX_BYTES))
+    except FileNotFoundError:
+        return None
+    except PermissionError as exc:
+        raise TermmonError(
+            f"cannot read {target}: {_why(exc, target)}; remove it or make it readable"
+        ) from exc
+    except OSError:
+        return None  # not a regular file or far too large: the replace puts a proper request there
+
+
+def next_seq(current: dict[str, object] | None) -> int:
+    """One above the file's ``seq`` (1 for a file without one)."""
+    seq = (current or {}).get("seq")
+    return (seq if isinstance(seq, int) and not isinstance(seq, bool) else 0) + 1
+
+
+@contextlib.contextmanager
+def _exclusive(run_dir: Path) -> Iterator[None]:
+    """Hold ``flock`` on the directory while reading and replacing control.json (released when the
+    descriptor closes); where the filesystem refuses the lock, go on without it."""
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX
+        yield
+        return
+    try:
+        fd = os.open(run_dir, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _why(exc: OSError, path: Path) -> str:
+    """The reason, and for a permission problem who owns ``path`` and its mode: the fix is theirs."""
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, PermissionError):
+        with contextlib.suppress(OSError, KeyError, ImportError):
+            import pwd
+
+            st = os.stat(path)
+            owner = pwd.getpwuid(st.st_uid).pw_name
+            return f"{reason} ({path.name} is {stat.filemode(st.st_mode)}, owned by {owner})"
+    return reason

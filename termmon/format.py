@@ -56,6 +56,7 @@ RESERVED_KEYS: Final = frozenset({"event", "time", "step", "epoch"})
 
 END_FINISHED: Final = "finished"
 END_CRASHED: Final = "crashed"
+END_KILLED: Final = "killed"
 
 # Step metric names (seed 002).
 TRAIN_LOSS: Final = "train_loss"
@@ -128,6 +129,22 @@ LOG_EVERY_MAX: Final = 2000
 CONTROL_KEYS: Final = frozenset({"log_every", "timestamp", "seq", "source"})
 CONTROL_SOURCE: Final = "termmon"
 CONTROL_POLL_SECONDS: Final = 2.0
+#: A control request is ~100 bytes; readers refuse anything larger than this.
+CONTROL_MAX_BYTES: Final = 4096
+
+
+def parse_control(content: bytes) -> dict[str, Any] | None:
+    """A control.json request object, or None for anything else: torn text, a non-object, ``NaN``/``Infinity``
+    tokens, nesting deep enough to exhaust the parser's recursion."""
+    try:
+        data = json.loads(content, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _refuse_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not a number a control request may hold")
 
 
 def clamp_log_every(value: int) -> int:

@@ -13,10 +13,9 @@ from textual.pilot import Pilot
 from termmon.errors import UsageError
 from termmon.model.workspace import Workspace
 from termmon.views.app import MonitorApp, run_monitor
-from termmon.views.widgets.alert_log import AlertLog
 from termmon.views.widgets.chart import ChartPanel
 from termmon.views.widgets.run_picker import RunPicker
-from tests.tui_fixtures import NOW, append, epoch, read_json, run_async, steps, workspace_dir
+from tests.tui_fixtures import NOW, append, epoch, run_async, steps, workspace_dir
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -83,69 +82,6 @@ async def test_smoothing_and_log_scale_toggle(tmp_path: Path, size: tuple[int, i
         await wait_for(pilot, lambda: loss_panel(app).data.y_label.startswith("log10"))
         log_max = max(float(t.points.y.max()) for t in loss_panel(app).data.traces)
         assert log_max == pytest.approx(math.log10(raw_max), abs=1e-6)
-
-
-@run_async
-async def test_plus_presses_coalesce_into_one_control_write(tmp_path: Path) -> None:
-    root = workspace_dir(tmp_path)
-    app = make_app(root)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.selected_run is not None)
-        run = app.selected_run
-        assert run is not None and run.log_every == 10
-        control = run.path / "control.json"
-        await pilot.press("plus", "plus", "plus")
-        status = str(app.status_text(NOW))
-        assert "log_every 80 (requested, was 10)" in status
-        await wait_for(pilot, control.exists)
-        await pilot.pause(0.6)
-        written = read_json(control)
-        assert written["log_every"] == 80 and written["seq"] == 1 and written["source"] == "termmon"
-        # The trainer answers with a control_change event; the status line follows it.
-        append(
-            run.path,
-            [
-                {
-                    "event": "control_change",
-                    "time": NOW,
-                    "step": 1010,
-                    "key": "log_every",
-                    "old": 10,
-                    "new": 80,
-                    "requested": 80,
-                    "clamped": False,
-                }
-            ],
-        )
-        await wait_for(pilot, lambda: "log_every 80 (applied at step 1010)" in str(app.status_text(NOW)))
-        # Halving starts from the applied value, and clamps at the floor.
-        await pilot.press(*["minus"] * 6)
-        await wait_for(pilot, lambda: read_json(control)["seq"] == 2)
-        assert read_json(control)["log_every"] == 5
-
-
-@run_async
-async def test_exact_value_prompt(tmp_path: Path) -> None:
-    app = make_app(workspace_dir(tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.selected_run is not None)
-        control = app.selected_run.path / "control.json"  # type: ignore[union-attr]
-        await pilot.press("equals_sign")
-        await pilot.press("3", "3", "3", "enter")  # the current value is selected: typing replaces it
-        await wait_for(pilot, control.exists)
-        assert read_json(control)["log_every"] == 333
-
-
-@run_async
-async def test_unwritable_control_file_is_reported_in_the_alert_log(tmp_path: Path) -> None:
-    app = make_app(workspace_dir(tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.selected_run is not None)
-        (app.selected_run.path / "control.json").mkdir()  # type: ignore[union-attr]  # os.replace onto it fails, even as root
-        await pilot.press("plus")
-        log = app.query_one(AlertLog)
-        await wait_for(pilot, lambda: any("log_every not changed" in t.plain for t in log.entries))
-        assert "request failed" in str(app.status_text(NOW))
 
 
 @run_async

@@ -174,11 +174,18 @@ def test_unserialisable_metrics_do_not_stop_training(tmp_path: Path) -> None:
             task.zero_grad()
     run = tmp_path / "odd"
     steps = events(run, "step")
-    assert [r["step"] for r in steps] == [5, 15, 20]  # the cyclic record at 10 is replaced by an alert
+    assert [r["step"] for r in steps] == [
+        5,
+        10,
+        15,
+        20,
+    ]  # the cyclic record keeps its loss, the cycle is text
     assert steps[0]["thing"].startswith("<object object") and steps[0]["cplx"] == repr(1 + 2j)
-    dropped = [a for a in events(run, "alert") if a["kind"] == "telemetry"]
-    assert len(dropped) == 1 and dropped[0]["step"] == 10 and "unserialisable" in dropped[0]["message"]
-    assert events(run, "end")[0]["status"] == "finished"
+    assert "<cycle>" in json.dumps(steps[1]["loop/self"]) and math.isfinite(steps[1]["train_loss"])
+    reported = [a for a in events(run, "alert") if a["kind"] == "telemetry"]
+    assert len(reported) == 1 and reported[0]["step"] == 10 and "Circular reference" in reported[0]["message"]
+    end = events(run, "end")[0]
+    assert end["status"] == "finished" and end["write_errors"] == {"metrics.jsonl:encode": 1}
 
 
 def test_a_failing_feature_is_switched_off_with_one_alert(tmp_path: Path) -> None:
@@ -231,7 +238,10 @@ def test_losing_the_run_directory_mid_run_warns_once(
             if epoch == 0:
                 shutil.rmtree(tmp_path / "gone")
     err = capsys.readouterr().err
-    assert err.count("termmon:") == 1 and "telemetry writing is off" in err
+    assert err.count("telemetry writing is off") == 1
+    # A file the writer was appending to as rmtree took it may get its own line first: one per output.
+    assert err.count("termmon:") <= 4
+    assert not (tmp_path / "gone").exists()  # nothing recreated the directory
 
 
 def test_disabled_telemetry_is_a_no_op_with_the_same_api(tmp_path: Path) -> None:

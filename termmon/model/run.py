@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from termmon.format import END_CRASHED, END_FINISHED, EV_CONTROL_CHANGE, EV_END, EV_START
+from termmon.format import END_CRASHED, END_FINISHED, END_KILLED, EV_CONTROL_CHANGE, EV_END, EV_START
 from termmon.ingest.batch import KIND_EPOCH, RecordBatch
 from termmon.model.columns import GrowableArray
 
@@ -28,6 +28,7 @@ class RunStatus(StrEnum):
     FINISHED = "finished"
     STALLED = "stalled"
     CRASHED = "crashed"
+    KILLED = "killed"
     UNKNOWN = "unknown"
 
 
@@ -227,7 +228,7 @@ class Run:
 
     def status(self, now: float) -> RunStatus:
         if self.end is not None:
-            return RunStatus.CRASHED if self.end.get("status") == END_CRASHED else RunStatus.FINISHED
+            return _END_STATUS.get(str(self.end.get("status")), RunStatus.FINISHED)
         activity = self.last_activity
         if not math.isfinite(activity):
             return RunStatus.UNKNOWN
@@ -240,6 +241,10 @@ class Run:
     @property
     def finished_cleanly(self) -> bool:
         return self.end is not None and self.end.get("status") == END_FINISHED
+
+
+#: How an ``end`` record's status reads; anything else a writer puts there counts as finished.
+_END_STATUS = {END_CRASHED: RunStatus.CRASHED, END_KILLED: RunStatus.KILLED}
 
 
 def _positive_int(value: object) -> int | None:

@@ -69,6 +69,8 @@ class TelemetryConfig:
         cfg = replace(self, **updates)
         if cfg.log_every < 1:
             raise ValueError(f"termmon telemetry: log_every must be >= 1, got {cfg.log_every}")
+        if cfg.run_name is not None:
+            check_run_name(cfg.run_name)
         return cfg
 
     @classmethod
@@ -91,6 +93,23 @@ class TelemetryConfig:
     def from_file(cls, path: str | os.PathLike[str]) -> TelemetryConfig:
         """YAML (``.yaml``/``.yml``, needs PyYAML) or JSON."""
         return cls.from_dict(load_config_file(path))
+
+
+def check_run_name(name: object) -> None:
+    """A run name is one directory inside ``log_dir``: ``"../x"``, ``"/tmp/x"`` or ``"a/b"`` would write
+    somewhere the user did not ask for (and where the monitor watching ``log_dir`` never looks)."""
+    separators = {"/", "\\"} | ({os.altsep} if os.altsep else set())
+    if (
+        not isinstance(name, str)
+        or name.strip() in ("", ".", "..")
+        or "\0" in name
+        or any(sep in name for sep in separators)
+        or os.path.isabs(name)
+    ):
+        raise ValueError(
+            f"termmon telemetry: run_name must be a single directory name inside log_dir "
+            f"(no path separators, not '.' or '..'), got {name!r}"
+        )
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -1,21 +1,28 @@
 """The trainer's side of control.json: notice a new request cheaply, never trust the file's content.
 
 A poll is one ``os.stat`` at most every ``interval`` seconds (a monotonic deadline, so the check in every
-``step()`` costs a clock read). The file is parsed only when ``(st_mtime_ns, st_size)`` changed, and a
-request counts only when its ``seq`` is higher than the last one acted on (mtime can be coarse), or, for a
-writer that sends no ``seq``, when the content changed. A file that does not parse is ignored and
-retried on its next change.
+``step()`` costs a clock read). The file is read only when ``(st_mtime_ns, st_size, st_ino)`` changed,
+and only if it is a small regular file (``read_small_file``: a FIFO, ``/dev/zero`` or a huge file is
+refused without blocking or filling memory). A request counts only when its ``seq`` is higher than the
+last one acted on (mtime can be coarse), or, for a writer that sends no ``seq``, when the content
+changed. Content that does not parse as a control request (torn, ``NaN``, nested too deep) is ignored
+and retried on the file's next change: live control stays on for the rest of the run.
+
+Problems are collected in ``problems`` (each distinct one once) for the logger to report: the person at
+the monitor, often another user, needs to know why ``+`` does nothing.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
-from termmon.format import CONTROL_JSON, CONTROL_KEYS
+from termmon.atomic import FileTooLarge, NotARegularFile, read_small_file
+from termmon.format import CONTROL_JSON, CONTROL_KEYS, CONTROL_MAX_BYTES, parse_control
 
 
 @dataclass(frozen=True)
@@ -33,10 +40,13 @@ class ControlPoller:
         self._path = run_dir / CONTROL_JSON
         self._interval = interval
         self._deadline = 0.0
-        self._signature: tuple[int, int] | None = None
+        self._signature: tuple[int, int, int] | None = None
         self._seq = -1
         self._content: bytes | None = None
         self._reported: set[str] = set()
+        self._problems_seen: set[str] = set()
+        #: New problems since the caller last emptied the list, each worded for the person at the monitor.
+        self.problems: list[str] = []
         self.poll(force=True)  # baseline: the user's log_every wins over a stale file from an earlier run
 
     def poll(self, force: bool = False) -> ControlRequest | None:
@@ -47,18 +57,21 @@ class ControlPoller:
         self._deadline = now + self._interval
         try:
             st = os.stat(self._path)
-        except OSError:
+        except FileNotFoundError:
             return None
-        signature = (st.st_mtime_ns, st.st_size)
+        except OSError as exc:
+            self._problem(f"cannot read {CONTROL_JSON} ({exc.strerror or exc}); live control is unavailable")
+            return None
+        signature = (st.st_mtime_ns, st.st_size, st.st_ino)
         if signature == self._signature:
             return None
         self._signature = signature
-        try:
-            content = self._path.read_bytes()
-            data = json.loads(content)
-        except (OSError, ValueError):
+        content = self._read()
+        if content is None:
             return None
-        if not isinstance(data, dict):
+        data = parse_control(content)
+        if data is None:
+            self._problem(f"{CONTROL_JSON} is not a JSON object; ignored until it changes")
             return None
         seq = data.get("seq")
         if isinstance(seq, int) and not isinstance(seq, bool):
@@ -69,8 +82,33 @@ class ControlPoller:
             return None
         self._content = content
         value = data.get("log_every")
-        if force or isinstance(value, bool) or not isinstance(value, int | float):
+        if force:
+            return None
+        if not _is_finite_number(value):
+            self._problem(f"{CONTROL_JSON}: log_every must be a finite number, got {value!r:.40}; ignored")
             return None
         unknown = tuple(sorted(k for k in data if k not in CONTROL_KEYS and k not in self._reported))
         self._reported.update(unknown)
         return ControlRequest(log_every=int(value), unknown_keys=unknown)
+
+    def _read(self) -> bytes | None:
+        try:
+            return read_small_file(self._path, CONTROL_MAX_BYTES)
+        except NotARegularFile:
+            self._problem(f"{CONTROL_JSON} is not a regular file; ignored")
+        except FileTooLarge:
+            self._problem(f"{CONTROL_JSON} is larger than {CONTROL_MAX_BYTES} bytes; ignored")
+        except OSError as exc:
+            self._problem(f"cannot read {CONTROL_JSON} ({exc.strerror or exc}); live control is unavailable")
+        return None
+
+    def _problem(self, message: str) -> None:
+        if message not in self._problems_seen:
+            self._problems_seen.add(message)
+            self.problems.append(message)
+
+
+def _is_finite_number(value: object) -> TypeGuard[int | float]:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, int) or math.isfinite(value)

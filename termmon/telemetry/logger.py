@@ -13,6 +13,7 @@ import math
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -23,6 +24,9 @@ from typing import Any
 import torch
 
 from termmon.format import (
+    END_CRASHED,
+    END_FINISHED,
+    END_KILLED,
     EV_ALERT,
     EV_CHECKPOINT,
     EV_CONTROL_CHANGE,
@@ -38,7 +42,7 @@ from termmon.format import (
     flatten,
     weight_snapshot_name,
 )
-from termmon.telemetry import stats
+from termmon.telemetry import signals, stats
 from termmon.telemetry.config import TelemetryConfig, load_config_file
 from termmon.telemetry.control import ControlPoller
 from termmon.telemetry.probes import NvmlSampler, RssProbe, cuda_memory
@@ -53,6 +57,8 @@ HOLDOUT_COLUMNS = ("epoch", "step", "index", "label", "prediction", "confidence"
 MAX_MODULE_NORMS = 64
 #: Batch-label classes reported as ``batch_stats/winner_{k}_pct``.
 MAX_LABEL_CLASSES = 10
+#: How long ``close`` waits for a step running in another thread before writing ``end`` anyway.
+CLOSE_LOCK_SECONDS = 2.0
 
 
 class _Pack:
@@ -133,10 +139,16 @@ class Telemetry:
         self._poller: ControlPoller | None = None
         self._rss: RssProbe | None = None
         self._nvml: NvmlSampler | None = None
+        # One training step at a time: ``step`` from two threads must neither lose records nor repeat
+        # a step number. Reentrant, because a failing feature reports through ``alert``, and because the
+        # SIGTERM handler may close the run while this thread is inside ``step``.
+        self._lock = threading.RLock()
+        self._signal: str | None = None  # a stopping signal the trainer's own handler was given
         # Under torch.distributed a rank that cannot write stays active: it must still join the broadcasts.
         self._active = bool(self.settings.enabled) and (self._open() or self._world > 1)
         if self._active:
             atexit.register(self._at_exit)
+            signals.watch(self)
 
     @classmethod
     def from_config(cls, source: Mapping[str, Any] | str | os.PathLike[str], **overrides: Any) -> Telemetry:
@@ -196,6 +208,15 @@ class Telemetry:
         """
         if not self._active:
             return
+        with self._lock:
+            self._watch(model, optimizer, holdout)
+
+    def _watch(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer | None,
+        holdout: tuple[torch.Tensor, torch.Tensor | None] | None,
+    ) -> None:
         try:
             self._model = model
             self._optimizer = optimizer
@@ -278,10 +299,13 @@ class Telemetry:
         """
         if not self._active or "step" in self._off:
             return
-        try:
-            self._step(loss, batch_size, grad_norm, labels, metrics)
-        except Exception as exc:
-            self._failed("step", exc)
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._step(loss, batch_size, grad_norm, labels, metrics)
+            except Exception as exc:
+                self._failed("step", exc)
 
     def _step(
         self,
@@ -519,6 +543,10 @@ class Telemetry:
         except Exception as exc:
             self._failed("control", exc)
             return
+        for problem in self._poller.problems:
+            print(f"termmon: {self.run_dir}: {problem}", file=sys.stderr)
+            self.alert("telemetry", problem, severity="warning")
+        self._poller.problems.clear()
         if request is None:
             return
         if request.unknown_keys:
@@ -568,11 +596,12 @@ class Telemetry:
         if not self._active or self._writer is None:
             self.current_epoch = epoch + 1
             return
-        try:
-            self._epoch(epoch, train, test, diagnostics, metrics)
-        except Exception as exc:
-            self._failed("epoch", exc)
-        self.current_epoch = epoch + 1
+        with self._lock:
+            try:
+                self._epoch(epoch, train, test, diagnostics, metrics)
+            except Exception as exc:
+                self._failed("epoch", exc)
+            self.current_epoch = epoch + 1
 
     def _epoch(
         self,
@@ -662,33 +691,50 @@ class Telemetry:
         """Record that a checkpoint was saved (the file itself is the user's)."""
         if not self._active or self._writer is None:
             return
-        try:
-            self._ensure_started()
-            record = {"checkpoint_path": str(path), **flatten(_to_host(metrics))}
-            self._emit(EV_CHECKPOINT, record, step=self.global_step, epoch=self.current_epoch)
-        except Exception as exc:
-            self._failed("checkpoint", exc)
+        with self._lock:
+            try:
+                self._ensure_started()
+                record = {"checkpoint_path": str(path), **flatten(_to_host(metrics))}
+                self._emit(EV_CHECKPOINT, record, step=self.global_step, epoch=self.current_epoch)
+            except Exception as exc:
+                self._failed("checkpoint", exc)
 
     def alert(self, kind: str, message: str, severity: str = "warning", **fields: Any) -> None:
         """An ``alert`` record the monitor shows at once (``severity``: info, warning or critical)."""
         if not self._active or self._writer is None:
             return
-        try:
-            self._ensure_started()
-            if severity not in SEVERITIES:
-                severity = "warning"
-            record = {"kind": kind, "severity": severity, "message": message, **_to_host(fields)}
-            self._emit(EV_ALERT, record, step=self.global_step, epoch=self.current_epoch)
-        except Exception as exc:
-            self._failed("alert", exc)
+        with self._lock:
+            try:
+                self._ensure_started()
+                if severity not in SEVERITIES:
+                    severity = "warning"
+                record = {"kind": kind, "severity": severity, "message": message, **_to_host(fields)}
+                self._emit(EV_ALERT, record, step=self.global_step, epoch=self.current_epoch)
+            except Exception as exc:
+                self._failed("alert", exc)
 
     # --- shutdown -------------------------------------------------------------------------------------------
-    def close(self, status: str = "finished", error: str | None = None) -> None:
-        """Write ``end``, flush, and stop the threads; safe to call twice."""
+    def close(
+        self, status: str = END_FINISHED, error: str | None = None, *, signal: str | None = None
+    ) -> None:
+        """Write ``end``, flush, and stop the threads; safe to call twice.
+
+        ``status``: finished, crashed or killed; ``signal`` (e.g. ``"SIGTERM"``) goes with killed, for a
+        trainer that handles the signal itself and closes the run on its way out.
+        """
+        locked = self._lock.acquire(timeout=CLOSE_LOCK_SECONDS)
+        try:
+            self._close(status, error, signal)
+        finally:
+            if locked:
+                self._lock.release()
+
+    def _close(self, status: str, error: str | None, signal: str | None) -> None:
         if self._closed:
             return
         self._closed = True
         atexit.unregister(self._at_exit)
+        signals.unwatch(self)
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
@@ -699,6 +745,8 @@ class Telemetry:
         try:
             self._ensure_started()
             record: dict[str, Any] = {"status": status, "error": error}
+            if signal is not None:
+                record["signal"] = signal
             if self._writer.dropped:
                 record["dropped_records"] = self._writer.dropped
             self._emit(EV_END, record, step=self.global_step, epoch=self.current_epoch)
@@ -707,11 +755,26 @@ class Telemetry:
 
     def _at_exit(self) -> None:
         """A script that never called ``close()``: record how it ended (an uncaught exception is a crash)."""
-        exc = getattr(sys, "last_value", None)
-        if exc is None:
-            self.close()
+        self._close_for(getattr(sys, "last_value", None), at_exit=True)
+
+    def _close_for(self, exc: BaseException | None, *, at_exit: bool = False) -> None:
+        """The ``end`` record for a run left by ``exc`` (None: normally): Ctrl-C and an exit from the
+        trainer's own signal handler are ``killed`` with the signal, other exceptions ``crashed``."""
+        signal = "SIGINT" if isinstance(exc, KeyboardInterrupt) else self._signal
+        error = None if exc is None else f"{type(exc).__name__}: {exc}"
+        if signal is not None and (exc is not None or at_exit):
+            self.close(status=END_KILLED, error=error, signal=signal)
+        elif exc is not None:
+            self.close(status=END_CRASHED, error=error)
         else:
-            self.close(status="crashed", error=f"{type(exc).__name__}: {exc}")
+            self.close()
+
+    def _stopped_by_signal(self, name: str, *, final: bool) -> None:
+        """From the signal handler (signals.py): ``final`` when the signal will now end the process."""
+        if final:
+            self.close(status=END_KILLED, signal=name)
+        else:
+            self._signal = name
 
     def __enter__(self) -> Telemetry:
         return self
@@ -720,10 +783,7 @@ class Telemetry:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         try:
-            if exc is None:
-                self.close()
-            else:
-                self.close(status="crashed", error=f"{type(exc).__name__}: {exc}")
+            self._close_for(exc)
         except Exception as close_exc:  # only the user's own exception may leave the block
             if self.settings.strict:
                 raise

@@ -1,25 +1,34 @@
 """The writer thread: every file in the run directory is written here, never on the training thread.
 
-Training hands over plain dicts through a bounded queue with ``put_nowait``; when the queue is full the
-item is dropped and counted rather than blocking a training step. An ``OSError`` (disk full, directory
-removed or made read-only) switches writing off with one warning on stderr: the run goes on, unlogged.
+Training hands over plain dicts through a bounded queue without blocking; when the queue is full the
+item is dropped and counted rather than blocking a training step. The queue is a ``SimpleQueue``, whose
+``put`` is reentrant, so the SIGTERM handler can hand over the ``end`` record even when the signal
+interrupted the training thread in the middle of a ``put``.
+
+Failures are isolated per output (metrics.jsonl, metrics.csv, results.json, each telemetry/*.csv): one
+that raises, for any reason, is reported once (a line on stderr and a ``telemetry`` alert record) and
+counted, the others go on, and it is tried again with the next item, so a directory made writable again
+recovers. A record that json cannot encode as given (a tuple key, a cycle) is written with those values
+as text; one that cannot be written at all is counted. The counts go into the ``end`` record
+(``write_errors``). Only a run directory that has disappeared switches writing off altogether.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import os
 import queue
 import sys
-import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any
 
-from termmon.atomic import atomic_write
+from termmon.atomic import atomic_replace, atomic_write
 from termmon.format import (
     EV_ALERT,
     EV_CHECKPOINT,
@@ -37,6 +46,13 @@ _DURABLE_EVENTS = frozenset({EV_EPOCH, EV_CHECKPOINT, EV_END})
 #: Events mirrored into the wide metrics.csv.
 _CSV_EVENTS = frozenset({EV_STEP, EV_EPOCH})
 _CSV_FIXED = ("event", "time", "step", "epoch")
+#: CSV text is UTF-8; bytes that are not (in a reused run directory's metrics.csv) survive a rewrite.
+_CSV_ENCODING = "utf-8"
+_CSV_ERRORS = "surrogateescape"
+#: Deeper structures are cut when a record is made encodable (json itself recurses).
+_MAX_DEPTH = 64
+#: Items one pass of the writer loop takes from the queue.
+_MAX_BATCH = 10_000
 
 #: A record forwarded to an integration (TensorBoard, W&B) after it is on disk.
 Sink = Callable[[Mapping[str, Any]], None]
@@ -71,10 +87,14 @@ class RunWriter:
     def __init__(self, run_dir: Path, queue_size: int = 10_000, sinks: Iterable[Sink] = ()) -> None:
         self.run_dir = run_dir
         self.dropped = 0
+        #: Failures per output (file name relative to the run directory), for the ``end`` record.
+        self.errors: dict[str, int] = {}
         self.failed = False
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, queue_size))
+        self._maxsize = max(1, queue_size)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._sinks = list(sinks)
-        self._jsonl: TextIO | None = None
+        self._jsonl: int | None = None
+        self._notes: list[dict[str, Any]] = []
         self._csv_columns: list[str] = []
         self._long_csv_ready: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="termmon-writer", daemon=True)
@@ -85,19 +105,17 @@ class RunWriter:
         """Queue an item; False (and one more in ``dropped``) when full or when writing has failed."""
         if self.failed:
             return False
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
+        if self._queue.qsize() >= self._maxsize:
             self.dropped += 1
             return False
+        self._queue.put(item)
         return True
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued, then stop; gives up after ``timeout`` so exit never hangs on a slow disk."""
         if not self._thread.is_alive():
             return
-        with contextlib.suppress(queue.Full):
-            self._queue.put(_STOP, timeout=timeout)
+        self._queue.put(_STOP)
         self._thread.join(timeout)
 
     # --- writer-thread side ----------------------------------------------------------------------------------
@@ -105,58 +123,101 @@ class RunWriter:
         try:
             while True:
                 batch = [self._queue.get()]
-                while True:
-                    try:
+                with contextlib.suppress(queue.Empty):
+                    while len(batch) < _MAX_BATCH:
                         batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
                 stop = any(item is _STOP for item in batch)
                 if not self.failed:
-                    self._write_batch([item for item in batch if item is not _STOP])
+                    try:
+                        self._write_batch([item for item in batch if item is not _STOP])
+                    except Exception as exc:  # the thread must outlive any bug: training goes on, logged
+                        self._output_failed("writer", exc)
                 if stop:
                     return
         finally:
-            if self._jsonl is not None:
-                with contextlib.suppress(OSError):
-                    self._jsonl.close()
+            self._close_jsonl()
 
     def _write_batch(self, batch: list[Any]) -> None:
-        try:
-            records = [item for item in batch if isinstance(item, Mapping)]
+        """In queue order (so the end record counts every failure before it), records in runs."""
+        records: list[Mapping[str, Any]] = []
+        for item in batch:
+            if self.failed:
+                return
+            if isinstance(item, Mapping):
+                records.append(item)
+                continue
             if records:
                 self._write_records(records)
-            for item in batch:
-                if isinstance(item, Results):
-                    atomic_write(self.run_dir / RESULTS_JSON, encode_record(item.document).encode())
-                elif isinstance(item, CsvRows):
-                    self._append_long_csv(item)
-        except OSError as exc:
-            self._fail(exc)
+                records = []
+            if isinstance(item, Results):
+                self._guarded(RESULTS_JSON, self._write_results, item)
+            elif isinstance(item, CsvRows):
+                self._guarded(item.relpath, self._append_long_csv, item)
+        if records or self._notes:
+            self._write_records(records)
 
     def _write_records(self, records: list[Mapping[str, Any]]) -> None:
-        if self._jsonl is None:
-            self._jsonl = open(self.run_dir / METRICS_JSONL, "a", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115
+        lines: list[str] = []
         durable = False
-        written: list[Mapping[str, Any]] = []
         for record in records:
-            try:
-                line = encode_record(record)
-            except (ValueError, TypeError, RecursionError) as exc:
-                line = encode_record(_unwritable_alert(record, exc))
-            self._jsonl.write(line + "\n")
-            written.append(record)
-            durable = durable or record.get("event") in _DURABLE_EVENTS
-        self._jsonl.flush()
-        if durable:
-            os.fsync(self._jsonl.fileno())
-        self._append_wide_csv([r for r in written if r.get("event") in _CSV_EVENTS])
-        for sink in self._sinks:
-            for record in written:
+            if record.get("event") == EV_END and self.errors:
+                record = {**record, "write_errors": dict(self.errors)}
+            line = self._encode(record, METRICS_JSONL)
+            lines += self._take_notes()  # a record's own problem is said just before it
+            if line is not None:
+                lines.append(line + "\n")
+                durable = durable or record.get("event") in _DURABLE_EVENTS
+        lines += self._take_notes()
+        if lines:
+            self._guarded(METRICS_JSONL, self._append_jsonl, lines, durable)
+        csv_records = [r for r in records if r.get("event") in _CSV_EVENTS]
+        if csv_records:
+            self._guarded(METRICS_CSV, self._append_wide_csv, csv_records)
+        for sink in self._sinks:  # integrations guard themselves (integrations._guarded)
+            for record in records:
                 sink(record)
 
+    def _take_notes(self) -> list[str]:
+        notes, self._notes = self._notes, []
+        return [encode_record(note) + "\n" for note in notes]
+
+    # --- outputs ---------------------------------------------------------------------------------------------
+    def _append_jsonl(self, lines: list[str], durable: bool) -> None:
+        if self._jsonl is None:
+            self._jsonl = self._open_jsonl()
+        data = "".join(lines).encode()  # encode_record writes ASCII only
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._jsonl, view) :]
+        if durable:
+            os.fsync(self._jsonl)
+
+    def _open_jsonl(self) -> int:
+        """Append; a file whose last line is torn (an earlier run killed mid-write, or our own failed
+        write) gets a newline first, so the torn line stays one bad line and our first record is whole."""
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(self.run_dir / METRICS_JSONL, flags, 0o666)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                os.write(fd, b"\n")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _close_jsonl(self) -> None:
+        if self._jsonl is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._jsonl)
+            self._jsonl = None
+
+    def _write_results(self, item: Results) -> None:
+        text = self._encode(item.document, RESULTS_JSON)
+        if text is not None:
+            atomic_write(self.run_dir / RESULTS_JSON, text.encode())
+
     def _append_wide_csv(self, records: list[Mapping[str, Any]]) -> None:
-        if not records:
-            return
         rows = [{k: v for k, v in r.items() if _is_csv_scalar(v)} for r in records]
         path = self.run_dir / METRICS_CSV
         if not self._csv_columns:
@@ -170,74 +231,145 @@ class RunWriter:
                     known.add(key)
                     new_columns.append(key)
         if new_columns:
+            self._rewrite_csv_header(path, self._csv_columns + new_columns)
             self._csv_columns.extend(new_columns)
-            self._rewrite_csv_header(path)
-        with open(path, "a", newline="", encoding="utf-8") as fh:
+        with _open_csv(path, "a") as fh:
             writer = csv.DictWriter(fh, fieldnames=self._csv_columns, extrasaction="ignore")
             writer.writerows(rows)
 
-    def _rewrite_csv_header(self, path: Path) -> None:
-        """Columns grow as metrics appear: rewrite the file once with the wider header (tmp + replace)."""
+    def _rewrite_csv_header(self, path: Path, columns: list[str]) -> None:
+        """Columns grow as metrics appear: rewrite the file once with the wider header (atomically)."""
         old_rows: list[dict[str, str]] = []
         if path.exists():
-            with open(path, newline="", encoding="utf-8") as fh:
+            with _open_csv(path, "r") as fh:
                 old_rows = list(csv.DictReader(fh))
-        fd, tmp = tempfile.mkstemp(prefix=".metrics.", suffix=".csv.tmp", dir=self.run_dir)
-        try:
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-                writer = csv.DictWriter(fh, fieldnames=self._csv_columns, extrasaction="ignore")
-                writer.writeheader()
-                writer.writerows(old_rows)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_replace(path) as raw:
+            fh = io.TextIOWrapper(raw, encoding=_CSV_ENCODING, errors=_CSV_ERRORS, newline="")
+            writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(old_rows)
+            fh.flush()
+            fh.detach()  # atomic_replace syncs and closes the binary file itself
 
     def _append_long_csv(self, item: CsvRows) -> None:
         path = self.run_dir / item.relpath
         if item.relpath not in self._long_csv_ready:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(exist_ok=True)  # never parents=True: a deleted run dir stays deleted
             if not path.exists() or path.stat().st_size == 0:
-                with open(path, "w", newline="", encoding="utf-8") as fh:
+                with _open_csv(path, "w") as fh:
                     csv.writer(fh).writerow(item.header)
             self._long_csv_ready.add(item.relpath)
-        with open(path, "a", newline="", encoding="utf-8") as fh:
+        with _open_csv(path, "a") as fh:
             csv.writer(fh).writerows(item.rows)
+
+    # --- failures --------------------------------------------------------------------------------------------
+    def _guarded(self, output: str, write: Callable[..., None], *args: Any) -> None:
+        try:
+            write(*args)
+        except Exception as exc:
+            self._output_failed(output, exc)
+
+    def _output_failed(self, output: str, exc: Exception) -> None:
+        """Count the failure; the first one of each output is reported; the others keep working."""
+        if self.failed:
+            return
+        if output == METRICS_JSONL:
+            self._close_jsonl()  # reopened (and its torn line closed) by the next write
+        if isinstance(exc, OSError) and not self.run_dir.is_dir():
+            self._fail(exc)
+            return
+        first = output not in self.errors
+        self.errors[output] = self.errors.get(output, 0) + 1
+        if first:
+            reason = (
+                exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+            )
+            others = "telemetry writing goes on" if output != METRICS_JSONL else "records are lost"
+            self._report(
+                f"cannot write {output} ({reason}); {others}, failures are counted in the end record"
+            )
+
+    def _encode(self, record: Mapping[str, Any], output: str) -> str | None:
+        """The record as one JSON text; values json refuses become text (reported once per output)."""
+        try:
+            return encode_record(record)
+        except Exception as exc:
+            error = exc
+        try:
+            text: str | None = encode_record(_json_safe(record))
+        except Exception:
+            text = None
+        first = f"{output}:encode" not in self.errors
+        self.errors[f"{output}:encode"] = self.errors.get(f"{output}:encode", 0) + 1
+        if first:
+            what = f"a {record.get('event', 'results')} record for {output}"
+            outcome = "written with those values as text" if text is not None else "dropped"
+            self._report(
+                f"{what} holds values json cannot encode ({type(error).__name__}: {error}); {outcome}",
+                step=record.get("step"),
+            )
+        return text
+
+    def _report(self, message: str, step: Any = None) -> None:
+        print(f"termmon: {self.run_dir}: {message}", file=sys.stderr)
+        note: dict[str, Any] = {
+            "event": EV_ALERT,
+            "time": time.time(),
+            "kind": "telemetry",
+            "severity": "warning",
+            "message": message,
+        }
+        if isinstance(step, int) and not isinstance(step, bool):
+            note["step"] = step
+        self._notes.append(note)
 
     def _fail(self, exc: OSError) -> None:
         self.failed = True
         reason = exc.strerror or str(exc)
         print(f"termmon: cannot write to {self.run_dir}: {reason}; telemetry writing is off", file=sys.stderr)
+        self._notes = []
         # Nothing more will be written: let training's put() calls fail fast instead of filling the queue.
         with contextlib.suppress(queue.Empty):
             while True:
-                self._queue.get_nowait()
+                if self._queue.get_nowait() is _STOP:
+                    self._queue.put(_STOP)
+                    return
 
 
 def _existing_header(path: Path) -> list[str]:
     """A run directory reused by a second run keeps the first run's columns."""
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with _open_csv(path, "r") as fh:
             return next(csv.reader(fh), [])
     except FileNotFoundError:
         return []
+
+
+def _open_csv(path: Path, mode: str) -> IO[Any]:
+    return open(path, mode, encoding=_CSV_ENCODING, errors=_CSV_ERRORS, newline="")
 
 
 def _is_csv_scalar(value: Any) -> bool:
     return value is None or isinstance(value, int | float | str | bool)
 
 
-def _unwritable_alert(record: Mapping[str, Any], exc: BaseException) -> dict[str, Any]:
-    """Stand-in for a record json cannot encode (a cycle, say): the log says what was lost and why."""
-    out: dict[str, Any] = {
-        "event": EV_ALERT,
-        "time": record.get("time"),
-        "kind": "telemetry",
-        "severity": "warning",
-        "message": f"dropped an unserialisable {record.get('event')!s} record: {type(exc).__name__}",
-    }
-    for key in ("step", "epoch"):
-        if isinstance(record.get(key), int):
-            out[key] = record[key]
-    return out
+def _json_safe(value: Any, depth: int = 0, active: set[int] | None = None) -> Any:
+    """A copy json can encode: keys as text, a cycle as ``"<cycle>"``, nesting cut at ``_MAX_DEPTH``."""
+    if not isinstance(value, Mapping | list | tuple):
+        return value
+    if depth >= _MAX_DEPTH:
+        return "<nested too deep>"
+    active = set() if active is None else active
+    if id(value) in active:
+        return "<cycle>"
+    active.add(id(value))
+    try:
+        if isinstance(value, Mapping):
+            return {_json_key(k): _json_safe(v, depth + 1, active) for k, v in value.items()}
+        return [_json_safe(v, depth + 1, active) for v in value]
+    finally:
+        active.discard(id(value))
+
+
+def _json_key(key: Any) -> Any:
+    return key if key is None or isinstance(key, str | int | float | bool) else repr(key)

@@ -26,6 +26,7 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.worker import get_current_worker
 
 from termmon.errors import TermmonError
+from termmon.format import LOG_EVERY_MAX, LOG_EVERY_MIN
 from termmon.model.run import Run
 from termmon.model.workspace import RunUpdate, Workspace
 from termmon.views.alert_feed import AlertFeed
@@ -307,7 +308,7 @@ class MonitorApp(App[int]):
         if where:
             text.append("  " + " ".join(where))
         text.append(
-            "  " + self.control.describe(run), style="bold" if run.path in self.control.states else ""
+            "  " + self.control.describe(run, now), style="bold" if run.path in self.control.states else ""
         )
         text.append(f"  last record {_ago(now - run.last_activity)}", style="dim")
         if run.bad_lines:
@@ -323,6 +324,8 @@ class MonitorApp(App[int]):
         for run in self.workspace.runs.values():
             if run.end is None:
                 log.add_alerts(self.feed.update(run, now))
+        for note in self.control.newly_unacknowledged(list(self.workspace.runs.values()), now):
+            log.note(note, "warning")
         self.schedule_redraw()
 
     # --- events ---------------------------------------------------------------------------------------
@@ -425,7 +428,7 @@ class MonitorApp(App[int]):
 
     def action_log_every_exact(self) -> None:
         run = self.selected_run
-        if run is None:
+        if run is None or self._refuse_control(run):  # no prompt for a value nobody will read
             return
 
         def chosen(value: int | None) -> None:
@@ -435,12 +438,30 @@ class MonitorApp(App[int]):
         self.push_screen(LogEveryPrompt(run.name, self.control.current(run)), chosen)
 
     def request_log_every(self, run: Run, value: int) -> None:
-        """Queue a request; presses within DEBOUNCE_SECONDS of each other become one write."""
-        self.control.request(run, value)
+        """Queue a request; presses within DEBOUNCE_SECONDS of each other become one write.
+
+        A run whose trainer is not running gets nothing written (and says why); a value outside the
+        trainer's range is clamped, and says so."""
+        if self._refuse_control(run):
+            return
+        clamped = self.control.request(run, value)
+        if clamped != value:
+            self.main_screen.query_one(AlertLog).note(
+                f"{run.name}: log_every {value} clamped to {clamped} "
+                f"(the trainer accepts {LOG_EVERY_MIN}..{LOG_EVERY_MAX})",
+                "info",
+            )
         if self._control_timer is not None:
             self._control_timer.stop()
         self._control_timer = self.set_timer(DEBOUNCE_SECONDS, self._flush_control)
         self.schedule_redraw()
+
+    def _refuse_control(self, run: Run) -> bool:
+        """True (and the reason in the alert log) when no trainer would read a request for ``run``."""
+        refusal = self.control.refusal(run, self.clock())
+        if refusal is not None:
+            self.main_screen.query_one(AlertLog).note(refusal, "warning")
+        return refusal is not None
 
     def _flush_control(self) -> None:
         self._control_timer = None
@@ -464,7 +485,7 @@ class MonitorApp(App[int]):
     def _control_written(self, results: list[tuple[Path, str | None]]) -> None:
         log = self.main_screen.query_one(AlertLog)
         for path, error in results:
-            self.control.mark_written(path, error)
+            self.control.mark_written(path, error, self.clock())
             if error is not None:
                 log.note(f"log_every not changed: {error}", "critical")
         self.schedule_redraw()

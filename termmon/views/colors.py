@@ -26,6 +26,7 @@ STATUS_GLYPH: dict[RunStatus, tuple[str, str]] = {
     RunStatus.FINISHED: ("✓", "blue"),
     RunStatus.STALLED: ("◌", "yellow"),
     RunStatus.CRASHED: ("✗", "bold red"),
+    RunStatus.KILLED: ("⊘", "red"),
     RunStatus.UNKNOWN: ("?", "dim"),
 }
 
