@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from termmon.errors import TermmonError
 from termmon.ingest.batch import normalize_record
 from termmon.ingest.discovery import resolve_run_dir
 from termmon.ingest.source import RunSource, SourceKind
@@ -28,6 +30,11 @@ def load(path: str | Path) -> pd.DataFrame:
 
     run_dir = resolve_run_dir(path)
     run = load_workspace([str(run_dir)], progress=False).runs.get(run_dir.resolve())
+    if run is not None and run.errors:
+        if run.records == 0:
+            raise TermmonError(f"termmon.load: {run.errors[0]}")
+        for error in run.errors:
+            warnings.warn(f"termmon.load: {error}", RuntimeWarning, stacklevel=2)
     if run is None or run.records == 0:
         return pd.DataFrame(columns=["event", "time", "step", "epoch"])
     n = run.records
@@ -58,7 +65,9 @@ def load(path: str | Path) -> pd.DataFrame:
         for row, value in cells.items():
             column_values[row] = value
         frame[key] = column_values
-    frame["step"] = frame["step"].astype("Int64") if frame["step"].notna().any() else frame["step"]
+    steps = frame["step"].dropna()
+    if len(steps) and bool((steps == steps.round()).all()):  # whole steps (all within 2**53): Int64
+        frame["step"] = frame["step"].astype("Int64")
     return frame
 
 
@@ -74,6 +83,10 @@ def follow(
     arrives. A truncated or rewritten file is read again from its start (its records are new records);
     a rotated file is drained before the new one is read. Records are normalized as everywhere in
     termmon: nested objects flattened with ``/``, seed formats mapped (docs/formats.md).
+
+    A file that cannot be read (``permission denied: PATH``, not a regular file) is reported once as a
+    RuntimeWarning and retried; ``stop`` is checked between chunks of at most ``READ_CHUNK`` bytes, so
+    a run that never stops growing still lets ``follow`` return.
     """
     from termmon.ingest.watch import ChangeWatcher
 
@@ -83,12 +96,14 @@ def follow(
     reader = _RecordReader(run_dir)
     with ChangeWatcher([run_dir], wake.set, poll_interval=None):
         while not stop.is_set():
-            records = reader.read()
+            records, more, error = reader.read()
+            if error is not None:
+                warnings.warn(f"termmon.follow: {error}", RuntimeWarning, stacklevel=2)
             if records:
                 yield records
-                continue
-            wake.wait(poll_interval)
-            wake.clear()
+            if not more:
+                wake.wait(poll_interval)
+                wake.clear()
 
 
 class _RecordReader:
@@ -98,18 +113,19 @@ class _RecordReader:
         self.source = RunSource(run_dir)
         self._results_seen = 0
 
-    def read(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        while True:
+    def read(self) -> tuple[list[dict[str, Any]], bool, str | None]:
+        """One chunk's records, whether more is waiting, and a new error (reported once).
+
+        A failure inside the reader is reported the same way, and the read is tried again later.
+        """
+        try:
             raw = self.source.read_objects()
-            records = [r for obj in raw.objects if (r := normalize_record(obj)) is not None]
-            if self.source.kind == SourceKind.RESULTS:
-                # A rewritten results.json holds its whole history: hand on only what was not seen.
-                fresh = records[self._results_seen :]
-                self._results_seen = (
-                    max(self._results_seen, len(records)) if raw.reset else self._results_seen
-                )
-                records = fresh if raw.reset else []
-            out.extend(records)
-            if not raw.more:
-                return out
+        except Exception as exc:
+            return [], False, f"{self.source.run_dir}: reading failed: {type(exc).__name__}: {exc}"
+        records = [r for obj in raw.objects if (r := normalize_record(obj)) is not None]
+        if self.source.kind == SourceKind.RESULTS:
+            # A rewritten results.json holds its whole history: hand on only what was not seen.
+            fresh = records[self._results_seen :]
+            self._results_seen = max(self._results_seen, len(records)) if raw.reset else self._results_seen
+            records = fresh if raw.reset else []
+        return records, raw.more, raw.error

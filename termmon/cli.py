@@ -7,6 +7,7 @@ Each command's work lives in its own module, imported only when that command run
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from termmon import __version__
 from termmon.errors import TermmonError, UsageError
+from termmon.sanitize import terminal_text
 
 MAIN_HELP = """\
 Live terminal monitor for machine-learning training runs.
@@ -38,6 +40,25 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+#: ``--poll`` bounds: below 0.05 s polling costs a core for nothing; above an hour it is not a monitor.
+MIN_POLL_SECONDS = 0.05
+MAX_POLL_SECONDS = 3600.0
+
+
+def _poll_seconds(text: str) -> float:
+    """``--poll``: a number of seconds in the sane range. nan, inf and 1e-9 parse as floats, but inf
+    never refreshes and a tiny interval busy-loops a core, so they are usage errors (exit 2)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not MIN_POLL_SECONDS <= seconds <= MAX_POLL_SECONDS:  # also false for NaN
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds from {MIN_POLL_SECONDS:g} to {MAX_POLL_SECONDS:g}, not {text!r}"
+        )
+    return seconds
+
+
 def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
@@ -58,9 +79,10 @@ def _monitor_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--poll",
-        type=float,
+        type=_poll_seconds,
         metavar="SECONDS",
-        help="poll the files every SECONDS instead of relying on filesystem events (NFS, SSHFS)",
+        help="poll the files every SECONDS instead of relying on filesystem events (NFS, SSHFS); "
+        f"{MIN_POLL_SECONDS:g} to {MAX_POLL_SECONDS:g}",
     )
     p.add_argument(
         "--static", action="store_true", help="render the four panels once instead of the live TUI"
@@ -91,7 +113,12 @@ def _subparsers() -> dict[str, argparse.ArgumentParser]:
     parsers["control"] = p
 
     p = _Parser(prog="termmon demo", description="The live monitor on the shipped demo runs plus a live one.")
-    p.add_argument("--poll", type=float, metavar="SECONDS", help="force polling every SECONDS")
+    p.add_argument(
+        "--poll",
+        type=_poll_seconds,
+        metavar="SECONDS",
+        help=f"force polling every SECONDS ({MIN_POLL_SECONDS:g} to {MAX_POLL_SECONDS:g})",
+    )
     parsers["demo"] = p
 
     p = _Parser(prog="termmon report", description="Diagnose one run: what went wrong and what to check.")
@@ -126,8 +153,6 @@ def _subparsers() -> dict[str, argparse.ArgumentParser]:
 def _run_monitor(args: argparse.Namespace) -> int:
     if args.output is not None and not args.static:
         raise UsageError("termmon: --output needs --static")
-    if args.poll is not None and args.poll <= 0:
-        raise UsageError("termmon: --poll must be a positive number of seconds")
     paths = args.paths or ["."]
     if args.static:
         from termmon.views.static import render_static
@@ -197,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return COMMANDS[command](args)
         return _run_monitor(_monitor_parser().parse_args(args_list))
     except TermmonError as exc:
-        print(str(exc), file=sys.stderr)
+        print(terminal_text(exc), file=sys.stderr)  # messages name paths, and paths come from disk
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -210,7 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("TERMMON_DEBUG"):
             raise
         print(
-            f"termmon: error: {type(exc).__name__}: {exc} (set TERMMON_DEBUG=1 for details)", file=sys.stderr
+            f"termmon: error: {type(exc).__name__}: {terminal_text(exc)} (set TERMMON_DEBUG=1 for details)",
+            file=sys.stderr,
         )
         return 1
 

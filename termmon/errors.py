@@ -13,3 +13,16 @@ class UsageError(TermmonError):
     """Bad usage or a path that does not exist: exit 2 with this message (DESIGN.md)."""
 
     exit_code = 2
+
+
+def os_error_text(path: object, exc: OSError) -> str:
+    """An OSError as the one line users see everywhere: ``permission denied: PATH``."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{reason[:1].lower()}{reason[1:]}: {path}"
+
+
+class NotRegularFileError(OSError):
+    """A run file that is a FIFO, a device or a socket: reading it could block or never end."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(0, "not a regular file", str(path))

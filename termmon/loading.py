@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from termmon.model.run import Run
 from termmon.model.workspace import Workspace
+from termmon.sanitize import terminal_text
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -36,6 +37,27 @@ def load_workspace(paths: list[str], *, progress: bool = True) -> Workspace:
 def load_runs(paths: list[str], *, progress: bool = True) -> list[Run]:
     """The runs under ``paths``, fully read, in discovery order."""
     return list(load_workspace(paths, progress=progress).runs.values())
+
+
+def problems(workspace: Workspace) -> list[str]:
+    """Everything that could not be read (``permission denied: PATH``, a reader that failed), once each:
+    the workspace's own errors, then each run's (alert detectors may add to these after loading)."""
+    found = list(workspace.errors)
+    for run in workspace.runs.values():
+        found.extend(error for error in run.errors if error not in found)
+    return found
+
+
+def report_problems(prog: str, workspace: Workspace) -> int:
+    """Print :func:`problems` to stderr, one sanitised line each; the exit code: 1 if any, else 0.
+
+    The command's output for the runs that could be read is printed all the same: one unreadable run
+    never hides the others.
+    """
+    found = problems(workspace)
+    for problem in found:
+        print(f"{prog}: {terminal_text(problem)}", file=sys.stderr)
+    return 1 if found else 0
 
 
 class _LazyProgress:

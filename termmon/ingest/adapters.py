@@ -24,15 +24,17 @@ anything else      an event of that name with ``<event_type>/<name>``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from termmon.format import EV_EPOCH, EV_START, EV_STEP, GRAD_NORM, LR, TRAIN_LOSS, flatten
+from termmon.ingest.batch import nesting_exceeds, number
 
 
 def results_history_records(results: object) -> list[dict[str, Any]]:
     """Seed 001's results.json as records: a ``start`` (run name, config) and one ``epoch`` per entry."""
-    if not isinstance(results, Mapping):
+    if not isinstance(results, Mapping) or nesting_exceeds(results):
         return []
     records: list[dict[str, Any]] = []
     start: dict[str, Any] = {"event": EV_START}
@@ -48,11 +50,11 @@ def results_history_records(results: object) -> list[dict[str, Any]]:
         if not isinstance(entry, Mapping):
             continue
         record: dict[str, Any] = {"event": EV_EPOCH}
-        epoch = entry.get("epoch", index)
-        record["epoch"] = epoch if isinstance(epoch, int | float) and not isinstance(epoch, bool) else index
+        epoch = number(entry.get("epoch", index))
+        record["epoch"] = epoch if epoch is not None and math.isfinite(epoch) else index
         for key in ("step", "time"):
             value = entry.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
+            if _number(value):
                 record[key] = value
         for key, value in entry.items():
             if key in ("epoch", "step", "time"):
@@ -73,7 +75,9 @@ _STEP_EVENTS = frozenset({"training_step", "gradient_stats", "param_updates"})
 
 
 def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite number (a 400-digit integer is not: it would overflow every float column)."""
+    x = number(value)
+    return x is not None and math.isfinite(x)
 
 
 def _named_values(items: object) -> Iterable[tuple[str, float]]:
@@ -106,6 +110,8 @@ class DebugLogAdapter:
     def record(self, obj: object) -> dict[str, Any] | None:
         """The termmon record for one parsed line, or None for a line that is not a seed 004 record."""
         if not isinstance(obj, Mapping) or not isinstance(obj.get("event_type"), str):
+            return None
+        if nesting_exceeds(obj):
             return None
         kind: str = obj["event_type"]
         data = obj.get("data")

@@ -36,29 +36,72 @@ KIND_STEP, KIND_EPOCH, KIND_META = 0, 1, 2
 _first = itemgetter(0)
 _second = itemgetter(1)
 _event = itemgetter("event")
+_NUMBER_TYPES = {int, float}
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+#: Fields every record may carry that place it in the run rather than measure it.
+RESERVED = ("time", "step", "epoch")
+#: Steps past 2**53 cannot be held exactly in the float64 step column: such a line is a bad line.
+MAX_STEP = 2**53
+#: Objects and arrays nested deeper than this make a bad line. No trainer writes it, and every reader
+#: (flatten, the summary's JSON, the report) may then walk a record recursively without a care.
+MAX_NESTING = 64
+
+
+def number(value: object) -> float | None:
+    """A JSON number as a float (an integer too big for a float as +-inf); None for anything else,
+    booleans included."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    return value
+
+
+def _valid_reserved(key: str, value: object) -> bool:
+    """``time``, ``step`` and ``epoch`` are finite numbers; ``step`` at most :data:`MAX_STEP` in size."""
+    x = number(value)
+    return x is not None and math.isfinite(x) and (key != "step" or abs(x) <= MAX_STEP)
+
+
+def nesting_exceeds(value: object, limit: int = MAX_NESTING) -> bool:
+    """Whether objects/arrays in ``value`` nest deeper than ``limit`` (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if type(item) is dict else item if type(item) is list else ()
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def normalize_record(obj: object) -> dict[str, Any] | None:
     """A parsed JSON value as a valid record (flattened), or None when it is a bad line.
 
-    Valid: a JSON object whose ``event`` (if present) is a string and whose ``time``, ``step`` and
-    ``epoch`` (if present) are numbers. A record without ``event`` is a step record, so a plain
-    ``{"step": 1, "loss": 0.5}`` log reads as expected. Nested objects in measurements flatten with
-    ``/``; meta events (start, alert, end, ...) keep theirs, so a start's ``config`` stays whole.
+    Valid: a JSON object whose ``event`` (if present) is a string, whose ``time``, ``step`` and
+    ``epoch`` (if present) are finite numbers (not strings, not booleans; ``step`` within
+    :data:`MAX_STEP`), nested at most :data:`MAX_NESTING` deep. A record without ``event`` is a step
+    record, so a plain ``{"step": 1, "loss": 0.5}`` log reads as expected. Nested objects in
+    measurements flatten with ``/``; meta events (start, alert, end, ...) keep theirs, so a start's
+    ``config`` stays whole. The column fast path (:meth:`BatchBuilder.add_run`) keeps the same rule.
     """
     if type(obj) is not dict:
         return None
     event = obj.get("event", EV_STEP)
     if not isinstance(event, str):
         return None
-    for key in ("time", "step", "epoch"):
+    for key in RESERVED:
         value = obj.get(key)
-        if value is not None and not _is_number(value):
+        if value is not None and not _valid_reserved(key, value):
             return None
+    if nesting_exceeds(obj):
+        return None
     nested = event not in META_EVENTS and any(type(v) is dict for v in obj.values())
     record = flatten(obj) if nested else dict(obj)
     record["event"] = event
@@ -66,17 +109,19 @@ def normalize_record(obj: object) -> dict[str, Any] | None:
 
 
 def numeric_value(value: object) -> float | None:
-    """A metric value as a float, or None for values that are not numbers (strings, lists, null)."""
+    """A metric value as a float, or None for values that are not numbers (lists, null, text).
+
+    Booleans are 0/1 and a string that spells a number (``"1.5"``) is that number, as docs/formats.md
+    says: the same conversion numpy applies on the column fast path (Python's ``float``).
+    """
     if isinstance(value, bool):
         return 1.0 if value else 0.0
-    if isinstance(value, int):
+    if isinstance(value, str):
         try:
             return float(value)
-        except OverflowError:
-            return math.inf if value > 0 else -math.inf
-    if isinstance(value, float):
-        return value
-    return None
+        except ValueError:
+            return None
+    return number(value)
 
 
 @dataclass
@@ -157,6 +202,10 @@ class BatchBuilder:
         for j in np.flatnonzero(nan_cols):
             if any(r[value_keys[j]] is None for r in records):
                 return False
+        # numpy also reads "105" and true as numbers; the reserved fields must be real, finite numbers.
+        for col, key in enumerate(value_keys):
+            if key in RESERVED and not self._reserved_ok(key, block[:, col], records):
+                return False
         base = self.n
         columns = {k: block[:, j] for j, k in enumerate(value_keys)}
         nan_col = np.full(n, np.nan)
@@ -170,6 +219,15 @@ class BatchBuilder:
             self.add_metric(name, rows, values)
         self.n += n
         return True
+
+    @staticmethod
+    def _reserved_ok(key: str, column: np.ndarray, records: list[dict[str, Any]]) -> bool:
+        """:func:`normalize_record`'s rule for one reserved column, in C-level passes."""
+        if not set(map(type, map(itemgetter(key), records))) <= _NUMBER_TYPES:
+            return False
+        if not np.isfinite(column).all():
+            return False
+        return key != "step" or bool((np.abs(column) <= MAX_STEP).all())
 
     def add_record(self, record: dict[str, Any]) -> None:
         """One normalized record, the slow and general way."""

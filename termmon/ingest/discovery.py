@@ -6,7 +6,7 @@ import glob
 import os
 from pathlib import Path
 
-from termmon.errors import UsageError
+from termmon.errors import TermmonError, UsageError, os_error_text
 from termmon.format import TELEMETRY_DIR, is_run_file
 
 MAX_DEPTH = 3
@@ -25,7 +25,7 @@ def resolve_paths(paths: list[str]) -> list[Path]:
     roots: list[Path] = []
     for raw in paths or ["."]:
         path = Path(raw).expanduser()
-        if path.exists():
+        if _exists(path):
             candidates = [path]
         elif _GLOB_CHARS & set(raw):
             candidates = [Path(p) for p in sorted(glob.glob(os.path.expanduser(raw)))]
@@ -38,6 +38,8 @@ def resolve_paths(paths: list[str]) -> list[Path]:
                 if not is_run_file(candidate.name):
                     raise UsageError(f"termmon: {candidate}: not a run directory or run file")
                 candidate = candidate.parent
+            elif not candidate.is_dir():  # /dev/null, a FIFO, a socket
+                raise UsageError(f"termmon: {candidate}: not a run directory or run file")
             resolved = candidate.resolve()
             if resolved not in roots:
                 roots.append(resolved)
@@ -51,7 +53,7 @@ def resolve_run_dir(path: str | Path, prog: str = "termmon") -> Path:
     several runs (the message lists them, so the user can pick).
     """
     path = Path(path).expanduser()
-    if not path.exists():
+    if not _exists(path, prog):
         raise UsageError(f"{prog}: {path}: no such file or directory")
     if path.is_file():
         if is_run_file(path.name):
@@ -68,6 +70,14 @@ def resolve_run_dir(path: str | Path, prog: str = "termmon") -> Path:
     raise UsageError(f"{prog}: {path} holds {len(found)} runs; choose one of them: {names}")
 
 
+def _exists(path: Path, prog: str = "termmon") -> bool:
+    """``path.exists()``, but a path we may not even look at is said so (exit 1), not a traceback."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        raise TermmonError(f"{prog}: {os_error_text(path, exc)}") from exc
+
+
 def is_run_dir(path: Path) -> bool:
     """A directory that directly holds metrics.jsonl, results.json or debug_log_*.jsonl."""
     try:
@@ -77,15 +87,27 @@ def is_run_dir(path: Path) -> bool:
         return False
 
 
-def find_run_dirs(root: Path, max_depth: int = MAX_DEPTH) -> list[Path]:
-    """Run directories at or below ``root`` (depth-first, sorted); a run dir's own children are not searched."""
+def find_run_dirs(root: Path, max_depth: int = MAX_DEPTH, errors: list[str] | None = None) -> list[Path]:
+    """Run directories at or below ``root`` (depth-first, sorted); a run dir's own children are not searched.
+
+    Each directory is visited once by its resolved path, so a symlink loop (or two links to one run)
+    lists each run once, under the first path found. A directory that cannot be listed is added to
+    ``errors`` (``permission denied: PATH``) when given.
+    """
     found: list[Path] = []
+    seen: set[str] = set()
 
     def walk(directory: Path, depth: int) -> None:
+        real = os.path.realpath(directory)
+        if real in seen:
+            return
+        seen.add(real)
         try:
             with os.scandir(directory) as it:
                 entries = list(it)
-        except OSError:
+        except OSError as exc:
+            if errors is not None and not isinstance(exc, FileNotFoundError):
+                errors.append(os_error_text(directory, exc))
             return
         if any(is_run_file(entry.name) and _is_file(entry) for entry in entries):
             found.append(directory)

@@ -10,15 +10,21 @@ What the most trusted tailers do (reference/tailing.md), and why:
 * A truncation shows as size < offset; a rewrite that ends up *larger* than before is caught by a
   fingerprint of the file's first bytes. Either means "re-read from the start" (``reset``).
 * A line longer than ``max_line`` is skipped up to its newline and counted, never buffered without
-  bound.
+  bound. NUL bytes at a line's start are padding (a filesystem after a crash shows unwritten blocks
+  as NULs) and never part of a record, so the record that follows padding of any length is kept.
+* Only regular files are read: a FIFO would block the reader forever and ``/dev/zero`` never ends,
+  so anything else is reported (``not a regular file: PATH``) and left alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from termmon.errors import NotRegularFileError, os_error_text
 
 FINGERPRINT_BYTES = 1024
 READ_CHUNK = 8 << 20
@@ -85,7 +91,7 @@ class JsonlTailer:
             st = None
             result.missing = True
         except OSError as exc:
-            result.error = f"{self.path}: {exc.strerror or exc}"
+            result.error = os_error_text(self.path, exc)
             return result
 
         if self._fd is not None and st is not None and (st.st_dev, st.st_ino) != self._ident:
@@ -106,7 +112,7 @@ class JsonlTailer:
             try:
                 self._open()
             except OSError as exc:
-                result.error = f"{self.path}: {exc.strerror or exc}"
+                result.error = os_error_text(self.path, exc)
                 return result
         assert self._fd is not None
         try:
@@ -116,13 +122,17 @@ class JsonlTailer:
                 result.reset = True
             self._read_fd(max_bytes, result)
         except OSError as exc:
-            result.error = f"{self.path}: {exc.strerror or exc}"
+            result.error = os_error_text(self.path, exc)
             self.close()
         return result
 
     def _open(self) -> None:
-        fd = os.open(self.path, os.O_RDONLY)
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer; the fstat then turns it away.
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise NotRegularFileError(self.path)
         self._fd = fd
         self._ident = (st.st_dev, st.st_ino)
 
@@ -175,18 +185,30 @@ class JsonlTailer:
                 return []
             chunk = chunk[newline + 1 :]
             self._skipping = False
+        if not self._pending:
+            chunk = chunk.lstrip(b"\0")  # padding at a line start (returns the chunk itself if none)
         cut = chunk.rfind(b"\n")
         if cut < 0:
             self._pending += chunk
             if len(self._pending) > self.max_line:
-                self._pending.clear()
-                self._skipping = True
-                result.oversized_lines += 1
+                self._overflow(result)
             return []
         # Split the chunk in place (no copy of it); its last piece is the torn line to hold back.
         lines = chunk.split(b"\n")
         if self._pending:
             lines[0] = bytes(self._pending) + lines[0]
             self._pending.clear()
-        self._pending += lines.pop()
+        self._pending += lines.pop().lstrip(b"\0")
         return lines
+
+    def _overflow(self, result: TailRead) -> None:
+        """The held line outgrew ``max_line``: count it, and skip it up to its newline, unless NUL
+        padding ends inside it (a writer that died mid-line, then padding, then a restarted writer):
+        what follows the padding is a record's start and is kept."""
+        result.oversized_lines += 1
+        nul = self._pending.rfind(b"\0")
+        if nul >= 0 and len(self._pending) - nul - 1 <= self.max_line:
+            del self._pending[: nul + 1]
+        else:
+            self._pending.clear()
+            self._skipping = True

@@ -40,7 +40,7 @@ def detect_kind(run_dir: Path) -> tuple[SourceKind, list[Path]]:
         debug_logs = sorted(
             run_dir / name
             for name in os.listdir(run_dir)
-            if name.startswith("debug_log_") and name.endswith(".jsonl")
+            if name.startswith("debug_log_") and name.endswith(".jsonl") and (run_dir / name).is_file()
         )
     except OSError:
         debug_logs = []
@@ -68,6 +68,7 @@ class SourceUpdate:
     more: bool = False
     bytes_read: int = 0
     error: str | None = None
+    failed: bool = False  # the reader raised: ``error`` says why; nothing else here is trustworthy
 
     @property
     def empty(self) -> bool:

@@ -4,6 +4,9 @@ Not every writer replaces the file atomically: with a plain ``open('w')`` writer
 empty or half-written file a few percent of the time (reference/tailing.md). So a read is accepted only
 if it parses *and* the file's identity, size and times are the same before and after it; otherwise
 the last good content stays in force, marked stale, and the next change is retried.
+
+Only a regular file of at most ``max_size`` bytes is read (a FIFO would block, ``/dev/zero`` never
+ends, and a results.json of gigabytes is not one): anything else is reported and left alone.
 """
 
 from __future__ import annotations
@@ -11,11 +14,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from termmon.errors import NotRegularFileError, os_error_text
+
 _BOM = b"\xef\xbb\xbf"
+#: Larger than any results.json a trainer writes (seed 001's is kilobytes), small enough to hold.
+MAX_SIZE = 256 << 20
 
 
 def _signature(st: os.stat_result) -> tuple[int, int, int, int, int]:
@@ -36,8 +44,9 @@ class WholeFileRead:
 class WholeFileReader:
     """Keeps the last good parse of one JSON file; :meth:`read` reports whether it changed."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_size: int = MAX_SIZE) -> None:
         self.path = path
+        self.max_size = max_size
         self.value: Any = None
         self.mtime = float("nan")
         self._signature: tuple[int, ...] | None = None
@@ -49,15 +58,16 @@ class WholeFileReader:
         except FileNotFoundError:
             return WholeFileRead(missing=True, value=self.value)
         except OSError as exc:
-            return WholeFileRead(error=f"{self.path}: {exc.strerror or exc}", value=self.value)
+            return WholeFileRead(error=os_error_text(self.path, exc), value=self.value)
         if _signature(before) == self._signature:
             return WholeFileRead(value=self.value)
+        if stat.S_ISREG(before.st_mode) and before.st_size > self.max_size:
+            error = f"larger than {self.max_size >> 20} MiB, not read: {self.path}"
+            return WholeFileRead(stale=True, error=error, value=self.value)
         try:
-            with open(self.path, "rb") as fh:
-                data = fh.read()
-                after = os.fstat(fh.fileno())
+            data, after = self._read_bounded()
         except OSError as exc:
-            return WholeFileRead(stale=True, error=f"{self.path}: {exc.strerror or exc}", value=self.value)
+            return WholeFileRead(stale=True, error=os_error_text(self.path, exc), value=self.value)
         if _signature(before) != _signature(after) or len(data) != after.st_size:
             return WholeFileRead(stale=True, value=self.value)  # written while we read: try again later
         digest = hashlib.blake2b(data, digest_size=16).digest()
@@ -73,3 +83,15 @@ class WholeFileReader:
         self._signature = _signature(after)
         self._digest = digest
         return WholeFileRead(changed=True, value=value)
+
+    def _read_bounded(self) -> tuple[bytes, os.stat_result]:
+        """The whole file, if it is a regular one (opened without blocking, so a FIFO cannot hang us)."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise NotRegularFileError(self.path)
+            data = os.read(fd, min(st.st_size, self.max_size) + 1)
+            return data, os.fstat(fd)
+        finally:
+            os.close(fd)

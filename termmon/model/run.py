@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from termmon.format import END_CRASHED, END_FINISHED, END_KILLED, EV_CONTROL_CHANGE, EV_END, EV_START
-from termmon.ingest.batch import KIND_EPOCH, RecordBatch
+from termmon.ingest.batch import KIND_EPOCH, RecordBatch, number
 from termmon.model.columns import GrowableArray
 
 #: A run with no new records for this long, and for many times its usual interval, has stalled.
@@ -248,8 +248,8 @@ _END_STATUS = {END_CRASHED: RunStatus.CRASHED, END_KILLED: RunStatus.KILLED}
 
 
 def _positive_int(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """A positive, finite number from a record as an int (a 400-digit one is not: None)."""
+    x = number(value)
+    if x is None or not math.isfinite(x) or x <= 0:
         return None
-    if not math.isfinite(value) or value <= 0:
-        return None
-    return int(value)
+    return int(x)

@@ -8,6 +8,7 @@ folds them into the :class:`Run` objects (call it on the thread that reads the r
 from __future__ import annotations
 
 import math
+import os
 import resource
 import threading
 import time
@@ -44,6 +45,17 @@ def _raise_fd_limit() -> None:
         pass
 
 
+def _read(source: RunSource, max_bytes: int) -> SourceUpdate:
+    """One run's read. An exception inside it (a bug, or input nobody foresaw) becomes that run's
+    error; the other runs are read as usual, and this one is tried again on the next poll."""
+    try:
+        return source.read(max_bytes)
+    except Exception as exc:
+        return SourceUpdate(
+            error=f"{source.run_dir}: reading failed: {type(exc).__name__}: {exc}", failed=True
+        )
+
+
 class Workspace:
     """The run directories under ``paths`` (run dirs, parents of run dirs, or globs)."""
 
@@ -55,6 +67,9 @@ class Workspace:
         self._names: dict[Path, str] = {}
         self._lock = threading.Lock()
         self._last_scan = -math.inf
+        #: Problems finding runs (``permission denied: DIR``), each once, oldest first.
+        self.errors: list[str] = []
+        self._real: set[str] = set()
         _raise_fd_limit()
         self.rescan()
 
@@ -64,11 +79,15 @@ class Workspace:
         new: list[Path] = []
         with self._lock:
             for root in self.roots:
-                for run_dir in find_run_dirs(root) if not is_run_dir(root) else [root]:
-                    if run_dir not in self._sources:
+                errors: list[str] = []
+                for run_dir in find_run_dirs(root, errors=errors) if not is_run_dir(root) else [root]:
+                    real = os.path.realpath(run_dir)  # one run reached by two paths is one run
+                    if run_dir not in self._sources and real not in self._real:
+                        self._real.add(real)
                         self._sources[run_dir] = RunSource(run_dir)
                         self._names[run_dir] = self._unique_name(run_dir)
                         new.append(run_dir)
+                self.errors.extend(e for e in errors if e not in self.errors)
             self._last_scan = time.monotonic()
         return new
 
@@ -107,7 +126,7 @@ class Workspace:
         with self._lock:
             sources = list(self._sources.items())
         for run_dir, source in sources:
-            update = source.read(self.max_bytes)
+            update = _read(source, self.max_bytes)
             if not update.empty or math.isfinite(update.mtime):
                 updates.append(RunUpdate(run_dir, self._names[run_dir], update, source.has_end_events))
         return updates
@@ -119,9 +138,9 @@ class Workspace:
             still: list[Path] = []
             for run_dir in pending:
                 source = self._sources[run_dir]
-                update = source.read(self.max_bytes)
+                update = _read(source, self.max_bytes)
                 yield RunUpdate(run_dir, self._names[run_dir], update, source.has_end_events)
-                if update.more:
+                if update.more and not update.failed:
                     still.append(run_dir)
             pending = still
 
@@ -129,24 +148,34 @@ class Workspace:
         """Fold updates into the runs; returns the run dirs whose data changed."""
         changed: set[Path] = set()
         for item in updates:
-            run = self.runs.get(item.path)
-            if run is None:
-                run = self.runs[item.path] = Run(item.path, item.name, has_end_events=item.has_end_events)
-                changed.add(item.path)
-            run.has_end_events = item.has_end_events
-            update = item.update
-            if math.isfinite(update.mtime):
-                run.touch(update.mtime)
-            if update.error and update.error not in run.errors:
-                run.errors.append(update.error)
-                changed.add(item.path)
-            if update.reset:
-                run.reset()
-                changed.add(item.path)
-            if len(update.batch) or update.batch.bad_lines:
-                run.add(update.batch)
+            try:
+                self._apply_one(item, changed)
+            except Exception as exc:  # a failure in one run's update marks that run, never the others
+                run = self.runs[item.path]
+                message = f"{item.path}: reading failed: {type(exc).__name__}: {exc}"
+                if message not in run.errors:
+                    run.errors.append(message)
                 changed.add(item.path)
         return changed
+
+    def _apply_one(self, item: RunUpdate, changed: set[Path]) -> None:
+        run = self.runs.get(item.path)
+        if run is None:
+            run = self.runs[item.path] = Run(item.path, item.name, has_end_events=item.has_end_events)
+            changed.add(item.path)
+        run.has_end_events = item.has_end_events
+        update = item.update
+        if math.isfinite(update.mtime):
+            run.touch(update.mtime)
+        if update.error and update.error not in run.errors:
+            run.errors.append(update.error)
+            changed.add(item.path)
+        if update.reset:
+            run.reset()
+            changed.add(item.path)
+        if len(update.batch) or update.batch.bad_lines:
+            run.add(update.batch)
+            changed.add(item.path)
 
     def refresh(self) -> set[Path]:
         """Read and apply everything new, on the calling thread (for one-shot commands)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from termmon.errors import TermmonError
+from termmon.paths import require_dir, require_output_dir
 from termmon.tools.progress import stderr_progress
 from termmon.tools.weight_divergence import PARTING_THRESHOLD, PairDivergence, compare_state_dicts
 from termmon.tools.weight_snapshots import (
@@ -33,6 +34,7 @@ HEATMAP_PNG: Final = "divergence_heatmap.png"
 TIMELINE_PNG: Final = "divergence_timeline.png"
 RANKING_PNG: Final = "layer_ranking.png"
 SUMMARY_TXT: Final = "SUMMARY.txt"
+PROG: Final = "termmon compare-weights"
 
 
 @dataclass
@@ -63,6 +65,9 @@ class ComparisonResult:
 
 def run_compare_weights(run_a: Path, run_b: Path, output: Path) -> int:
     """The CLI entry: compare, write DIR, print where things went and the top layer."""
+    for run in (run_a, run_b):
+        require_dir(run, PROG, "run")
+    require_output_dir(output, PROG)
     result = compare_weights(run_a, run_b, output)
     top = result.ranked.iloc[0]
     print(

@@ -18,6 +18,7 @@ from typing import Any
 
 import termmon
 from termmon.errors import TermmonError, UsageError
+from termmon.paths import require_output_file
 from termmon.tools.profile_batch_worker import STATUS_BAD_TARGET, STATUS_ERROR, STATUS_OK, STATUS_OOM
 from termmon.tools.profile_target import TargetError, split_target
 from termmon.tools.progress import stderr_progress
@@ -100,6 +101,8 @@ def profile_batch_sizes(
         raise UsageError("termmon profile-batch: batch sizes must be positive integers")
     if test_epochs < 1:
         raise UsageError("termmon profile-batch: --epochs must be at least 1")
+    if output_path is not None:  # before the sweep: a wrong path must not throw the measurements away
+        require_output_file(Path(output_path), "termmon profile-batch")
     with tempfile.TemporaryDirectory(prefix="termmon-profile-") as scratch:
         workdir = Path(scratch)
         _check_target(spec, workdir, python)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import re
 import time
-import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
@@ -21,8 +20,9 @@ from termmon.analysis.alerts.model import fmt_value, fmt_where
 from termmon.analysis.diagnosis import Change, Diagnosis, Span, diagnose
 from termmon.errors import TermmonError, UsageError
 from termmon.ingest.discovery import resolve_run_dir
-from termmon.loading import load_runs
+from termmon.loading import load_workspace, report_problems
 from termmon.model.run import Run
+from termmon.sanitize import terminal_text
 
 #: Past this many epochs the per-epoch table shows the first and the last half of this many.
 MAX_EPOCH_ROWS = 20
@@ -37,17 +37,19 @@ def run_report(run: Path, *, output: Path | None = None, config: Path | None = N
         raise UsageError(
             f"termmon report: --output {output} is a directory; give a file name such as report.md"
         )
-    loaded = load_runs([str(run_dir)], progress=True)
-    if not loaded:
+    workspace = load_workspace([str(run_dir)], progress=True)
+    if not workspace.runs:
         raise UsageError(f"termmon report: {run}: not a run directory")
-    target = loaded[0]
+    target = next(iter(workspace.runs.values()))
+    if target.errors and target.records == 0:  # nothing to diagnose: say why, not "no data"
+        raise TermmonError(f"termmon report: {target.errors[0]}")
     diagnosis = diagnose(target, alert_config, time.time())
     if output is None:
         _print(render_markdown(diagnosis, {}))
-        return 0
-    images = _write_files(target, diagnosis, output)
-    print(f"wrote {output}" + (f" and {len(images)} PNGs beside it" if images else ""))
-    return 0
+    else:
+        images = _write_files(target, diagnosis, output)
+        print(f"wrote {output}" + (f" and {len(images)} PNGs beside it" if images else ""))
+    return report_problems("termmon report", workspace)
 
 
 def _write_files(run: Run, diagnosis: Diagnosis, output: Path) -> dict[str, Path]:
@@ -72,10 +74,10 @@ def _print(markdown: str) -> None:
 
 # --- Markdown ------------------------------------------------------------------------------------------------
 def md_text(value: object) -> str:
-    """A string from disk, safe inside Markdown text and table cells: control characters shown as escapes,
-    Markdown punctuation backslash-escaped."""
-    text = "".join(f"\\x{ord(c):02x}" if unicodedata.category(c).startswith("C") else c for c in str(value))
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    """A string from disk, safe inside Markdown text and table cells: what a terminal would act on shown
+    as escapes (the one sanitiser, :func:`termmon.sanitize.terminal_text`), Markdown punctuation
+    backslash-escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", terminal_text(value))
 
 
 def _num(value: float) -> str:

@@ -118,6 +118,9 @@ class MonitorApp(App[int]):
         self._last_redraw = 0.0
         self._control_timer: Timer | None = None
         self._reported_errors: dict[Path, list[str]] = {}
+        self._reported_workspace_errors = 0
+        #: The last failure of the reading worker outside any one run (None while all is well).
+        self.reader_error: str | None = None
 
     # --- layout ---------------------------------------------------------------------------------------
     @property
@@ -168,17 +171,26 @@ class MonitorApp(App[int]):
         """Read and parse off the UI thread; wait on the watcher's wake-up, never sleep."""
         worker = get_current_worker()
         while not (worker.is_cancelled or self._stop.is_set()):
-            updates = self.workspace.poll()
+            failure: str | None = None
+            try:
+                updates = self.workspace.poll()
+            except Exception as exc:  # not one run's fault (those are caught per run): say so, go on
+                updates, failure = [], f"reading failed: {type(exc).__name__}: {exc}"
             more = any(item.update.more for item in updates)
             try:
-                self.call_from_thread(self._apply, updates)
+                self.call_from_thread(self._apply, updates, failure)
             except RuntimeError:  # the app is gone
                 return
             if not more:
                 self._wake.wait()
                 self._wake.clear()
 
-    def _apply(self, updates: list[RunUpdate]) -> None:
+    def _apply(self, updates: list[RunUpdate], failure: str | None = None) -> None:
+        """Fold a poll into the model. ``failure``: the poll itself failed (outside any one run); it is
+        shown in the alert log once and on the status line until a poll succeeds again."""
+        if failure is not None and failure != self.reader_error:
+            self.main_screen.query_one(AlertLog).note(failure, "critical")
+        self.reader_error = failure
         changed = self.workspace.apply(updates)
         self._ingested(changed, updates)
 
@@ -187,6 +199,9 @@ class MonitorApp(App[int]):
             self.loaded = True
             changed = changed | set(self.workspace.runs)
         log = self.main_screen.query_one(AlertLog)
+        for error in self.workspace.errors[self._reported_workspace_errors :]:
+            log.note(error, "critical")
+        self._reported_workspace_errors = len(self.workspace.errors)
         for path in sorted(changed, key=list(self.workspace.runs).index):
             run = self.workspace.runs[path]
             log.add_alerts(self.feed.update(run, self.clock()))
@@ -288,6 +303,8 @@ class MonitorApp(App[int]):
             text.append("  smoothing", style="cyan")
         if self.log_scale:
             text.append("  log", style="cyan")
+        if self.reader_error:
+            text.append(f"  {sanitize(self.reader_error, 80)}", style="bold red")
         text.append("\n")
         run = self.selected_run
         if run is None:
@@ -313,6 +330,8 @@ class MonitorApp(App[int]):
         text.append(f"  last record {_ago(now - run.last_activity)}", style="dim")
         if run.bad_lines:
             text.append(f"  {run.bad_lines} bad lines", style="yellow")
+        if run.errors:
+            text.append(f"  {sanitize(run.errors[-1], 80)}", style="bold red")
         return text
 
     def _tick(self) -> None:

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from termmon.errors import TermmonError, UsageError
-from termmon.loading import load_runs
+from termmon.loading import load_workspace, report_problems
 from termmon.model.run import Run
+from termmon.model.workspace import Workspace
+from termmon.paths import require_output_file
 from termmon.views.alert_feed import AlertFeed
 from termmon.views.colors import NONFINITE_RGB, SEVERITY_RGB, RunColors
 from termmon.views.panels import DEFAULT_PANELS, PanelData, build_panel
@@ -33,15 +35,22 @@ def _rgb(color: tuple[int, int, int]) -> tuple[float, float, float]:
 
 def load(paths: list[str], config: Path | None) -> tuple[list[Run], AlertFeed]:
     """Every run under ``paths``, fully read, with its alerts."""
-    runs = load_runs(paths)
+    workspace, feed = _load(paths, config)
+    return list(workspace.runs.values()), feed
+
+
+def _load(paths: list[str], config: Path | None) -> tuple[Workspace, AlertFeed]:
+    workspace = load_workspace(paths)
+    runs = list(workspace.runs.values())
     if not runs:
+        report_problems("termmon", workspace)
         raise TermmonError(
             f"termmon: no runs under {' '.join(paths)} (no metrics.jsonl, results.json or debug_log_*.jsonl)"
         )
     feed = AlertFeed(config)
     for run in runs:
         feed.update(run)
-    return runs, feed
+    return workspace, feed
 
 
 def build_panels(runs: Sequence[Run], feed: AlertFeed, max_points: int) -> list[PanelData]:
@@ -214,22 +223,25 @@ def _write(path: Path, text: str) -> None:
 
 def render_static(paths: list[str], output: Path | None, config: Path | None) -> int:
     """``termmon --static``: an image when ``output`` is given, else text on stdout."""
-    if output is not None and output.suffix.lower() not in FORMATS:
-        raise UsageError(f"termmon: {output}: unknown image format (use {', '.join(FORMATS)})")
-    runs, feed = load(paths, config)
+    if output is not None:
+        if output.suffix.lower() not in FORMATS:
+            raise UsageError(f"termmon: {output}: unknown image format (use {', '.join(FORMATS)})")
+        require_output_file(output, "termmon")
+    workspace, feed = _load(paths, config)
+    runs = list(workspace.runs.values())
     if output is None:
         size = shutil.get_terminal_size((120, 40))
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
         panels = build_panels(runs, feed, max_points=2 * size.columns)
         sys.stdout.write(render_text(panels, size.columns, max(24, size.lines - 2), color=color))
-        return 0
+        return report_problems("termmon", workspace)
     panels = build_panels(runs, feed, max_points=FIGURE_POINTS)
     heading = ", ".join(run.name for run in runs[:6]) + (
         f" and {len(runs) - 6} more" if len(runs) > 6 else ""
     )
     note = export_figure(panels, output, heading=heading)
     print(note, file=sys.stderr if note.startswith("matplotlib") else sys.stdout)
-    return 0
+    return report_problems("termmon", workspace)
 
 
 #: Positive values spanning more than this ratio are drawn on a log axis.

@@ -12,23 +12,24 @@ from typing import Any
 from termmon.analysis.alerts import load_alert_config
 from termmon.analysis.summary import summarize
 from termmon.format import strict_json_value
-from termmon.loading import load_runs
+from termmon.loading import load_workspace, report_problems
 from termmon.model.run import RunStatus
 from termmon.roles import Role, first
+from termmon.sanitize import terminal_text
 from termmon.views.colors import SEVERITY_STYLE, STATUS_GLYPH
 
 
 def print_summary(paths: list[str], *, as_json: bool, config: Path | None) -> int:
     alert_config = load_alert_config(config)
-    runs = load_runs(paths, progress=True)
+    workspace = load_workspace(paths, progress=True)
     now = time.time()
-    data = summarize(runs, alert_config, now)
+    data = summarize(list(workspace.runs.values()), alert_config, now)
     if as_json:
         json.dump(strict_json_value(data), sys.stdout, allow_nan=False, indent=2)
         sys.stdout.write("\n")
-        return 0
-    _print_table(data)
-    return 0
+    else:
+        _print_table(data)
+    return report_problems("termmon summary", workspace)
 
 
 def _fmt(value: Any) -> str:
@@ -68,7 +69,7 @@ def _print_table(data: dict[str, Any]) -> None:
         alert_text = Text(str(len(alerts)), style=SEVERITY_STYLE.get(worst or "", ""))
         records = f"{block['records']:,}" + (f" ({block['bad_lines']} bad)" if block["bad_lines"] else "")
         table.add_row(
-            Text(block["name"]),
+            Text(terminal_text(block["name"])),
             Text(block["status"], style=STATUS_GLYPH[RunStatus(block["status"])][1]),
             _fmt(block["last_step"]),
             _fmt(block["last_epoch"]),
@@ -82,8 +83,10 @@ def _print_table(data: dict[str, Any]) -> None:
         for alert in serious[-5:]:
             line = Text("  ")
             line.append(f"{alert['severity']:<8}", style=SEVERITY_STYLE[alert["severity"]])
-            line.append(f" {block['name']}: ")
-            line.append(str(alert["message"]))
+            line.append(f" {terminal_text(block['name'])}: ")
+            line.append(terminal_text(alert["message"]))
             console.print(line)
         if len(serious) > 5:
-            console.print(Text(f"  … {len(serious) - 5} earlier alerts in {block['name']} (see --json)"))
+            console.print(
+                Text(f"  … {len(serious) - 5} earlier alerts in {terminal_text(block['name'])} (see --json)")
+            )

@@ -1,30 +1,20 @@
-"""Strings from disk made safe to show: no markup, no escape sequences, no control characters.
+"""Strings from disk made safe to show in the TUI and in Rich output: never markup, never escapes.
 
-Run names, metric names and alert messages come from files anyone can write. Rich would read
-``[red]x`` as markup and a terminal would act on an escape sequence, so every such string passes
-through :func:`sanitize` and is wrapped in a :class:`rich.text.Text`, never formatted into markup.
+The characters themselves are handled by the one sanitiser, :func:`termmon.sanitize.terminal_text`
+(unsafe ones shown as ``\\x1b``); here they are also wrapped in a :class:`rich.text.Text`, which Rich
+never parses as markup, so ``[red]x`` in a run name stays those characters.
 """
 
 from __future__ import annotations
 
-import re
-
 from rich.text import Text
 
-# CSI / OSC / other ESC sequences first (so their parameters go too), then any remaining C0/C1 control.
-_ESCAPES = re.compile(
-    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])|\x9b[0-?]*[ -/]*[@-~]"
-)
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+from termmon.sanitize import terminal_text
 
 
 def sanitize(value: object, max_len: int = 500) -> str:
-    """The string shown for a value read from disk: escapes removed, tabs/newlines as spaces."""
-    text = value if isinstance(value, str) else str(value)
-    text = _ESCAPES.sub("", text)
-    text = text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
-    text = _CONTROLS.sub("", text)
-    return text if len(text) <= max_len else text[: max_len - 1] + "…"
+    """The string shown for a value read from disk (see :func:`termmon.sanitize.terminal_text`)."""
+    return terminal_text(value, max_len)
 
 
 def literal(value: object, style: str = "") -> Text:

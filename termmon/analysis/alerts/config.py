@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from termmon.errors import UsageError
+from termmon.errors import UsageError, os_error_text
 from termmon.model.run import STALL_INTERVALS, STALL_MIN_SECONDS
 from termmon.roles import Role, spec
+from termmon.sanitize import terminal_text
 
 #: The gradient norms the gradient detectors watch unless a config names others.
 GRAD_NORM_METRICS = spec(Role.GRAD_NORM).names
@@ -155,17 +157,33 @@ def load_alert_config(path: Path | None = None) -> AlertConfig:
     """The ``[alerts]`` settings of ``path`` (an explicit ``--config``: it must exist), or of the per-user
     default file when it exists, else the defaults. Other top-level tables belong to other features and
     are left alone. Raises UsageError with one clear line for anything wrong in the file.
+
+    A default file that cannot be read (``sudo`` without ``-i`` leaves HOME at a home we may not
+    enter) is skipped with a warning on stderr: the user did not ask for it, and refusing every
+    command for it would be worse. An explicit ``--config`` that cannot be read stays an error.
     """
     if path is None:
         path = default_config_path()
-        if not path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return AlertConfig()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = os_error_text(path, exc) if isinstance(exc, OSError) else f"{exc}: {path}"
+            print(
+                f"termmon: warning: default config skipped, using the defaults ({terminal_text(reason)})",
+                file=sys.stderr,
+            )
             return AlertConfig()
     elif not path.is_file():
         raise UsageError(f"config file not found: {path}")
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read config file {path}: {exc}") from exc
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read config file {path}: {exc}") from exc
+        document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: invalid TOML: {exc}") from exc
     return parse_alert_config(document.get("alerts", {}), str(path))

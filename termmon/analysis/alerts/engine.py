@@ -75,7 +75,12 @@ class AlertEngine:
             state = self._runs[run.path] = _RunAlerts(self.config, run.generation)
         found: list[tuple[float, int, Found]] = []
         for order, detector in enumerate(state.detectors):
-            found.extend((f.row, order, f) for f in detector.update(run, now))
+            try:
+                found.extend((f.row, order, f) for f in detector.update(run, now))
+            except Exception as exc:  # one detector failing on one run must not stop the others
+                message = f"alert detector {type(detector).__name__} failed: {type(exc).__name__}: {exc}"
+                if message not in run.errors:
+                    run.errors.append(message)
         found.sort(key=lambda item: item[:2])
         new = [f.alert for _, _, f in found if self._keep(state, f.alert)]
         state.alerts.extend(new)

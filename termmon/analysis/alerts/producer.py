@@ -8,19 +8,14 @@ from typing import Any
 from termmon.analysis.alerts.base import Found
 from termmon.analysis.alerts.model import PRODUCER, Alert, Severity, as_int, as_time
 from termmon.format import EV_ALERT
+from termmon.ingest.batch import number
 from termmon.model.run import Run
 
 _SEVERITIES = frozenset(s.value for s in Severity)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
 def _reserved(record: dict[str, Any], key: str) -> float:
-    value = _number(record.get(key))
+    value = number(record.get(key))
     return math.nan if value is None else value
 
 
@@ -40,7 +35,7 @@ def producer_alert(record: dict[str, Any]) -> Alert:
         epoch=as_int(_reserved(record, "epoch")),
         time=as_time(_reserved(record, "time")),
         metric=metric if isinstance(metric, str) else None,
-        value=_number(record.get("value")),
+        value=number(record.get("value")),
         source=PRODUCER,
     )
 
