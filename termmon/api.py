@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from termmon.ingest.batch import normalize_record
-from termmon.ingest.discovery import resolve_run_dir
-from termmon.ingest.source import RunSource, SourceKind
-from termmon.loading import load_workspace
+from termmon.ingest.discovery import resolve_run
+from termmon.ingest.formats.base import RunLocation
+from termmon.ingest.source import RunSource
+from termmon.loading import load_run
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,8 +27,7 @@ def load(path: str | Path) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    run_dir = resolve_run_dir(path)
-    run = load_workspace([str(run_dir)], progress=False).runs.get(run_dir.resolve())
+    run = load_run(resolve_run(path), progress=False)
     if run is None or run.records == 0:
         return pd.DataFrame(columns=["event", "time", "step", "epoch"])
     n = run.records
@@ -77,11 +77,11 @@ def follow(
     """
     from termmon.ingest.watch import ChangeWatcher
 
-    run_dir = resolve_run_dir(path)
+    location = resolve_run(path)
     stop = stop or threading.Event()
     wake = threading.Event()
-    reader = _RecordReader(run_dir)
-    with ChangeWatcher([run_dir], wake.set, poll_interval=None):
+    reader = _RecordReader(location)
+    with ChangeWatcher([location.dir], wake.set, poll_interval=None):
         while not stop.is_set():
             records = reader.read()
             if records:
@@ -94,8 +94,8 @@ def follow(
 class _RecordReader:
     """Valid records of a run, each once (follow()'s engine)."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.source = RunSource(run_dir)
+    def __init__(self, location: RunLocation) -> None:
+        self.source = RunSource(location)
         self._results_seen = 0
 
     def read(self) -> list[dict[str, Any]]:
@@ -103,8 +103,8 @@ class _RecordReader:
         while True:
             raw = self.source.read_objects()
             records = [r for obj in raw.objects if (r := normalize_record(obj)) is not None]
-            if self.source.kind == SourceKind.RESULTS:
-                # A rewritten results.json holds its whole history: hand on only what was not seen.
+            if self.source.format is not None and self.source.format.replays_on_reset:
+                # A re-read whole file holds its whole history: hand on only what was not seen.
                 fresh = records[self._results_seen :]
                 self._results_seen = (
                     max(self._results_seen, len(records)) if raw.reset else self._results_seen

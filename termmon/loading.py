@@ -10,6 +10,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from termmon.ingest.formats.base import RunLocation
 from termmon.model.run import Run
 from termmon.model.workspace import Workspace
 
@@ -19,9 +20,9 @@ if TYPE_CHECKING:
 PROGRESS_AFTER_SECONDS = 0.5
 
 
-def load_workspace(paths: list[str], *, progress: bool = True) -> Workspace:
-    """Discover and read every run under ``paths`` to the end of what is on disk now."""
-    workspace = Workspace(paths)
+def load_workspace(paths: list[str], *, progress: bool = True, run: RunLocation | None = None) -> Workspace:
+    """Discover and read every run under ``paths`` (or just ``run``) to the end of what is on disk now."""
+    workspace = Workspace(paths, run=run)
     bar = _LazyProgress(workspace.total_bytes(), enabled=progress and sys.stderr.isatty())
     try:
         for item in workspace.iter_poll():
@@ -36,6 +37,12 @@ def load_workspace(paths: list[str], *, progress: bool = True) -> Workspace:
 def load_runs(paths: list[str], *, progress: bool = True) -> list[Run]:
     """The runs under ``paths``, fully read, in discovery order."""
     return list(load_workspace(paths, progress=progress).runs.values())
+
+
+def load_run(location: RunLocation, *, progress: bool = True) -> Run | None:
+    """One run (from :func:`~termmon.ingest.discovery.resolve_run`), fully read."""
+    workspace = load_workspace([str(location.dir)], progress=progress, run=location)
+    return workspace.runs.get(location.path)
 
 
 class _LazyProgress:

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from termmon.ingest.discovery import find_run_dirs, is_run_dir, resolve_paths, run_name
+from termmon.ingest.discovery import find_runs, resolve_paths, run_name
+from termmon.ingest.formats.base import RunLocation
 from termmon.ingest.jsonl import READ_CHUNK
 from termmon.ingest.source import RunSource, SourceUpdate
 from termmon.model.run import Run
@@ -47,8 +48,12 @@ def _raise_fd_limit() -> None:
 class Workspace:
     """The run directories under ``paths`` (run dirs, parents of run dirs, or globs)."""
 
-    def __init__(self, paths: list[str], *, max_bytes: int = READ_CHUNK) -> None:
+    def __init__(
+        self, paths: list[str], *, max_bytes: int = READ_CHUNK, run: RunLocation | None = None
+    ) -> None:
+        """``run``: watch that one run only (``paths`` then name its root), not all runs found."""
         self.roots = resolve_paths(paths)
+        self._only = run
         self.max_bytes = max_bytes
         self.runs: dict[Path, Run] = {}
         self._sources: dict[Path, RunSource] = {}
@@ -60,15 +65,16 @@ class Workspace:
 
     # --- discovery ------------------------------------------------------------------------------------
     def rescan(self) -> list[Path]:
-        """Look for run directories that appeared; returns the new ones."""
+        """Look for runs that appeared; returns the new ones' paths (:attr:`RunLocation.path`)."""
         new: list[Path] = []
         with self._lock:
-            for root in self.roots:
-                for run_dir in find_run_dirs(root) if not is_run_dir(root) else [root]:
-                    if run_dir not in self._sources:
-                        self._sources[run_dir] = RunSource(run_dir)
-                        self._names[run_dir] = self._unique_name(run_dir)
-                        new.append(run_dir)
+            found = [self._only] if self._only else [r for root in self.roots for r in find_runs(root)]
+            for location in found:
+                run_dir = location.path
+                if run_dir not in self._sources:
+                    self._sources[run_dir] = RunSource(location)
+                    self._names[run_dir] = self._unique_name(run_dir)
+                    new.append(run_dir)
             self._last_scan = time.monotonic()
         return new
 
@@ -89,11 +95,12 @@ class Workspace:
     def total_bytes(self) -> int:
         """Bytes in the run files not yet read, roughly: for a progress bar."""
         total = 0
-        for run_dir in self.run_dirs:
-            for name in ("metrics.jsonl", "results.json"):
+        with self._lock:
+            sources = list(self._sources.values())
+        for source in sources:
+            for path in source.files():
                 try:
-                    total += (run_dir / name).stat().st_size
-                    break
+                    total += path.stat().st_size
                 except OSError:
                     continue
         return total

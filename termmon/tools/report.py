@@ -20,8 +20,8 @@ from termmon.analysis.alerts import load_alert_config
 from termmon.analysis.alerts.model import fmt_value, fmt_where
 from termmon.analysis.diagnosis import Change, Diagnosis, Span, diagnose
 from termmon.errors import TermmonError, UsageError
-from termmon.ingest.discovery import resolve_run_dir
-from termmon.loading import load_runs
+from termmon.ingest.discovery import resolve_run
+from termmon.loading import load_run
 from termmon.model.run import Run
 
 #: Past this many epochs the per-epoch table shows the first and the last half of this many.
@@ -32,15 +32,14 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#~!&])")
 def run_report(run: Path, *, output: Path | None = None, config: Path | None = None) -> int:
     """The CLI entry: diagnose RUN, then write FILE.md and its PNGs, or print to the terminal."""
     alert_config = load_alert_config(config)
-    run_dir = resolve_run_dir(run, prog="termmon report")
+    location = resolve_run(run, prog="termmon report")
     if output is not None and output.is_dir():
         raise UsageError(
             f"termmon report: --output {output} is a directory; give a file name such as report.md"
         )
-    loaded = load_runs([str(run_dir)], progress=True)
-    if not loaded:
+    target = load_run(location, progress=True)
+    if target is None:
         raise UsageError(f"termmon report: {run}: not a run directory")
-    target = loaded[0]
     diagnosis = diagnose(target, alert_config, time.time())
     if output is None:
         _print(render_markdown(diagnosis, {}))
