@@ -11,8 +11,12 @@ from pathlib import Path
 
 from termmon.ingest.formats.base import Format, Located, RunLocation
 from termmon.ingest.formats.debug_log import DebugLog
+from termmon.ingest.formats.hf_trainer import HfTrainerState
+from termmon.ingest.formats.keras_csv import KerasCsv
+from termmon.ingest.formats.lightning_csv import LightningCsv
 from termmon.ingest.formats.results_json import ResultsJson
 from termmon.ingest.formats.termmon_jsonl import TermmonJsonl
+from termmon.ingest.formats.tfevents import TfEvents
 
 #: Best rank first, so the first format that finds a directory's run is the one to read it with.
 FORMATS: tuple[Format, ...] = tuple(
@@ -21,6 +25,10 @@ FORMATS: tuple[Format, ...] = tuple(
             TermmonJsonl(),
             DebugLog(),
             ResultsJson(),
+            TfEvents(),
+            HfTrainerState(),
+            LightningCsv(),
+            KerasCsv(),
         ),
         key=lambda f: f.rank,
     )
