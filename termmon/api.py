@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ def load(path: str | Path) -> pd.DataFrame:
     import pandas as pd
 
     run = load_run(resolve_run(path), progress=False)
+    for error in [] if run is None else run.errors:
+        warnings.warn(f"termmon.load: {error}", stacklevel=2)
     if run is None or run.records == 0:
         return pd.DataFrame(columns=["event", "time", "step", "epoch"])
     n = run.records

@@ -13,3 +13,10 @@ class UsageError(TermmonError):
     """Bad usage or a path that does not exist: exit 2 with this message (DESIGN.md)."""
 
     exit_code = 2
+
+
+class NoRunsError(UsageError):
+    """Paths that exist but hold no run termmon can read: every command says so in the same words and
+    exits 1 (docs/formats.md). A UsageError for Python callers (``termmon.load``), who passed the path."""
+
+    exit_code = 1

@@ -10,7 +10,7 @@ import glob
 import os
 from pathlib import Path
 
-from termmon.errors import UsageError
+from termmon.errors import NoRunsError, UsageError
 from termmon.format import TELEMETRY_DIR
 from termmon.ingest.formats import registry
 from termmon.ingest.formats.base import RunLocation
@@ -50,10 +50,20 @@ def resolve_paths(paths: list[str]) -> list[Path]:
     return roots
 
 
+def readable_formats() -> str:
+    """What termmon reads, for messages: every format's file pattern."""
+    return "termmon reads " + ", ".join(f.pattern for f in registry.FORMATS)
+
+
 def not_a_run_file() -> str:
-    """The reason given for a path that holds no run, naming what termmon reads."""
-    names = ", ".join(f.pattern for f in registry.FORMATS)
-    return f"not a run directory or run file (termmon reads {names})"
+    """The reason given for a file that is no run's file."""
+    return f"not a run directory or run file ({readable_formats()})"
+
+
+def no_runs_message(paths: list[str] | list[Path], prog: str = "termmon") -> str:
+    """The one line every command prints when the paths exist but hold no run."""
+    where = " ".join(str(p) for p in paths) or "."
+    return f"{prog}: no runs under {where}: not a run directory or a parent of one ({readable_formats()})"
 
 
 def resolve_run(path: str | Path, prog: str = "termmon") -> RunLocation:
@@ -73,7 +83,7 @@ def resolve_run(path: str | Path, prog: str = "termmon") -> RunLocation:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise UsageError(f"{prog}: {path}: {not_a_run_file()}")
+        raise NoRunsError(no_runs_message([path], prog))
     names = ", ".join(str(r.path) for r in found[:5])
     more = f", ... ({len(found)} in all)" if len(found) > 5 else ""
     raise UsageError(f"{prog}: {path} holds {len(found)} runs; choose one of them: {names}{more}")

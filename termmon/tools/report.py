@@ -19,10 +19,11 @@ from urllib.parse import quote
 from termmon.analysis.alerts import load_alert_config
 from termmon.analysis.alerts.model import fmt_value, fmt_where
 from termmon.analysis.diagnosis import Change, Diagnosis, Span, diagnose
-from termmon.errors import TermmonError, UsageError
-from termmon.ingest.discovery import resolve_run
+from termmon.errors import NoRunsError, TermmonError, UsageError
+from termmon.ingest.discovery import no_runs_message, resolve_run
 from termmon.loading import load_run
 from termmon.model.run import Run
+from termmon.views.text import warn_read_errors
 
 #: Past this many epochs the per-epoch table shows the first and the last half of this many.
 MAX_EPOCH_ROWS = 20
@@ -39,7 +40,8 @@ def run_report(run: Path, *, output: Path | None = None, config: Path | None = N
         )
     target = load_run(location, progress=True)
     if target is None:
-        raise UsageError(f"termmon report: {run}: not a run directory")
+        raise NoRunsError(no_runs_message([run], "termmon report"))
+    warn_read_errors([target])
     diagnosis = diagnose(target, alert_config, time.time())
     if output is None:
         _print(render_markdown(diagnosis, {}))

@@ -14,14 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from termmon.errors import TermmonError, UsageError
+from termmon.errors import NoRunsError, TermmonError, UsageError
+from termmon.ingest.discovery import no_runs_message
 from termmon.loading import load_runs
 from termmon.model.run import Run
 from termmon.views.alert_feed import AlertFeed
 from termmon.views.colors import NONFINITE_RGB, SEVERITY_RGB, RunColors
 from termmon.views.panels import DEFAULT_PANELS, PanelData, build_panel
 from termmon.views.plotext_draw import draw_panel
-from termmon.views.text import sanitize
+from termmon.views.text import sanitize, warn_read_errors
 
 FORMATS = (".png", ".svg", ".pdf")
 FIGURE_POINTS = 1500
@@ -34,10 +35,9 @@ def _rgb(color: tuple[int, int, int]) -> tuple[float, float, float]:
 def load(paths: list[str], config: Path | None) -> tuple[list[Run], AlertFeed]:
     """Every run under ``paths``, fully read, with its alerts."""
     runs = load_runs(paths)
+    warn_read_errors(runs)
     if not runs:
-        raise TermmonError(
-            f"termmon: no runs under {' '.join(paths)} (no metrics.jsonl, results.json or debug_log_*.jsonl)"
-        )
+        raise NoRunsError(no_runs_message(paths))
     feed = AlertFeed(config)
     for run in runs:
         feed.update(run)

@@ -11,23 +11,29 @@ from typing import Any
 
 from termmon.analysis.alerts import load_alert_config
 from termmon.analysis.summary import summarize
+from termmon.errors import NoRunsError
 from termmon.format import strict_json_value
+from termmon.ingest.discovery import no_runs_message
 from termmon.loading import load_runs
 from termmon.model.run import RunStatus
 from termmon.roles import Role, first
 from termmon.views.colors import SEVERITY_STYLE, STATUS_GLYPH
+from termmon.views.text import warn_read_errors
 
 
 def print_summary(paths: list[str], *, as_json: bool, config: Path | None) -> int:
     alert_config = load_alert_config(config)
     runs = load_runs(paths, progress=True)
+    warn_read_errors(runs)
     now = time.time()
     data = summarize(runs, alert_config, now)
     if as_json:
         json.dump(strict_json_value(data), sys.stdout, allow_nan=False, indent=2)
         sys.stdout.write("\n")
-        return 0
-    _print_table(data)
+    else:
+        _print_table(data)
+    if not runs:
+        raise NoRunsError(no_runs_message(paths))
     return 0
 
 
@@ -50,9 +56,6 @@ def _print_table(data: dict[str, Any]) -> None:
 
     console = Console()
     if not data["runs"]:
-        console.print(
-            "no runs found (a run directory holds metrics.jsonl, results.json or debug_log_*.jsonl)"
-        )
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("run", "status", "step", "epoch", "records", "loss (last / min)", "alerts"):

@@ -8,8 +8,14 @@ through :func:`sanitize` and is wrapped in a :class:`rich.text.Text`, never form
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from termmon.model.run import Run
 
 # CSI / OSC / other ESC sequences first (so their parameters go too), then any remaining C0/C1 control.
 _ESCAPES = re.compile(
@@ -30,3 +36,11 @@ def sanitize(value: object, max_len: int = 500) -> str:
 def literal(value: object, style: str = "") -> Text:
     """A sanitized string as a Text that Rich will never parse as markup."""
     return Text(sanitize(value), style=style, no_wrap=True, overflow="ellipsis")
+
+
+def warn_read_errors(runs: Iterable[Run]) -> None:
+    """One line on stderr per file a run could not read (damaged, another version), for the commands
+    that read and exit; the TUI shows the same lines in its log."""
+    for run in runs:
+        for error in run.errors:
+            print(f"termmon: {sanitize(run.name, 120)}: {sanitize(error)}", file=sys.stderr)

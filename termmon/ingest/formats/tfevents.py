@@ -102,8 +102,9 @@ class _Purges:
 class _Stream:
     """The event files of one directory, as TensorBoard reads one run."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, subrun: bool) -> None:
         self.directory = directory
+        self.subrun = subrun
         self.files: list[RecordFile] = []
         self.purges = _Purges()
         self.scanned = -1  # the last position already checked for purges
@@ -143,7 +144,7 @@ class TfEventsReader:
         for directory in run_directories(self.directory):
             stream = self._streams.get(directory)
             if stream is None:
-                stream = self._streams[directory] = _Stream(directory)
+                stream = self._streams[directory] = _Stream(directory, subrun=directory != self.directory)
             if not self._read_stream(stream, out, status, max_bytes):
                 self._restart_all()
                 return ReadStatus(reset=True, more=True, mtime=status.mtime, error=status.error)
@@ -198,6 +199,10 @@ class TfEventsReader:
         for tag, _ in event.scalars:
             stream.most_recent[tag] = step
         if not event.scalars:
+            return True
+        if stream.subrun:
+            # add_hparams' metrics describe the whole run: values without a place on the step axis.
+            out.append({"event": EV_STEP, "time": event.wall_time, **dict(event.scalars)})
             return True
         purges = stream.purges
         last = out[-1] if out else None

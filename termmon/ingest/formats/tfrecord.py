@@ -5,7 +5,7 @@ endian. The length's own CRC is what makes tailing safe: a record is taken only 
 header checks out and all ``length + 4`` bytes after it are on disk; anything shorter is a writer
 mid-record and is held back, exactly as a torn JSON line is. A header that does not check out is
 damage (or not an event file at all): reading that file stops there with one error naming the byte.
-A data CRC that fails skips that one record (its length is trusted) and counts it as bad.
+A data CRC that fails skips that one record (its length is trusted), counts it as bad and says so.
 """
 
 from __future__ import annotations
@@ -132,6 +132,9 @@ class RecordFile:
                 offsets.append(self.offset + pos)
             else:
                 result.bad_records += 1
+                result.error = (
+                    f"{self.path}: damaged record at byte {self.offset + pos} (checksum mismatch), skipped"
+                )
             pos = end + FOOTER
         self.offset += pos
         result.bytes_read += pos
