@@ -91,3 +91,32 @@ def same_records(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
             if not (both_nan and math.isnan(other)) and value != other:
                 return False
     return True
+
+
+def summary(paths: list[Path], capsys: Any) -> tuple[int, dict[str, Any], str]:
+    """``termmon summary --json PATHS`` in this process: (exit code, parsed stdout, stderr)."""
+    import json
+
+    from termmon.cli import main
+
+    code = main(["summary", "--json", *map(str, paths)])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out), captured.err
+
+
+def alert_kinds(block: dict[str, Any]) -> set[str]:
+    return {a["kind"] for a in block["alerts"]}
+
+
+def points(records: list[dict[str, Any]], *, times: bool = True) -> list[tuple[Any, ...]]:
+    """Records as (event, step, epoch, time, name, value) points, so readings that group one step's
+    values into different records (read whole, or a record at a time) compare equal; NaN equals NaN.
+    ``times=False`` leaves time out, for readers whose merged records take the first value's time."""
+    out: list[tuple[Any, ...]] = []
+    for r in records:
+        where = (r.get("event"), r.get("step"), r.get("epoch"), r.get("time") if times else None)
+        for key, value in r.items():
+            if key not in ("event", "step", "epoch", "time"):
+                shown = repr(value) if isinstance(value, float) else value
+                out.append((*where, key, shown if not isinstance(shown, dict) else sorted(shown.items())))
+    return out
