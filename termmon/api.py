@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from termmon.errors import TermmonError
 from termmon.ingest.batch import normalize_record
-from termmon.ingest.discovery import resolve_run_dir
-from termmon.ingest.source import RunSource, SourceKind
-from termmon.loading import load_workspace
+from termmon.ingest.discovery import resolve_run
+from termmon.ingest.formats.base import RunLocation
+from termmon.ingest.source import RunSource
+from termmon.loading import load_run
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,8 +29,7 @@ def load(path: str | Path) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    run_dir = resolve_run_dir(path)
-    run = load_workspace([str(run_dir)], progress=False).runs.get(run_dir.resolve())
+    run = load_run(resolve_run(path), progress=False)
     if run is not None and run.errors:
         if run.records == 0:
             raise TermmonError(f"termmon.load: {run.errors[0]}")
@@ -90,11 +90,11 @@ def follow(
     """
     from termmon.ingest.watch import ChangeWatcher
 
-    run_dir = resolve_run_dir(path)
+    location = resolve_run(path)
     stop = stop or threading.Event()
     wake = threading.Event()
-    reader = _RecordReader(run_dir)
-    with ChangeWatcher([run_dir], wake.set, poll_interval=None):
+    reader = _RecordReader(location)
+    with ChangeWatcher([location.dir], wake.set, poll_interval=None):
         while not stop.is_set():
             records, more, error = reader.read()
             if error is not None:
@@ -109,8 +109,8 @@ def follow(
 class _RecordReader:
     """Valid records of a run, each once (follow()'s engine)."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.source = RunSource(run_dir)
+    def __init__(self, location: RunLocation) -> None:
+        self.source = RunSource(location)
         self._results_seen = 0
 
     def read(self) -> tuple[list[dict[str, Any]], bool, str | None]:
@@ -121,10 +121,10 @@ class _RecordReader:
         try:
             raw = self.source.read_objects()
         except Exception as exc:
-            return [], False, f"{self.source.run_dir}: reading failed: {type(exc).__name__}: {exc}"
+            return [], False, f"{self.source.location.path}: reading failed: {type(exc).__name__}: {exc}"
         records = [r for obj in raw.objects if (r := normalize_record(obj)) is not None]
-        if self.source.kind == SourceKind.RESULTS:
-            # A rewritten results.json holds its whole history: hand on only what was not seen.
+        if self.source.format is not None and self.source.format.replays_on_reset:
+            # A re-read whole file holds its whole history: hand on only what was not seen.
             fresh = records[self._results_seen :]
             self._results_seen = max(self._results_seen, len(records)) if raw.reset else self._results_seen
             records = fresh if raw.reset else []

@@ -30,9 +30,9 @@ from termmon.format import (
     CONTROL_MAX_BYTES,
     CONTROL_SOURCE,
     clamp_log_every,
-    is_run_file,
     parse_control,
 )
+from termmon.ingest.formats import registry
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,15 @@ def request_log_every(run_dir: Path, log_every: int) -> ControlRequest:
         names = os.listdir(run_dir)
     except OSError as exc:
         raise TermmonError(f"termmon control: {run_dir}: {exc.strerror}") from exc
-    if not any(is_run_file(name) for name in names):
+    fmt = registry.best_for_dir(run_dir, names)
+    if fmt is None:
         raise UsageError(
             f"termmon control: {run_dir}: not a run directory (no metrics.jsonl or results.json)"
+        )
+    if not fmt.controllable:
+        raise UsageError(
+            f"termmon control: {run_dir}: a {fmt.label} run; only trainers that use termmon's "
+            "logger read control.json"
         )
     value = clamp_log_every(log_every)
     target = run_dir / CONTROL_JSON

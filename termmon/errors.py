@@ -26,3 +26,10 @@ class NotRegularFileError(OSError):
 
     def __init__(self, path: object) -> None:
         super().__init__(0, "not a regular file", str(path))
+
+
+class NoRunsError(UsageError):
+    """Paths that exist but hold no run termmon can read: every command says so in the same words and
+    exits 1 (docs/formats.md). A UsageError for Python callers (``termmon.load``), who passed the path."""
+
+    exit_code = 1

@@ -150,11 +150,3 @@ def _refuse_constant(token: str) -> Any:
 def clamp_log_every(value: int) -> int:
     """The trainer's clamp; the monitor applies the same one so it never asks for what it cannot get."""
     return max(LOG_EVERY_MIN, min(LOG_EVERY_MAX, int(value)))
-
-
-# --- run directories ---------------------------------------------------------------------------------------
-def is_run_file(name: str) -> bool:
-    """A file whose presence makes its directory a run directory (DESIGN.md)."""
-    return name in (METRICS_JSONL, RESULTS_JSON) or (
-        name.startswith("debug_log_") and name.endswith(".jsonl")
-    )

@@ -10,6 +10,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from termmon.ingest.formats.base import RunLocation
 from termmon.model.run import Run
 from termmon.model.workspace import Workspace
 from termmon.sanitize import terminal_text
@@ -20,9 +21,9 @@ if TYPE_CHECKING:
 PROGRESS_AFTER_SECONDS = 0.5
 
 
-def load_workspace(paths: list[str], *, progress: bool = True) -> Workspace:
-    """Discover and read every run under ``paths`` to the end of what is on disk now."""
-    workspace = Workspace(paths)
+def load_workspace(paths: list[str], *, progress: bool = True, run: RunLocation | None = None) -> Workspace:
+    """Discover and read every run under ``paths`` (or just ``run``) to the end of what is on disk now."""
+    workspace = Workspace(paths, run=run)
     bar = _LazyProgress(workspace.total_bytes(), enabled=progress and sys.stderr.isatty())
     try:
         for item in workspace.iter_poll():
@@ -58,6 +59,12 @@ def report_problems(prog: str, workspace: Workspace) -> int:
     for problem in found:
         print(f"{prog}: {terminal_text(problem)}", file=sys.stderr)
     return 1 if found else 0
+
+
+def load_run(location: RunLocation, *, progress: bool = True) -> Run | None:
+    """One run (from :func:`~termmon.ingest.discovery.resolve_run`), fully read."""
+    workspace = load_workspace([str(location.dir)], progress=progress, run=location)
+    return workspace.runs.get(location.path)
 
 
 class _LazyProgress:

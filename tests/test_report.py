@@ -266,8 +266,8 @@ def test_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "no such file or directory" in capsys.readouterr().err
 
     (tmp_path / "empty").mkdir()
-    assert main(["report", str(tmp_path / "empty")]) == 2
-    assert "not a run directory" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "empty")]) == 1  # exists, holds no run: as every command
+    assert "no runs under" in capsys.readouterr().err
 
     _write(tmp_path / "many", "a")
     _write(tmp_path / "many", "b")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from termmon.errors import UsageError
-from termmon.ingest.discovery import find_run_dirs, resolve_paths
-from termmon.ingest.source import RunSource, SourceKind
+from termmon.ingest.discovery import find_runs, resolve_paths
+from termmon.ingest.source import RunSource
 from termmon.ingest.watch import ChangeWatcher
 from termmon.ingest.whole_file import WholeFileReader
 from termmon.model.workspace import Workspace
@@ -78,7 +78,7 @@ def test_seed001_results_json_maps_to_epoch_series(tmp_path: Path) -> None:
     (tmp_path / "results.json").write_text(json.dumps(history(4)))
     source = RunSource(tmp_path)
     update = source.read()
-    assert source.kind == SourceKind.RESULTS and update.reset
+    assert source.format is not None and source.format.name == "results" and update.reset
     batch = update.batch
     _, values = batch.metrics["diagnostics/silhouette_score"]
     assert list(values) == [0.6, 0.6, 0.6]  # null (fewer than two clusters) is no point, not NaN
@@ -161,7 +161,7 @@ def test_metrics_jsonl_wins_over_its_results_json_mirror(tmp_path: Path) -> None
         json.dumps({"event": "step", "step": 1, "train_loss": 1.0}) + "\n"
     )
     update = source.read()
-    assert source.kind == SourceKind.METRICS and update.reset
+    assert source.format is not None and source.format.name == "termmon" and update.reset
     assert set(update.batch.metrics) == {"train_loss"}
 
 
@@ -171,7 +171,7 @@ def test_discovery_finds_a_thousand_runs_and_new_ones(tmp_path: Path) -> None:
         run.mkdir(parents=True)
         (run / "metrics.jsonl").write_text(json.dumps({"event": "step", "step": i, "train_loss": 1.0}) + "\n")
     (tmp_path / "sweep0" / "run0000" / "telemetry").mkdir()
-    assert len(find_run_dirs(tmp_path)) == 1000
+    assert len(find_runs(tmp_path)) == 1000
     workspace = Workspace([str(tmp_path)])
     workspace.refresh()
     assert len(workspace.runs) == 1000

@@ -1,4 +1,8 @@
-"""Finding run directories from what the user typed: run dirs, parents of run dirs, or globs."""
+"""Finding runs from what the user typed: run dirs, parents of run dirs, run files, or globs.
+
+What makes a directory a run is the formats' business (:mod:`termmon.ingest.formats.registry`); this
+module only walks directories and asks it.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,14 @@ import glob
 import os
 from pathlib import Path
 
-from termmon.errors import TermmonError, UsageError, os_error_text
-from termmon.format import TELEMETRY_DIR, is_run_file
+from termmon.errors import NoRunsError, TermmonError, UsageError, os_error_text
+from termmon.format import TELEMETRY_DIR
+from termmon.ingest.formats import registry
+from termmon.ingest.formats.base import RunLocation
 
-MAX_DEPTH = 3
-_SKIP_DIRS = frozenset(
-    {TELEMETRY_DIR, "__pycache__", "node_modules", "site-packages", "wandb", "tensorboard"}
-)
+#: Deep enough for ``<root>/<project>/mlruns/<experiment>/<run>`` and ``<root>/<exp>/lightning_logs/version_N``.
+MAX_DEPTH = 5
+_SKIP_DIRS = frozenset({TELEMETRY_DIR, "__pycache__", "node_modules", "site-packages"})
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -20,7 +25,8 @@ def resolve_paths(paths: list[str]) -> list[Path]:
     """The roots to watch, in the order given; raises UsageError for a path that is not there.
 
     A glob is expanded here, so quoting it (``termmon 'runs/exp_*'``) works as well as letting the
-    shell expand it. A run file given directly (``metrics.jsonl``) stands for its directory.
+    shell expand it. A run file given directly (``metrics.jsonl``, an event file) stands for its
+    directory.
     """
     roots: list[Path] = []
     for raw in paths or ["."]:
@@ -35,39 +41,59 @@ def resolve_paths(paths: list[str]) -> list[Path]:
             raise UsageError(f"termmon: {raw}: no such file or directory")
         for candidate in candidates:
             if candidate.is_file():
-                if not is_run_file(candidate.name):
-                    raise UsageError(f"termmon: {candidate}: not a run directory or run file")
+                if not registry.is_run_file(candidate.name):
+                    raise UsageError(f"termmon: {candidate}: {not_a_run_file()}")
                 candidate = candidate.parent
             elif not candidate.is_dir():  # /dev/null, a FIFO, a socket
-                raise UsageError(f"termmon: {candidate}: not a run directory or run file")
+                raise UsageError(f"termmon: {candidate}: {not_a_run_file()}")
             resolved = candidate.resolve()
             if resolved not in roots:
                 roots.append(resolved)
     return roots
 
 
-def resolve_run_dir(path: str | Path, prog: str = "termmon") -> Path:
-    """One run directory from what the user typed (a run file stands for its directory).
+def readable_formats() -> str:
+    """What termmon reads, for messages: every format's file pattern."""
+    return "termmon reads " + ", ".join(f.pattern for f in registry.FORMATS)
 
-    Raises UsageError naming ``prog`` for a missing path, a directory with no run, or one holding
+
+def not_a_run_file() -> str:
+    """The reason given for a file that is no run's file."""
+    return f"not a run directory or run file ({readable_formats()})"
+
+
+def no_runs_message(paths: list[str] | list[Path], prog: str = "termmon") -> str:
+    """The one line every command prints when the paths exist but hold no run."""
+    where = " ".join(str(p) for p in paths) or "."
+    return f"{prog}: no runs under {where}: not a run directory or a parent of one ({readable_formats()})"
+
+
+def resolve_run(path: str | Path, prog: str = "termmon") -> RunLocation:
+    """One run from what the user typed (a run file stands for its directory).
+
+    Raises UsageError naming ``prog`` for a missing path, a path with no run, or one holding
     several runs (the message lists them, so the user can pick).
     """
     path = Path(path).expanduser()
     if not _exists(path, prog):
         raise UsageError(f"{prog}: {path}: no such file or directory")
     if path.is_file():
-        if is_run_file(path.name):
-            return path.parent
-        raise UsageError(f"{prog}: {path}: not a run directory or run file")
-    if is_run_dir(path):
-        return path
-    found = find_run_dirs(path)
+        if not registry.is_run_file(path.name):
+            raise UsageError(f"{prog}: {path}: {not_a_run_file()}")
+        path = path.parent
+    elif not path.is_dir():  # /dev/null, a FIFO, a socket
+        raise UsageError(f"{prog}: {path}: {not_a_run_file()}")
+    errors: list[str] = []
+    found = find_runs(path, errors=errors)
+    if errors and not found:
+        raise TermmonError(f"{prog}: {errors[0]}")
+    if len(found) == 1:
+        return found[0]
     if not found:
-        raise UsageError(
-            f"{prog}: {path}: not a run directory (no metrics.jsonl, results.json or debug_log_*.jsonl)"
-        )
-    names = ", ".join(str(p) for p in found[:5]) + (f", ... ({len(found)} in all)" if len(found) > 5 else "")
-    raise UsageError(f"{prog}: {path} holds {len(found)} runs; choose one of them: {names}")
+        raise NoRunsError(no_runs_message([path], prog))
+    names = ", ".join(str(r.path) for r in found[:5])
+    more = f", ... ({len(found)} in all)" if len(found) > 5 else ""
+    raise UsageError(f"{prog}: {path} holds {len(found)} runs; choose one of them: {names}{more}")
 
 
 def _exists(path: Path, prog: str = "termmon") -> bool:
@@ -78,23 +104,20 @@ def _exists(path: Path, prog: str = "termmon") -> bool:
         raise TermmonError(f"{prog}: {os_error_text(path, exc)}") from exc
 
 
-def is_run_dir(path: Path) -> bool:
-    """A directory that directly holds metrics.jsonl, results.json or debug_log_*.jsonl."""
-    try:
-        with os.scandir(path) as entries:
-            return any(is_run_file(entry.name) for entry in entries)
-    except OSError:
-        return False
+def resolve_run_dir(path: str | Path, prog: str = "termmon") -> Path:
+    """The identity path of the one run at ``path`` (see :func:`resolve_run`)."""
+    return resolve_run(path, prog).path
 
 
-def find_run_dirs(root: Path, max_depth: int = MAX_DEPTH, errors: list[str] | None = None) -> list[Path]:
-    """Run directories at or below ``root`` (depth-first, sorted); a run dir's own children are not searched.
+def find_runs(root: Path, max_depth: int = MAX_DEPTH, errors: list[str] | None = None) -> list[RunLocation]:
+    """Runs at or below ``root`` (depth-first, sorted), one per run however many files it has.
 
-    Each directory is visited once by its resolved path, so a symlink loop (or two links to one run)
-    lists each run once, under the first path found. A directory that cannot be listed is added to
-    ``errors`` (``permission denied: PATH``) when given.
+    A directory's subdirectories are searched only when the formats that found runs in it say they
+    are not part of those runs. Each directory is visited once by its resolved path, so a symlink loop
+    (or two links to one run) lists each run once, under the first path found. A directory that cannot
+    be listed is added to ``errors`` (``permission denied: PATH``) when given.
     """
-    found: list[Path] = []
+    found: list[RunLocation] = []
     seen: set[str] = set()
 
     def walk(directory: Path, depth: int) -> None:
@@ -109,10 +132,9 @@ def find_run_dirs(root: Path, max_depth: int = MAX_DEPTH, errors: list[str] | No
             if errors is not None and not isinstance(exc, FileNotFoundError):
                 errors.append(os_error_text(directory, exc))
             return
-        if any(is_run_file(entry.name) and _is_file(entry) for entry in entries):
-            found.append(directory)
-            return
-        if depth >= max_depth:
+        located = registry.locate(directory, [e.name for e in entries if _is_file(e) or _is_dir(e)])
+        found.extend(located.runs)
+        if not located.descend or depth >= max_depth:
             return
         subdirs = sorted(
             entry.name

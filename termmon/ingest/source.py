@@ -1,58 +1,23 @@
-"""One run directory as a stream of record batches, whatever format it is written in.
+"""One run as a stream of record batches, whatever format it is written in.
 
 A directory may hold several files that describe the same run (termmon's logger writes metrics.jsonl
-and mirrors epochs into results.json). The most complete one is read, in this order: metrics.jsonl,
-seed 004's debug_log_*.jsonl, seed 001's results.json. If a better file appears later, the source
-switches to it and starts over.
+and mirrors epochs into results.json; an HF output dir holds event files and trainer_state.json). The
+best-ranked format in the registry reads it. If a better one appears later, the source switches to
+it and starts over.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from termmon.format import METRICS_JSONL, RESULTS_JSON
-from termmon.ingest.adapters import DebugLogAdapter, results_history_records
 from termmon.ingest.batch import BatchBuilder, RecordBatch
-from termmon.ingest.jsonl import READ_CHUNK, JsonlTailer
-from termmon.ingest.parse import SLICE_LINES, LineParser
-from termmon.ingest.whole_file import WholeFileReader
-
-
-class SourceKind(StrEnum):
-    METRICS = "metrics.jsonl"
-    DEBUG_LOG = "debug_log"
-    RESULTS = "results.json"
-    NONE = "none"
-
-
-def detect_kind(run_dir: Path) -> tuple[SourceKind, list[Path]]:
-    """Which files to read for this run directory, best first."""
-    metrics = run_dir / METRICS_JSONL
-    if metrics.is_file():
-        return SourceKind.METRICS, [metrics]
-    try:
-        debug_logs = sorted(
-            run_dir / name
-            for name in os.listdir(run_dir)
-            if name.startswith("debug_log_") and name.endswith(".jsonl") and (run_dir / name).is_file()
-        )
-    except OSError:
-        debug_logs = []
-    if debug_logs:
-        return SourceKind.DEBUG_LOG, debug_logs
-    results = run_dir / RESULTS_JSON
-    if results.is_file():
-        return SourceKind.RESULTS, [results]
-    return SourceKind.NONE, []
-
-
-_RANK = {SourceKind.METRICS: 0, SourceKind.DEBUG_LOG: 1, SourceKind.RESULTS: 2, SourceKind.NONE: 3}
+from termmon.ingest.formats import registry
+from termmon.ingest.formats.base import Format, FormatReader, ReadStatus, RunLocation
+from termmon.ingest.jsonl import READ_CHUNK
 
 
 @dataclass
@@ -75,121 +40,82 @@ class SourceUpdate:
         return len(self.batch) == 0 and not self.batch.bad_lines and not self.reset and self.error is None
 
 
-class RunSource:
-    """Incremental reader of one run directory. Not thread-safe: one reader thread at a time."""
+def _as_location(location: RunLocation | Path) -> RunLocation:
+    return location if isinstance(location, RunLocation) else RunLocation(Path(location), "")
 
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
-        self.kind = SourceKind.NONE
-        self._tailers: dict[Path, JsonlTailer] = {}
-        self._adapters: dict[Path, DebugLogAdapter] = {}
-        self._parsers: dict[Path, LineParser] = {}
-        self._results: WholeFileReader | None = None
+
+class RunSource:
+    """Incremental reader of one run. Not thread-safe: one reader thread at a time."""
+
+    def __init__(self, location: RunLocation | Path) -> None:
+        self.location = _as_location(location)
+        self.run_dir = self.location.dir
+        self.format: Format | None = None
+        self._reader: FormatReader | None = None
         self._last_error: str | None = None
 
     @property
     def has_end_events(self) -> bool:
-        """Only termmon's own format marks the end of a run; the seed formats never do."""
-        return self.kind == SourceKind.METRICS
+        """Whether this run's format marks the end of a run (termmon's own, W&B, MLflow)."""
+        return self.format is not None and self.format.has_end_events
 
     @property
     def pending_bytes(self) -> int:
-        """Bytes of an incomplete trailing line being held back (a writer mid-line, or one that died)."""
-        return sum(t.pending_bytes for t in self._tailers.values())
+        """Bytes of an incomplete trailing record being held back (a writer mid-record, or one that died)."""
+        return 0 if self._reader is None else self._reader.pending_bytes
+
+    def files(self) -> list[Path]:
+        """The files this run is read from, as its format sees them now."""
+        fmt = self.format or self._detect()
+        return [] if fmt is None else fmt.files(self.location)
 
     def close(self) -> None:
-        for tailer in self._tailers.values():
-            tailer.close()
-        self._tailers.clear()
+        if self._reader is not None:
+            self._reader.close()
 
     def read(self, max_bytes: int = READ_CHUNK) -> SourceUpdate:
-        """What is new, as a column batch (the model's input).
-
-        Lines go from parser to columns a slice at a time, so the dicts of a whole chunk never exist
-        at once: that keeps a million-line load near the cost of parsing alone.
-        """
+        """What is new, as a column batch (the model's input)."""
         builder = BatchBuilder()
         update = self._read(max_bytes, builder.add_objects)
         update.batch = builder.build(update.bad_lines)
         return update
 
     def read_objects(self, max_bytes: int = READ_CHUNK) -> SourceUpdate:
-        """What is new, as parsed values in termmon's record shape (seed formats already mapped)."""
+        """What is new, as parsed values in termmon's record shape (other formats already mapped)."""
         objects: list[object] = []
         update = self._read(max_bytes, objects.extend)
         update.objects = objects
         return update
 
+    def _detect(self) -> Format | None:
+        if self.location.key is not None:
+            return registry.get(self.location.format)
+        try:
+            names = os.listdir(self.run_dir)
+        except OSError:
+            return self.format
+        return registry.best_for_dir(self.run_dir, names)
+
     def _read(self, max_bytes: int, sink: Callable[[list[Any]], None]) -> SourceUpdate:
-        kind, files = detect_kind(self.run_dir)
+        best = self._detect()
         switched = False
-        if _RANK[kind] < _RANK[self.kind]:
-            switched = self.kind != SourceKind.NONE
+        if best is not None and (self.format is None or best.rank < self.format.rank):
+            switched = self.format is not None
             self.close()
-            self._results = None
-            self._adapters.clear()
-            self.kind = kind
-        if self.kind == SourceKind.RESULTS:
-            read = self._read_results(sink)
-        elif self.kind in (SourceKind.METRICS, SourceKind.DEBUG_LOG):
-            read = self._read_jsonl(files if kind == self.kind else list(self._tailers), max_bytes, sink)
-        else:
-            read = SourceUpdate()
-        read.reset = read.reset or switched
+            self.format = best
+            self._reader = best.open(self.location)
+        status = ReadStatus() if self._reader is None else self._reader.read(sink, max_bytes)
+        update = SourceUpdate(
+            bad_lines=status.bad_lines,
+            reset=status.reset or switched,
+            mtime=status.mtime,
+            more=status.more,
+            bytes_read=status.bytes_read,
+            error=status.error,
+        )
         # Report a persistent error once, not on every poll.
-        if read.error is not None and read.error == self._last_error:
-            read.error = None
+        if update.error is not None and update.error == self._last_error:
+            update.error = None
         else:
-            self._last_error = read.error
-        return read
-
-    def _read_jsonl(
-        self, files: list[Path], max_bytes: int, sink: Callable[[list[Any]], None]
-    ) -> SourceUpdate:
-        read = SourceUpdate()
-        for path in files:
-            tailer = self._tailers.get(path)
-            if tailer is None:
-                tailer = self._tailers[path] = JsonlTailer(path)
-            tail = tailer.read(max_bytes)
-            if tail.error:
-                read.error = tail.error
-            if math.isfinite(tail.mtime):
-                read.mtime = tail.mtime if math.isnan(read.mtime) else max(read.mtime, tail.mtime)
-            if tail.reset:
-                # A file was truncated or replaced: start the whole run over, from every file's start.
-                self.close()
-                self._adapters.clear()
-                self._parsers.clear()
-                return SourceUpdate(reset=True, more=True, mtime=read.mtime)
-            read.bad_lines += tail.oversized_lines
-            read.more = read.more or tail.more
-            read.bytes_read += tail.bytes_read
-            if not tail.lines:
-                continue
-            parser = self._parsers.setdefault(path, LineParser())
-            adapter = (
-                self._adapters.setdefault(path, DebugLogAdapter())
-                if self.kind == SourceKind.DEBUG_LOG
-                else None
-            )
-            lines = tail.lines
-            for i in range(0, len(lines), SLICE_LINES):
-                values, bad_lines = parser.parse(lines[i : i + SLICE_LINES])
-                read.bad_lines += bad_lines
-                if adapter is not None:
-                    mapped = [adapter.record(v) for v in values]
-                    read.bad_lines += sum(1 for m in mapped if m is None)
-                    values = [m for m in mapped if m is not None]
-                sink(values)
-        return read
-
-    def _read_results(self, sink: Callable[[list[Any]], None]) -> SourceUpdate:
-        if self._results is None:
-            self._results = WholeFileReader(self.run_dir / RESULTS_JSON)
-        whole = self._results.read()
-        read = SourceUpdate(error=whole.error, mtime=self._results.mtime)
-        if whole.changed:
-            read.reset = True
-            sink(results_history_records(whole.value))
-        return read
+            self._last_error = update.error
+        return update

@@ -3,7 +3,9 @@
 Not every writer replaces the file atomically: with a plain ``open('w')`` writer a reader catches an
 empty or half-written file a few percent of the time (reference/tailing.md). So a read is accepted only
 if it parses *and* the file's identity, size and times are the same before and after it; otherwise
-the last good content stays in force, marked stale, and the next change is retried.
+the last good content stays in force, marked stale, and the next change is retried. A file that
+fails to parse on two reads with nothing changed between them is damaged, not mid-write: that read
+says so in ``error`` (one line naming the file), and still keeps the last good content.
 
 Only a regular file of at most ``max_size`` bytes is read (a FIFO would block, ``/dev/zero`` never
 ends, and a results.json of gigabytes is not one): anything else is reported and left alone.
@@ -51,8 +53,21 @@ class WholeFileReader:
         self.mtime = float("nan")
         self._signature: tuple[int, ...] | None = None
         self._digest: bytes | None = None
+        self._failed: tuple[tuple[int, ...], str] | None = None  # (signature, reason) of a failed parse
 
     def read(self) -> WholeFileRead:
+        first = self._read()
+        if first.stale and first.error is None and self._failed is not None:
+            # It did not parse: read again at once; unchanged and still bad means damaged.
+            failed = self._failed
+            again = self._read()
+            if again.stale and self._failed == failed:
+                again.error = f"{self.path}: not valid JSON ({failed[1]})"
+            return again
+        return first
+
+    def _read(self) -> WholeFileRead:
+        self._failed = None
         try:
             before = os.stat(self.path)
         except FileNotFoundError:
@@ -76,7 +91,8 @@ class WholeFileReader:
             return WholeFileRead(value=self.value)
         try:
             value = json.loads(data.removeprefix(_BOM))
-        except (ValueError, RecursionError):
+        except (ValueError, RecursionError) as exc:
+            self._failed = (_signature(after), str(exc).split(":")[0][:80])
             return WholeFileRead(stale=True, value=self.value)
         self.value = value
         self.mtime = after.st_mtime

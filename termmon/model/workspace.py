@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from termmon.ingest.discovery import find_run_dirs, is_run_dir, resolve_paths, run_name
+from termmon.ingest.discovery import find_runs, resolve_paths, run_name
+from termmon.ingest.formats.base import RunLocation
 from termmon.ingest.jsonl import READ_CHUNK
 from termmon.ingest.source import RunSource, SourceUpdate
 from termmon.model.run import Run
@@ -52,15 +53,19 @@ def _read(source: RunSource, max_bytes: int) -> SourceUpdate:
         return source.read(max_bytes)
     except Exception as exc:
         return SourceUpdate(
-            error=f"{source.run_dir}: reading failed: {type(exc).__name__}: {exc}", failed=True
+            error=f"{source.location.path}: reading failed: {type(exc).__name__}: {exc}", failed=True
         )
 
 
 class Workspace:
     """The run directories under ``paths`` (run dirs, parents of run dirs, or globs)."""
 
-    def __init__(self, paths: list[str], *, max_bytes: int = READ_CHUNK) -> None:
+    def __init__(
+        self, paths: list[str], *, max_bytes: int = READ_CHUNK, run: RunLocation | None = None
+    ) -> None:
+        """``run``: watch that one run only (``paths`` then name its root), not all runs found."""
         self.roots = resolve_paths(paths)
+        self._only = run
         self.max_bytes = max_bytes
         self.runs: dict[Path, Run] = {}
         self._sources: dict[Path, RunSource] = {}
@@ -75,19 +80,23 @@ class Workspace:
 
     # --- discovery ------------------------------------------------------------------------------------
     def rescan(self) -> list[Path]:
-        """Look for run directories that appeared; returns the new ones."""
+        """Look for runs that appeared; returns the new ones' paths (:attr:`RunLocation.path`)."""
         new: list[Path] = []
         with self._lock:
-            for root in self.roots:
-                errors: list[str] = []
-                for run_dir in find_run_dirs(root, errors=errors) if not is_run_dir(root) else [root]:
-                    real = os.path.realpath(run_dir)  # one run reached by two paths is one run
-                    if run_dir not in self._sources and real not in self._real:
-                        self._real.add(real)
-                        self._sources[run_dir] = RunSource(run_dir)
-                        self._names[run_dir] = self._unique_name(run_dir)
-                        new.append(run_dir)
-                self.errors.extend(e for e in errors if e not in self.errors)
+            errors: list[str] = []
+            if self._only is not None:
+                found = [self._only]
+            else:
+                found = [r for root in self.roots for r in find_runs(root, errors=errors)]
+            for location in found:
+                run_dir = location.path
+                real = os.path.realpath(run_dir)  # one run reached by two paths is one run
+                if run_dir not in self._sources and real not in self._real:
+                    self._real.add(real)
+                    self._sources[run_dir] = RunSource(location)
+                    self._names[run_dir] = self._unique_name(run_dir)
+                    new.append(run_dir)
+            self.errors.extend(e for e in errors if e not in self.errors)
             self._last_scan = time.monotonic()
         return new
 
@@ -108,11 +117,12 @@ class Workspace:
     def total_bytes(self) -> int:
         """Bytes in the run files not yet read, roughly: for a progress bar."""
         total = 0
-        for run_dir in self.run_dirs:
-            for name in ("metrics.jsonl", "results.json"):
+        with self._lock:
+            sources = list(self._sources.values())
+        for source in sources:
+            for path in source.files():
                 try:
-                    total += (run_dir / name).stat().st_size
-                    break
+                    total += path.stat().st_size
                 except OSError:
                     continue
         return total

@@ -18,8 +18,8 @@ from urllib.parse import quote
 from termmon.analysis.alerts import load_alert_config
 from termmon.analysis.alerts.model import fmt_value, fmt_where
 from termmon.analysis.diagnosis import Change, Diagnosis, Span, diagnose
-from termmon.errors import TermmonError, UsageError
-from termmon.ingest.discovery import resolve_run_dir
+from termmon.errors import NoRunsError, TermmonError, UsageError
+from termmon.ingest.discovery import no_runs_message, resolve_run
 from termmon.loading import load_workspace, report_problems
 from termmon.model.run import Run
 from termmon.sanitize import terminal_text
@@ -32,15 +32,15 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#~!&])")
 def run_report(run: Path, *, output: Path | None = None, config: Path | None = None) -> int:
     """The CLI entry: diagnose RUN, then write FILE.md and its PNGs, or print to the terminal."""
     alert_config = load_alert_config(config)
-    run_dir = resolve_run_dir(run, prog="termmon report")
+    location = resolve_run(run, prog="termmon report")
     if output is not None and output.is_dir():
         raise UsageError(
             f"termmon report: --output {output} is a directory; give a file name such as report.md"
         )
-    workspace = load_workspace([str(run_dir)], progress=True)
-    if not workspace.runs:
-        raise UsageError(f"termmon report: {run}: not a run directory")
-    target = next(iter(workspace.runs.values()))
+    workspace = load_workspace([str(location.dir)], progress=True, run=location)
+    target = workspace.runs.get(location.path)
+    if target is None:
+        raise NoRunsError(no_runs_message([run], "termmon report"))
     if target.errors and target.records == 0:  # nothing to diagnose: say why, not "no data"
         raise TermmonError(f"termmon report: {target.errors[0]}")
     diagnosis = diagnose(target, alert_config, time.time())

@@ -27,6 +27,7 @@ from textual.worker import get_current_worker
 
 from termmon.errors import TermmonError
 from termmon.format import LOG_EVERY_MAX, LOG_EVERY_MIN
+from termmon.ingest.discovery import readable_formats
 from termmon.model.run import Run
 from termmon.model.workspace import RunUpdate, Workspace
 from termmon.views.alert_feed import AlertFeed
@@ -309,7 +310,11 @@ class MonitorApp(App[int]):
         run = self.selected_run
         if run is None:
             text.append(
-                " loading…" if not self.loaded else " no runs yet: waiting for metrics.jsonl", style="dim"
+                " loading…"
+                if not self.loaded
+                else f" no runs yet under {sanitize(' '.join(self.watched), 80)}: waiting "
+                f"({readable_formats()})",
+                style="dim",
             )
             return text
         status = run.status(now)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from termmon.errors import TermmonError, UsageError
+from termmon.errors import NoRunsError, TermmonError, UsageError
+from termmon.ingest.discovery import no_runs_message
 from termmon.loading import load_workspace, report_problems
 from termmon.model.run import Run
 from termmon.model.workspace import Workspace
@@ -44,9 +45,7 @@ def _load(paths: list[str], config: Path | None) -> tuple[Workspace, AlertFeed]:
     runs = list(workspace.runs.values())
     if not runs:
         report_problems("termmon", workspace)
-        raise TermmonError(
-            f"termmon: no runs under {' '.join(paths)} (no metrics.jsonl, results.json or debug_log_*.jsonl)"
-        )
+        raise NoRunsError(no_runs_message(paths))
     feed = AlertFeed(config)
     for run in runs:
         feed.update(run)

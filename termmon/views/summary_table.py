@@ -11,7 +11,9 @@ from typing import Any
 
 from termmon.analysis.alerts import load_alert_config
 from termmon.analysis.summary import summarize
+from termmon.errors import NoRunsError
 from termmon.format import strict_json_value
+from termmon.ingest.discovery import no_runs_message
 from termmon.loading import load_workspace, report_problems
 from termmon.model.run import RunStatus
 from termmon.roles import Role, first
@@ -22,14 +24,18 @@ from termmon.views.colors import SEVERITY_STYLE, STATUS_GLYPH
 def print_summary(paths: list[str], *, as_json: bool, config: Path | None) -> int:
     alert_config = load_alert_config(config)
     workspace = load_workspace(paths, progress=True)
+    runs = list(workspace.runs.values())
     now = time.time()
-    data = summarize(list(workspace.runs.values()), alert_config, now)
+    data = summarize(runs, alert_config, now)
     if as_json:
         json.dump(strict_json_value(data), sys.stdout, allow_nan=False, indent=2)
         sys.stdout.write("\n")
     else:
         _print_table(data)
-    return report_problems("termmon summary", workspace)
+    status = report_problems("termmon summary", workspace)
+    if not runs:
+        raise NoRunsError(no_runs_message(paths))
+    return status
 
 
 def _fmt(value: Any) -> str:
@@ -51,9 +57,6 @@ def _print_table(data: dict[str, Any]) -> None:
 
     console = Console()
     if not data["runs"]:
-        console.print(
-            "no runs found (a run directory holds metrics.jsonl, results.json or debug_log_*.jsonl)"
-        )
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("run", "status", "step", "epoch", "records", "loss (last / min)", "alerts"):

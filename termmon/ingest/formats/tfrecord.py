@@ -1,0 +1,140 @@
+"""TFRecord framing, read incrementally: the container TensorBoard event files use.
+
+Each record is ``u64 length | u32 masked crc32c(length) | data | u32 masked crc32c(data)``, little
+endian. The length's own CRC is what makes tailing safe: a record is taken only when its 12-byte
+header checks out and all ``length + 4`` bytes after it are on disk; anything shorter is a writer
+mid-record and is held back, exactly as a torn JSON line is. A header that does not check out is
+damage (or not an event file at all): reading that file stops there with one error naming the byte.
+A data CRC that fails skips that one record (its length is trusted), counts it as bad and says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from termmon.ingest.formats.crc32c import masked_crc
+
+HEADER = 12
+FOOTER = 4
+_U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
+#: Records up to this size are read even when larger than a read chunk (a graph, an image); past it the
+#: file is reported rather than read into memory.
+MAX_RECORD = 256 << 20
+
+
+@dataclass
+class FrameRead:
+    """Complete records' data read this time, in order, with where each started."""
+
+    records: list[bytes] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    bytes_read: int = 0
+    bad_records: int = 0
+    more: bool = False
+    reset: bool = False
+    mtime: float = float("nan")
+    error: str | None = None
+
+
+class RecordFile:
+    """New complete records of one append-only TFRecord file; the file stays open between reads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.size = 0
+        self._fd: int | None = None
+        self._ident: tuple[int, int] | None = None
+        self._dead: str | None = None
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes past the last complete record (a record being written, or a torn end)."""
+        return 0 if self._dead else max(0, self.size - self.offset)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
+
+    def read(self, max_bytes: int) -> FrameRead:
+        result = FrameRead()
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            if not isinstance(exc, FileNotFoundError):
+                result.error = f"{self.path}: {exc.strerror or exc}"
+            return result
+        result.mtime = st.st_mtime
+        if self._ident is not None and ((st.st_dev, st.st_ino) != self._ident or st.st_size < self.offset):
+            # Replaced or truncated: an event file is append-only, so this is a new file.
+            self.close()
+            self.offset = 0
+            self._dead = None
+            result.reset = True
+        if self._dead is not None:
+            return result
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDONLY)
+                fst = os.fstat(self._fd)
+                self._ident = (fst.st_dev, fst.st_ino)
+            self.size = os.fstat(self._fd).st_size
+            remaining = self.size - self.offset
+            if remaining <= 0:
+                return result
+            want = min(max_bytes, remaining)
+            chunk = os.pread(self._fd, want, self.offset)
+            self._frames(chunk, result)
+            if not result.bytes_read and self._dead is None and want < remaining and len(chunk) >= HEADER:
+                # One record larger than max_bytes: read exactly that record.
+                need = HEADER + _U64.unpack_from(chunk)[0] + FOOTER
+                if need > MAX_RECORD:
+                    self._dead = result.error = f"{self.path}: record at byte {self.offset} is {need} bytes"
+                else:
+                    self._frames(os.pread(self._fd, need, self.offset), result)
+        except OSError as exc:
+            result.error = f"{self.path}: {exc.strerror or exc}"
+            self.close()
+            return result
+        result.more = bool(result.bytes_read) and want < remaining
+        return result
+
+    def _frames(self, chunk: bytes, result: FrameRead) -> None:
+        pos = 0
+        n = len(chunk)
+        records, offsets = result.records, result.offsets
+        unpack_u64, unpack_u32 = _U64.unpack_from, _U32.unpack_from
+        while n - pos >= HEADER:
+            (length,) = unpack_u64(chunk, pos)
+            if unpack_u32(chunk, pos + 8)[0] != masked_crc(chunk[pos : pos + 8]):
+                self._dead = (
+                    f"{self.path}: not a readable event file: damaged record header at byte "
+                    f"{self.offset + pos}"
+                )
+                result.error = self._dead
+                break
+            end = pos + HEADER + length
+            if end + FOOTER > n:
+                break  # the rest of this record is not here yet (or not in this chunk)
+            data = chunk[pos + HEADER : end]
+            if unpack_u32(chunk, end)[0] == masked_crc(data):
+                records.append(data)
+                offsets.append(self.offset + pos)
+            else:
+                result.bad_records += 1
+                result.error = (
+                    f"{self.path}: damaged record at byte {self.offset + pos} (checksum mismatch), skipped"
+                )
+            pos = end + FOOTER
+        self.offset += pos
+        result.bytes_read += pos
