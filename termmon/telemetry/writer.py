@@ -167,7 +167,8 @@ class RunWriter:
             if record.get("event") == EV_END and self.errors:
                 record = {**record, "write_errors": dict(self.errors)}
             line = self._encode(record, METRICS_JSONL)
-            lines += self._take_notes()  # a record's own problem is said just before it
+            if self._notes:  # a record's own problem is said just before it
+                lines += self._take_notes()
             if line is not None:
                 lines.append(line + "\n")
                 durable = durable or record.get("event") in _DURABLE_EVENTS
