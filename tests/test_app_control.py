@@ -1,7 +1,8 @@
 """The monitor's log_every keys (``+``, ``-``, ``=``) under Pilot, on real run directories.
 
-The app's clock is injected (``Clock``): the runs' record times follow it, and the "not acknowledged"
-timeout is reached by moving it, never by sleeping.
+The app's clock is injected (``Clock``): the runs' record times follow it, and both the 0.4 s key
+debounce and the "not acknowledged" timeout are passed by moving it, never by sleeping, so a loaded
+machine cannot split one burst of presses into two writes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from textual.pilot import Pilot
 
 from termmon.model.workspace import Workspace
 from termmon.views.app import MonitorApp
+from termmon.views.control_queue import DEBOUNCE_SECONDS
 from termmon.views.widgets.alert_log import AlertLog
 from tests.tui_fixtures import append, read_json, run_async, start
 
@@ -30,6 +32,10 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+    def quiet(self) -> None:
+        """Let the key debounce expire."""
+        self.now += DEBOUNCE_SECONDS + 0.1
 
 
 def live_run(run_dir: Path, now: float, log_every: int = 10) -> Path:
@@ -81,6 +87,9 @@ async def test_plus_presses_coalesce_into_one_control_write(tmp_path: Path) -> N
         control = run_dir / "control.json"
         await pilot.press("plus", "plus", "plus")
         assert "log_every 80 (requested, was 10)" in status(app)
+        await pilot.pause(0.5)  # real time passes; the app's clock does not, so nothing is written yet
+        assert not control.exists()
+        clock.quiet()
         await wait_for(pilot, control.exists)
         await wait_for(pilot, lambda: app.control.states[run.path].written_at is not None)
         written = read_json(control)
@@ -90,6 +99,7 @@ async def test_plus_presses_coalesce_into_one_control_write(tmp_path: Path) -> N
         await wait_for(pilot, lambda: "log_every 80 (applied at step 1010)" in status(app))
         # Halving starts from the applied value, and clamps at the floor, saying so.
         await pilot.press(*["minus"] * 6)
+        clock.quiet()
         await wait_for(pilot, lambda: read_json(control)["seq"] == 2)
         assert read_json(control)["log_every"] == 5
         assert any("clamped to 5" in line for line in log_lines(app))
@@ -104,6 +114,7 @@ async def test_exact_value_prompt(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: app.selected_run is not None)
         await pilot.press("equals_sign")
         await pilot.press("3", "3", "3", "enter")  # the current value is selected: typing replaces it
+        clock.quiet()
         await wait_for(pilot, control.exists)
         assert read_json(control)["log_every"] == 333
 
@@ -119,6 +130,7 @@ async def test_an_exact_value_out_of_range_is_written_clamped_and_says_so(tmp_pa
         await pilot.press("5", "0", "0", "0", "enter")
         assert "log_every 2000 (requested 5000, clamped to 2000, was 10)" in status(app)
         assert any("log_every 5000 clamped to 2000" in line for line in log_lines(app))
+        clock.quiet()
         await wait_for(pilot, control.exists)
         assert read_json(control)["log_every"] == 2000
 
@@ -132,6 +144,7 @@ async def test_unwritable_control_file_is_reported_in_the_alert_log(tmp_path: Pa
         await wait_for(pilot, lambda: app.selected_run is not None)
         (run_dir / "control.json").mkdir()  # os.replace onto a directory fails, even as root
         await pilot.press("plus")
+        clock.quiet()
         await wait_for(pilot, lambda: any("log_every not changed" in line for line in log_lines(app)))
         assert "request failed" in status(app)
 
@@ -198,6 +211,7 @@ async def test_a_request_not_applied_within_ten_seconds_reads_not_acknowledged(t
         run = app.selected_run
         assert run is not None
         await pilot.press("plus")
+        clock.quiet()
         await wait_for(pilot, lambda: app.control.states[run.path].written_at is not None)
         clock.now += 9.0
         assert "log_every 20 (requested, was 10)" in status(app)

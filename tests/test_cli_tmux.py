@@ -56,8 +56,11 @@ def test_termmon_under_tmux(tmp_path: Path, size: tuple[int, int]) -> None:
             lambda: all(word in screen() for word in ("blobs_a", "step", "silhouette", "alerts", "runs")),
             screen,
         )
+        # blobs_a has finished, so its keys write nothing; the next run's files were just written: live.
+        subprocess.run(["tmux", "send-keys", "-t", session, "j"], check=True)
+        _wait(lambda: "diverging_c running" in screen().splitlines()[1], screen)
         subprocess.run(["tmux", "send-keys", "-t", session, "+", "+"], check=True)
-        control = runs / "blobs_a" / "control.json"
+        control = runs / "diverging_c" / "control.json"
         _wait(control.exists, screen)
         assert json.loads(control.read_text())["log_every"] == 40
         _wait(lambda: "requested, was 10" in screen(), screen)

@@ -14,6 +14,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -23,6 +24,8 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from telemetry_helpers import TinyTask, events, records
 
 from termmon import Telemetry
@@ -243,6 +246,7 @@ def test_control_json_that_is_a_device_a_fifo_or_huge_never_hangs_and_control_st
                 control.write_text(json.dumps({"log_every": 7, "seq": 1, "pad": "x" * 10_000}))
             if step == 30:
                 control.unlink()
+                _wait_until((run / "metrics.jsonl").exists, what="metrics.jsonl")
                 request_log_every(run, 10)
     assert [(c["step"], c["new"]) for c in events(run, "control_change")] == [(31, 10)]
     messages = [a["message"] for a in _telemetry_alerts(run)]
@@ -269,10 +273,43 @@ def test_a_control_value_that_is_not_a_number_is_ignored_and_a_later_request_app
             if step == 8:
                 (run / "control.json").write_text(bad)
             if step == 20:
+                _wait_until((run / "metrics.jsonl").exists, what="metrics.jsonl")
                 request_log_every(run, 10)
     assert [(c["step"], c["new"]) for c in events(run, "control_change")] == [(21, 10)]
     assert not [a for a in _telemetry_alerts(run) if "switched off" in a["message"]]
     assert len(_telemetry_alerts(run)) == 1  # the bad file, said once
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+_REQUESTS = st.fixed_dictionaries(
+    {}, optional={"log_every": _JSON_VALUES, "seq": _JSON_VALUES, "source": _JSON_VALUES, "x": _JSON_VALUES}
+).map(lambda d: json.dumps(d).encode())
+_NESTED = st.integers(min_value=900, max_value=3000).map(
+    lambda n: b'{"seq": 1, "a": ' + b"[" * n + b"]" * n + b"}"
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(content=st.binary(max_size=5000) | _REQUESTS | _NESTED)
+def test_no_control_json_content_stops_training_or_live_control(content: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "any"
+        with Telemetry(tmp, "any", log_every=5, control_poll_s=0.0, track_system=False) as tm:
+            for step in range(1, 31):
+                tm.step(loss=1.0)
+                if step == 5:
+                    (run / "control.json").write_bytes(content)
+                if step == 15:
+                    _wait_until((run / "metrics.jsonl").exists, what="metrics.jsonl")
+                    request_log_every(run, 10)
+        assert tm.global_step == 30
+        changes = events(run, "control_change")
+        assert changes and changes[-1]["new"] == 10 and changes[-1]["step"] == 16
+        assert not [a for a in _telemetry_alerts(run) if "switched off" in a["message"]]
 
 
 # --- 4. outputs fail alone; step is thread-safe; run_name stays inside log_dir ----------------------------
@@ -397,6 +434,7 @@ def test_a_control_json_the_trainer_cannot_read_is_reported(
             tm.step(loss=task.train_step())
             task.zero_grad()
             if step == 5:
+                _wait_until((run / "metrics.jsonl").exists, what="metrics.jsonl")
                 request_log_every(run, 10)
                 (run / "control.json").chmod(0)
     alerts = [a["message"] for a in _telemetry_alerts(run)]

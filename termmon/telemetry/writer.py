@@ -102,10 +102,14 @@ class RunWriter:
 
     # --- training-thread side ----------------------------------------------------------------------------
     def put(self, item: Mapping[str, Any] | Results | CsvRows) -> bool:
-        """Queue an item; False (and one more in ``dropped``) when full or when writing has failed."""
+        """Queue an item; False (and one more in ``dropped``) when full or when writing has failed.
+
+        The ``end`` record is never dropped: it is the one a post-mortem needs most."""
         if self.failed:
             return False
-        if self._queue.qsize() >= self._maxsize:
+        if self._queue.qsize() >= self._maxsize and not (
+            isinstance(item, Mapping) and item.get("event") == EV_END
+        ):
             self.dropped += 1
             return False
         self._queue.put(item)
@@ -163,7 +167,8 @@ class RunWriter:
             if record.get("event") == EV_END and self.errors:
                 record = {**record, "write_errors": dict(self.errors)}
             line = self._encode(record, METRICS_JSONL)
-            lines += self._take_notes()  # a record's own problem is said just before it
+            if self._notes:  # a record's own problem is said just before it
+                lines += self._take_notes()
             if line is not None:
                 lines.append(line + "\n")
                 durable = durable or record.get("event") in _DURABLE_EVENTS
