@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 _POLY = 0x82F63B78
-_MASK_DELTA = 0xA282EAD8
+MASK_DELTA = 0xA282EAD8
 
 
 def _table() -> list[int]:
@@ -50,4 +50,4 @@ IMPLEMENTATION = "python" if crc32c is crc32c_python else "c"
 def masked_crc(data: bytes) -> int:
     """TFRecord's masked CRC: rotate right by 15 and add a constant (a CRC of CRCs stays strong)."""
     crc = crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + MASK_DELTA) & 0xFFFFFFFF

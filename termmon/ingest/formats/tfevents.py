@@ -25,7 +25,7 @@ from typing import Any
 from termmon.format import EV_START, EV_STEP
 from termmon.ingest.formats.base import Format, FormatReader, Located, ReadStatus, RunLocation, Sink
 from termmon.ingest.formats.protowire import WireError
-from termmon.ingest.formats.tfevents_decode import Event, decode_event
+from termmon.ingest.formats.tfevents_decode import decode_event
 from termmon.ingest.formats.tfrecord import RecordFile
 
 PREFIX = "events.out.tfevents."
@@ -117,7 +117,6 @@ class _Stream:
         self.files = []
         self.most_recent: dict[str, int] = {}
         self.max_emitted = -math.inf
-        self.max_emitted_by_tag: dict[str, int] = {}
 
     def names(self) -> list[str]:
         return event_file_names(self.directory)
@@ -175,65 +174,62 @@ class TfEventsReader:
                 status.error = frames.error
             if frames.reset:
                 return False
-            base = index * _FILE_SPAN
-            for offset, data in zip(frames.offsets, frames.records, strict=True):
-                if not self._event(stream, base + offset, data, out):
-                    return False
+            if not self._events(stream, index * _FILE_SPAN, frames.offsets, frames.records, out):
+                return False
         return True
 
-    def _event(self, stream: _Stream, position: int, data: bytes, out: list[dict[str, Any]]) -> bool:
-        try:
-            event = decode_event(data)
-        except WireError:
-            return True  # a record whose CRC holds but is not an Event: nothing to show
-        if event.hparams:
-            out.append({"event": EV_START, "time": event.wall_time, "config": event.hparams})
-        step = event.step
-        if position > stream.scanned:
-            stream.scanned = position
-            restarted = _restarted_tags(stream, event)
-            if restarted != []:
-                stream.purges.add(position, step, restarted)
-                if _handed_on(stream, step, restarted):
-                    return False
-        for tag, _ in event.scalars:
-            stream.most_recent[tag] = step
-        if not event.scalars:
-            return True
-        if stream.subrun:
-            # add_hparams' metrics describe the whole run: values without a place on the step axis.
-            out.append({"event": EV_STEP, "time": event.wall_time, **dict(event.scalars)})
-            return True
+    def _events(
+        self, stream: _Stream, base: int, offsets: list[int], records: list[bytes], out: list[dict[str, Any]]
+    ) -> bool:
+        """Decode and hand on one read's records; False when a restart takes back points handed on.
+
+        One loop with its state in locals: it runs once per scalar, so a million-scalar file spends
+        little here beyond the decode (benchmarks/bench_tfevents.py).
+        """
+        latest = stream.most_recent
         purges = stream.purges
-        last = out[-1] if out else None
-        for tag, value in event.scalars:
-            if purges and purges.purged(position, tag, step):
+        last: dict[str, Any] | None = None
+        for offset, data in zip(offsets, records, strict=True):
+            try:
+                event = decode_event(data)
+            except WireError:
+                continue  # a record whose CRC holds but is not an Event: nothing to show
+            if event.hparams:
+                out.append({"event": EV_START, "time": event.wall_time, "config": event.hparams})
+                last = None
+            step = event.step
+            scalars = event.scalars
+            position = base + offset
+            if position > stream.scanned:
+                stream.scanned = position
+                if event.session_start:
+                    purges.add(position, step, None)
+                    if stream.max_emitted >= step:
+                        return False
+                else:
+                    back = [tag for tag, _ in scalars if step < latest.get(tag, step)]
+                    if back:
+                        # The tag's previous point (a later step) was handed on: take it back.
+                        purges.add(position, step, back)
+                        return False
+            if not scalars:
                 continue
-            if last is None or last.get("step") != step or tag in last or last["event"] != EV_STEP:
-                last = {"event": EV_STEP, "time": event.wall_time, "step": step}
-                out.append(last)
-            last[tag] = value
+            if stream.subrun:
+                # add_hparams' metrics describe the whole run: values without a place on the step axis.
+                out.append({"event": EV_STEP, "time": event.wall_time, **dict(scalars)})
+                last = None
+                continue
+            for tag, value in scalars:
+                latest[tag] = step
+                if purges and purges.purged(position, tag, step):
+                    continue
+                if last is None or last["step"] != step or tag in last:
+                    last = {"event": EV_STEP, "time": event.wall_time, "step": step}
+                    out.append(last)
+                last[tag] = value
             if step > stream.max_emitted:
                 stream.max_emitted = step
-            if step > stream.max_emitted_by_tag.get(tag, -math.inf):
-                stream.max_emitted_by_tag[tag] = step
         return True
-
-
-def _restarted_tags(stream: _Stream, event: Event) -> list[str] | None:
-    """What this event purges: every tag (None) for a SessionLog START, else the tags whose step went
-    backwards (often none)."""
-    if event.session_start:
-        return None
-    latest = stream.most_recent
-    return [tag for tag, _ in event.scalars if event.step < latest.get(tag, event.step)]
-
-
-def _handed_on(stream: _Stream, step: int, tags: list[str] | None) -> bool:
-    """Whether a purge at ``step`` removes points already handed on."""
-    if tags is None:
-        return stream.max_emitted >= step
-    return any(stream.max_emitted_by_tag.get(tag, -math.inf) >= step for tag in tags)
 
 
 class TfEvents(Format):
