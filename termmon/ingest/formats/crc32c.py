@@ -1,7 +1,7 @@
 """CRC-32C (Castagnoli), as TensorFlow's record framing uses it, with the C extension when present.
 
 The ``crc32c`` wheel (a dependency, ~80 KB) checks a million records' CRCs in a few hundredths of a
-second; the pure-Python table below is the fallback for a platform without a wheel, ~100x slower
+second; the pure-Python table below is the fallback for a platform without a wheel, ~30x slower
 (docs/formats.md has both figures).
 """
 
