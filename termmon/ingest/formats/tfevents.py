@@ -29,6 +29,7 @@ from termmon.ingest.formats.base import Format, FormatReader, Located, ReadStatu
 from termmon.ingest.formats.protowire import WireError
 from termmon.ingest.formats.tfevents_decode import decode_event
 from termmon.ingest.formats.tfrecord import RecordFile
+from termmon.roles import Role, role_of
 
 PREFIX = "events.out.tfevents."
 #: Files are at most 2**40 bytes: a record's position in the stream is file_index * 2**40 + offset.
@@ -147,6 +148,7 @@ class TfEventsReader:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._streams: dict[Path, _Stream] = {}
+        self._epoch_tags: dict[str, bool] = {}  # tag -> plays the epoch role (termmon.roles)
 
     @property
     def pending_bytes(self) -> int:
@@ -212,6 +214,7 @@ class TfEventsReader:
         latest = stream.most_recent
         purges = stream.purges
         purging = bool(purges)  # purges change only where this returns False
+        epoch_tags = self._epoch_tags
         last: dict[str, Any] | None = None
         for offset, data in zip(offsets, records, strict=True):
             try:
@@ -252,6 +255,11 @@ class TfEventsReader:
                     last = {"event": EV_STEP, "time": event.wall_time, "step": step}
                     out.append(last)
                 last[tag] = value
+                epoch_tag = epoch_tags.get(tag)
+                if epoch_tag is None:
+                    epoch_tag = epoch_tags[tag] = role_of(tag) == Role.EPOCH
+                if epoch_tag:
+                    last["epoch"] = value  # HF's train/epoch: the run's epoch axis too, name kept
             if step > stream.max_emitted:
                 stream.max_emitted = step
         return True
