@@ -29,6 +29,9 @@ def test_an_output_dir_is_one_run_read_from_its_event_files() -> None:
     # HF's two events files: training, then the final evaluate() in the second; eval shares the step.
     loss_steps = [r["step"] for r in records if "train/loss" in r]
     assert loss_steps == [5, 10, 15, 20, 25, 30]
+    # HF writes TrainingArguments and the model config as JSON text summaries: the run's config.
+    config = [r for r in records if r["event"] == "start"][-1]["config"]
+    assert config["args"]["learning_rate"] == 5e-3 and config["model_config"]["n_layer"] == 1
     # train/epoch keeps its name and also gives the run its (fractional) epoch axis.
     assert [r["epoch"] for r in records if "train/loss" in r] == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
     eval_steps = [r["step"] for r in records if "eval/loss" in r]

@@ -149,6 +149,7 @@ class TfEventsReader:
         self.directory = directory
         self._streams: dict[Path, _Stream] = {}
         self._epoch_tags: dict[str, bool] = {}  # tag -> plays the epoch role (termmon.roles)
+        self._config: dict[str, Any] = {}
 
     @property
     def pending_bytes(self) -> int:
@@ -177,6 +178,7 @@ class TfEventsReader:
         return status
 
     def _restart_all(self) -> None:
+        self._config = {}
         for stream in self._streams.values():
             stream.restart()
 
@@ -222,7 +224,10 @@ class TfEventsReader:
             except WireError:
                 continue  # a record whose CRC holds but is not an Event: nothing to show
             if event.hparams:
-                out.append({"event": EV_START, "time": event.wall_time, "config": event.hparams})
+                # Config arrives in pieces (add_hparams, HF's args and model_config texts): each start
+                # carries all of it so far, as the run keeps the last start.
+                self._config.update(event.hparams)
+                out.append({"event": EV_START, "time": event.wall_time, "config": dict(self._config)})
                 last = None
             step = event.step
             scalars = event.scalars
