@@ -129,3 +129,13 @@ async def test_the_tui_follows_a_tensorboard_run_as_it_grows(tmp_path: Path) -> 
             fh.write(data[len(data) // 3 :])
         await until(lambda: last_step() == 39)
         assert app.workspace.runs[run].metrics["train/loss"].values.view.size == 40
+
+
+def test_control_refuses_a_run_whose_trainer_never_reads_control_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "tb"
+    shutil.copytree(DATA / "tensorboard" / "diverged", run)
+    assert main(["control", str(run), "--log-every", "10"]) == 2
+    assert "only trainers that use termmon's logger read control.json" in capsys.readouterr().err
+    assert not (run / "control.json").exists()
