@@ -89,11 +89,6 @@ def resolve_run(path: str | Path, prog: str = "termmon") -> RunLocation:
     raise UsageError(f"{prog}: {path} holds {len(found)} runs; choose one of them: {names}{more}")
 
 
-def resolve_run_dir(path: str | Path, prog: str = "termmon") -> Path:
-    """The identity path of the one run at ``path`` (see :func:`resolve_run`)."""
-    return resolve_run(path, prog).path
-
-
 def find_runs(root: Path, max_depth: int = MAX_DEPTH) -> list[RunLocation]:
     """Runs at or below ``root`` (depth-first, sorted), one per run however many files it has.
 
