@@ -111,7 +111,8 @@ class _RecordReader:
 
     def __init__(self, location: RunLocation) -> None:
         self.source = RunSource(location)
-        self._results_seen = 0
+        self._seen = 0  # records handed on since the last reset
+        self._skip = 0  # records of a replayed reset still to pass over
 
     def read(self) -> tuple[list[dict[str, Any]], bool, str | None]:
         """One chunk's records, whether more is waiting, and a new error (reported once).
@@ -123,9 +124,13 @@ class _RecordReader:
         except Exception as exc:
             return [], False, f"{self.source.location.path}: reading failed: {type(exc).__name__}: {exc}"
         records = [r for obj in raw.objects if (r := normalize_record(obj)) is not None]
-        if self.source.format is not None and self.source.format.replays_on_reset:
-            # A re-read whole file holds its whole history: hand on only what was not seen.
-            fresh = records[self._results_seen :]
-            self._results_seen = max(self._results_seen, len(records)) if raw.reset else self._results_seen
-            records = fresh if raw.reset else []
-        return records, raw.more, raw.error
+        if raw.reset:
+            # A whole-file re-read (results.json, trainer_state.json) or Lightning's in-place
+            # rewrite delivers what was handed on again, then the new: pass over the former.
+            replays = self.source.format is not None and self.source.format.replays_on_reset
+            self._skip = self._seen if replays else 0
+            self._seen = 0
+        self._seen += len(records)
+        drop = min(self._skip, len(records))
+        self._skip -= drop
+        return records[drop:], raw.more, raw.error

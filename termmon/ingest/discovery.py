@@ -104,11 +104,6 @@ def _exists(path: Path, prog: str = "termmon") -> bool:
         raise TermmonError(f"{prog}: {os_error_text(path, exc)}") from exc
 
 
-def resolve_run_dir(path: str | Path, prog: str = "termmon") -> Path:
-    """The identity path of the one run at ``path`` (see :func:`resolve_run`)."""
-    return resolve_run(path, prog).path
-
-
 def find_runs(root: Path, max_depth: int = MAX_DEPTH, errors: list[str] | None = None) -> list[RunLocation]:
     """Runs at or below ``root`` (depth-first, sorted), one per run however many files it has.
 
