@@ -147,7 +147,7 @@ def _run_summary(args: argparse.Namespace) -> int:
 def _run_control(args: argparse.Namespace) -> int:
     from termmon.control import request_log_every
 
-    request = request_log_every(Path(args.path), args.log_every)
+    request = request_log_every(args.path, args.log_every)
     note = f" (clamped from {args.log_every})" if request.clamped else ""
     print(f"{args.path}: asked the trainer to log every {request.log_every} steps{note} [seq {request.seq}]")
     return 0
@@ -162,7 +162,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _run_report(args: argparse.Namespace) -> int:
     from termmon.tools.report import run_report
 
-    return run_report(Path(args.run), output=args.output, config=args.config)
+    return run_report(args.run, output=args.output, config=args.config)
 
 
 def _run_compare_weights(args: argparse.Namespace) -> int:

@@ -37,12 +37,31 @@ def read_control(run_dir: Path) -> dict[str, object] | None:
     return data if isinstance(data, dict) else None
 
 
-def request_log_every(run_dir: Path, log_every: int) -> ControlRequest:
+def control_payload(previous: dict[str, object] | None, log_every: int) -> tuple[bytes, ControlRequest]:
+    """The next control.json after ``previous``: ``{"log_every", "timestamp", "seq", "source"}``, with
+    ``seq`` one past the previous request's and the value clamped; local and remote writes share it."""
+    prev_seq = (previous or {}).get("seq")
+    seq = (prev_seq if isinstance(prev_seq, int) and not isinstance(prev_seq, bool) else 0) + 1
+    value = clamp_log_every(log_every)
+    now = time.time()
+    payload = {"log_every": value, "timestamp": now, "seq": seq, "source": CONTROL_SOURCE}
+    request = ControlRequest(log_every=value, seq=seq, clamped=value != log_every, timestamp=now)
+    return json.dumps(payload).encode(), request
+
+
+def request_log_every(run_dir: Path | str, log_every: int) -> ControlRequest:
     """Write ``{"log_every", "timestamp", "seq", "source"}`` atomically; raise with a clear message.
 
-    Raises UsageError when ``run_dir`` is not a run directory, TermmonError when it cannot be written
-    (a read-only run directory, a full disk).
+    ``run_dir`` may be remote (``host:path``) or the local mirror of a remote run: the file is then
+    written on the remote machine (termmon/remote/control.py). Raises UsageError when ``run_dir`` is
+    not a run directory, TermmonError when it cannot be written (a read-only run directory, a full disk).
     """
+    from termmon.remote.control import remote_run_dir, request_remote
+
+    remote = remote_run_dir(run_dir)
+    if remote is not None:
+        return request_remote(*remote, log_every)
+    run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"termmon control: {run_dir}: no such run directory")
     try:
@@ -53,16 +72,10 @@ def request_log_every(run_dir: Path, log_every: int) -> ControlRequest:
         raise UsageError(
             f"termmon control: {run_dir}: not a run directory (no metrics.jsonl or results.json)"
         )
-
-    previous = read_control(run_dir) or {}
-    prev_seq = previous.get("seq")
-    seq = (prev_seq if isinstance(prev_seq, int) and not isinstance(prev_seq, bool) else 0) + 1
-    value = clamp_log_every(log_every)
-    now = time.time()
-    payload = {"log_every": value, "timestamp": now, "seq": seq, "source": CONTROL_SOURCE}
+    data, request = control_payload(read_control(run_dir), log_every)
     try:
-        atomic_write(run_dir / CONTROL_JSON, json.dumps(payload).encode(), sync_dir=True)
+        atomic_write(run_dir / CONTROL_JSON, data, sync_dir=True)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise TermmonError(f"cannot write {run_dir / CONTROL_JSON}: {reason}") from exc
-    return ControlRequest(log_every=value, seq=seq, clamped=value != log_every, timestamp=now)
+    return request

@@ -25,7 +25,9 @@ def resolve_paths(paths: list[str]) -> list[Path]:
     roots: list[Path] = []
     for raw in paths or ["."]:
         path = Path(raw).expanduser()
-        if path.exists():
+        if (mirrored := _remote_roots(raw)) is not None:
+            candidates = mirrored
+        elif path.exists():
             candidates = [path]
         elif _GLOB_CHARS & set(raw):
             candidates = [Path(p) for p in sorted(glob.glob(os.path.expanduser(raw)))]
@@ -50,6 +52,10 @@ def resolve_run_dir(path: str | Path, prog: str = "termmon") -> Path:
     Raises UsageError naming ``prog`` for a missing path, a directory with no run, or one holding
     several runs (the message lists them, so the user can pick).
     """
+    if isinstance(path, str) and (mirrored := _remote_roots(path)) is not None:
+        if len(mirrored) > 1:
+            raise UsageError(f"{prog}: {path} matches {len(mirrored)} directories; choose one of them")
+        path = mirrored[0]
     path = Path(path).expanduser()
     if not path.exists():
         raise UsageError(f"{prog}: {path}: no such file or directory")
@@ -60,12 +66,29 @@ def resolve_run_dir(path: str | Path, prog: str = "termmon") -> Path:
     if is_run_dir(path):
         return path
     found = find_run_dirs(path)
+    shown = _shown(path)
     if not found:
         raise UsageError(
-            f"{prog}: {path}: not a run directory (no metrics.jsonl, results.json or debug_log_*.jsonl)"
+            f"{prog}: {shown}: not a run directory (no metrics.jsonl, results.json or debug_log_*.jsonl)"
         )
-    names = ", ".join(str(p) for p in found[:5]) + (f", ... ({len(found)} in all)" if len(found) > 5 else "")
-    raise UsageError(f"{prog}: {path} holds {len(found)} runs; choose one of them: {names}")
+    names = ", ".join(_shown(p) for p in found[:5]) + (
+        f", ... ({len(found)} in all)" if len(found) > 5 else ""
+    )
+    raise UsageError(f"{prog}: {shown} holds {len(found)} runs; choose one of them: {names}")
+
+
+def _remote_roots(raw: str) -> list[Path] | None:
+    """The local mirrors of a remote path (``host:path``, termmon/remote), or None for a local path."""
+    from termmon.remote.registry import resolve
+
+    return resolve(raw)
+
+
+def _shown(path: Path) -> str:
+    """A path as the user knows it: ``host:/path`` for a mirrored remote directory."""
+    from termmon.remote.registry import label
+
+    return label(path) or str(path)
 
 
 def is_run_dir(path: Path) -> bool:
@@ -119,7 +142,12 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
 
 
 def run_name(run_dir: Path, roots: list[Path]) -> str:
-    """A short unique name: the path below the root it was found under, or the dir name for a root."""
+    """A short unique name: the path below the root it was found under, or the dir name for a root;
+    ``host:/path`` for a remote run."""
+    from termmon.remote.registry import label
+
+    if (remote := label(run_dir)) is not None:
+        return remote
     for root in roots:
         if run_dir == root:
             return run_dir.name or str(run_dir)

@@ -18,6 +18,9 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
+from termmon.remote.registry import start_live, stop_live
+from termmon.remote.syncer import HostSyncer
+
 #: Stat poll that runs beside filesystem events, to catch what they miss.
 BACKSTOP_POLL_SECONDS = 2.0
 #: Poll interval when events cannot be used and the user did not choose one.
@@ -100,8 +103,11 @@ class ChangeWatcher:
         self._stop = threading.Event()
         self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
+        self._remote: list[HostSyncer] = []
 
     def start(self) -> None:
+        # Remote runs (termmon/remote) are mirrored locally; keep their hosts syncing while we watch.
+        self._remote = start_live(self.roots, self._forced)
         if self._forced is not None:
             self.mode, self.reason = "polling", f"--poll {self._forced:g}s"
         else:
@@ -150,6 +156,8 @@ class ChangeWatcher:
                 self.last_error = f"{type(exc).__name__}: {exc}"
 
     def stop(self) -> None:
+        stop_live(self._remote)
+        self._remote = []
         self._stop.set()
         self._wake.set()
         if self._observer is not None:

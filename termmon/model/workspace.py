@@ -19,6 +19,7 @@ from termmon.ingest.discovery import find_run_dirs, is_run_dir, resolve_paths, r
 from termmon.ingest.jsonl import READ_CHUNK
 from termmon.ingest.source import RunSource, SourceUpdate
 from termmon.model.run import Run
+from termmon.remote.registry import host_error
 
 #: How often poll() looks for new run directories under the roots.
 RESCAN_SECONDS = 5.0
@@ -108,6 +109,7 @@ class Workspace:
             sources = list(self._sources.items())
         for run_dir, source in sources:
             update = source.read(self.max_bytes)
+            update.error = update.error or host_error(run_dir)
             if not update.empty or math.isfinite(update.mtime):
                 updates.append(RunUpdate(run_dir, self._names[run_dir], update, source.has_end_events))
         return updates

@@ -29,7 +29,7 @@ MAX_EPOCH_ROWS = 20
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#~!&])")
 
 
-def run_report(run: Path, *, output: Path | None = None, config: Path | None = None) -> int:
+def run_report(run: Path | str, *, output: Path | None = None, config: Path | None = None) -> int:
     """The CLI entry: diagnose RUN, then write FILE.md and its PNGs, or print to the terminal."""
     alert_config = load_alert_config(config)
     run_dir = resolve_run_dir(run, prog="termmon report")
