@@ -19,6 +19,7 @@ MAIN_HELP = """\
 Live terminal monitor for machine-learning training runs.
 
   termmon [PATH ...]                  watch runs live (run dir, parent of run dirs, or glob; default ".")
+                                      a PATH may be remote: host:path, user@host:path, ssh://host[:port]/path
   termmon --static [--output FILE]    four-panel render: FILE.png/.svg/.pdf, or text to stdout
   termmon summary [PATH ...] [--json] one block per run
   termmon control PATH --log-every N  change a running trainer's log interval
@@ -60,7 +61,8 @@ def _monitor_parser() -> argparse.ArgumentParser:
         "--poll",
         type=float,
         metavar="SECONDS",
-        help="poll the files every SECONDS instead of relying on filesystem events (NFS, SSHFS)",
+        help="poll the files every SECONDS instead of relying on filesystem events (NFS, SSHFS); "
+        "for remote paths, how often each host is asked for new bytes (default 2)",
     )
     p.add_argument(
         "--static", action="store_true", help="render the four panels once instead of the live TUI"

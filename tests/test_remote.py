@@ -487,3 +487,49 @@ def test_no_ssh_process_outlives_the_monitor(server: SshServer, tmp_path: Path) 
     assert proc is not None and proc.poll() is None
     registry.shutdown()
     assert proc.poll() is not None
+
+
+@needs_sshd
+def test_the_monitor_follows_remote_runs_and_writes_their_control_json(
+    server: SshServer, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from tui_fixtures import append, read_json, steps, workspace_dir
+
+    from termmon.views.app import MonitorApp
+
+    root = workspace_dir(tmp_path / "runs")
+
+    async def scenario() -> None:
+        workspace = Workspace([f"hosta:{root}", f"hostb:{root}/blobs_a"])
+        app = MonitorApp(workspace, watched=[f"hosta:{root}"], poll=0.2)
+        loop = asyncio.get_running_loop()
+
+        async def wait_for(condition: Any, timeout: float = 30.0) -> None:
+            deadline = loop.time() + timeout
+            while not condition():
+                assert loop.time() < deadline, "condition not met in time"
+                await pilot.pause(0.05)
+
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(lambda: len(app.workspace.runs) == 4)
+            names = sorted(run.name for run in app.workspace.runs.values())
+            assert names == sorted(
+                [f"hosta:{root}/{n}" for n in ("blobs_a", "diverging_c", "lora_b")]
+                + [f"hostb:{root}/blobs_a"]
+            )
+            run = next(r for r in app.workspace.runs.values() if r.name == f"hostb:{root}/blobs_a")
+            before = run.records
+            append(root / "blobs_a", steps(5000, 5090))  # written on the "remote" machine
+            await wait_for(lambda: run.records == before + 10)
+            # The selected run (the picker's first) gets `+`: its control.json appears on its host.
+            selected = app.selected_run
+            assert selected is not None and selected.name.startswith("hosta:")
+            await pilot.press("plus")
+            control = root / selected.name.rsplit("/", 1)[1] / "control.json"
+            await wait_for(control.exists)
+            assert read_json(control)["log_every"] == 20 and read_json(control)["seq"] == 1
+            assert not (selected.path / "control.json").exists()  # the mirror holds no copy
+
+    asyncio.run(scenario())

@@ -118,6 +118,10 @@ class ChangeWatcher:
                 self.mode, self.reason = "polling", f"{root} is on {fs}, which sends no change events"
             else:
                 self._start_observer()
+        if self._remote:
+            hosts = len(self._remote)
+            every = self._remote[0].interval
+            self.reason += f"; {hosts} host{'s' if hosts != 1 else ''} over ssh every {every:g}s"
         self._thread = threading.Thread(target=self._loop, name="termmon-watch", daemon=True)
         self._thread.start()
 
