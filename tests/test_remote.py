@@ -13,12 +13,13 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ssh_server import SSHD, SshServer, ssh_server
 
@@ -433,6 +434,23 @@ def test_hostile_names_are_data(server: SshServer, tmp_path: Path) -> None:
         assert json.loads((tmp_path / name / "control.json").read_text())["log_every"] == 40
     assert not list(tmp_path.rglob("PWNED")) and not (home / "PWNED").exists()
     assert not Path("PWNED").exists()
+
+
+NAMES = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"), min_size=1, max_size=30
+).filter(lambda n: not n.startswith(".") and n not in ("telemetry", "wandb", "tensorboard", "node_modules"))
+
+
+@needs_sshd
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(NAMES, min_size=1, max_size=3, unique=True))
+def test_any_run_names_travel_as_data(server: SshServer, tmp_path: Path, names: list[str]) -> None:
+    base = tmp_path / f"case{uuid.uuid4().hex}"  # hypothesis seeds `random` the same each example
+    for name in names:
+        write(base / name / "metrics.jsonl", [step(0, name)])
+    runs = load_runs([f"hosta:{base}"], progress=False)
+    assert sorted(r.name for r in runs) == sorted(f"hosta:{base}/{n}" for n in names)
+    assert all(r.records == 1 for r in runs)
 
 
 @needs_sshd

@@ -89,7 +89,7 @@ class HostSyncer:
                 self.sync(catch_up=True)
             except TransportError as exc:
                 self.roots.remove(root)
-                raise TermmonError(f"termmon: {self.remote.label(pattern)}: {exc}") from exc
+                raise TermmonError(f"termmon: {self.remote.label(pattern)}: {exc.reason}") from exc
             if not root.dirs:
                 self.roots.remove(root)
                 what = "not a run directory or run file" if root.not_runs else "no such file or directory"
@@ -150,7 +150,7 @@ class HostSyncer:
             except TransportError as exc:
                 delay = BACKOFF_SECONDS[min(self._failures, len(BACKOFF_SECONDS) - 1)]
                 self._failures += 1
-                self.error = f"{exc}; retrying every {delay:g}s"
+                self.error = f"{exc}; retrying"
                 self._stop.wait(delay)
                 continue
             except OSError as exc:  # the local mirror: a full disk, say
@@ -169,7 +169,7 @@ class HostSyncer:
     def _blob(self, tag: bytes, deadline: float) -> tuple[list[bytes], bytes]:
         header = self.session.readline(deadline).split()
         if not header or header[0] != tag:
-            raise TransportError(f"{self.remote.host_key}: unexpected reply {one_line(repr(header[:3]))}")
+            raise TransportError(self.remote.host_key, f"unexpected reply {one_line(repr(header[:3]))}")
         return header, self.session.read(int(header[-1]), deadline)
 
     def _discover(self) -> None:
@@ -229,7 +229,7 @@ class HostSyncer:
         while True:
             header = self.session.readline(deadline).split()
             if not header:
-                raise TransportError(f"{self.remote.host_key}: empty reply")
+                raise TransportError(self.remote.host_key, "empty reply")
             tag = header[0]
             if tag == b"E":
                 return more
@@ -257,7 +257,7 @@ class HostSyncer:
                 m.replace(dev, ino, data, size, mtime, rotated=header[6] == b"1")
                 more = more or m.offset < size
             else:
-                raise TransportError(f"{self.remote.host_key}: unexpected reply {one_line(repr(tag))}")
+                raise TransportError(self.remote.host_key, f"unexpected reply {one_line(repr(tag))}")
 
     # --- control.json --------------------------------------------------------------------------------------
     def read_file(self, path: str) -> bytes:

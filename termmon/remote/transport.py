@@ -29,7 +29,11 @@ _STDERR_KEEP = 4096
 
 
 class TransportError(Exception):
-    """The connection failed or broke; the message is one line for the user."""
+    """The connection failed or broke: ``host: reason``, one line for the user."""
+
+    def __init__(self, host: str, reason: str) -> None:
+        super().__init__(f"{host}: {reason}")
+        self.reason = reason
 
 
 def ssh_base() -> list[str]:
@@ -99,9 +103,7 @@ class SshSession:
                 start_new_session=True,  # a Ctrl-C in the terminal is the monitor's, not ssh's
             )
         except OSError as exc:
-            raise TransportError(
-                f"{self.remote.host_key}: cannot run {ssh_base()[0]}: {exc.strerror}"
-            ) from exc
+            raise TransportError(self.remote.host_key, f"cannot run {ssh_base()[0]}: {exc.strerror}") from exc
         assert proc.stdin and proc.stdout and proc.stderr
         self._proc = proc
         self._buf.clear()
@@ -121,7 +123,7 @@ class SshSession:
                 with contextlib.suppress(ValueError, IndexError):
                     self.clock_offset = time.time() - float(line.split()[1])
                 return
-        raise TransportError(f"{self.remote.host_key}: the remote shell did not start")
+        raise TransportError(self.remote.host_key, "the remote shell did not start")
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
@@ -167,13 +169,13 @@ class SshSession:
         ``want_read=False``, until the queue is written); raise TransportError at the deadline."""
         proc = self._proc
         if proc is None:
-            raise TransportError(f"{self.remote.host_key}: not connected")
+            raise TransportError(self.remote.host_key, "not connected")
         assert proc.stdin and proc.stdout
         out_fd, in_fd = proc.stdin.fileno(), proc.stdout.fileno()
         while want_read or self._out:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TransportError(f"{self.remote.host_key}: no answer (timed out)")
+                raise TransportError(self.remote.host_key, "no answer (timed out)")
             readable, writable, _ = select.select([in_fd], [out_fd] if self._out else [], [], remaining)
             if writable:
                 try:
@@ -204,7 +206,7 @@ class SshSession:
         lines = [line for line in self._stderr.decode("utf-8", "replace").splitlines() if line.strip()]
         reason = lines[-1] if lines else "connection closed"
         self.close()
-        return TransportError(f"{self.remote.host_key}: {one_line(reason)}")
+        return TransportError(self.remote.host_key, one_line(reason))
 
     def _drain_stderr(self, stream: object) -> None:
         read = getattr(stream, "read1", None)
