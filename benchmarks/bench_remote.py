@@ -27,7 +27,7 @@ import psutil
 from termmon.ingest.watch import ChangeWatcher
 from termmon.model.workspace import Workspace
 from termmon.remote import registry
-from termmon.remote.syncer import HostSyncer
+from termmon.remote.syncer import DEFAULT_POLL_SECONDS, HostSyncer
 from termmon.remote.transport import SSH_COMMAND_ENV
 from tests.ssh_server import ALIASES, SshServer, ssh_server
 
@@ -111,7 +111,7 @@ def latency(paths: list[str], run_dir: Path, poll: float | None, appends: int = 
         base = run.last_step or 0
         for i in range(base + 1, base + appends + 1):
             # Start at a random phase of the poll, as a trainer's writes fall.
-            time.sleep(0.05 + (i * 0.37) % (poll or 0.1))
+            time.sleep(0.05 + (i * 0.37) % (poll or DEFAULT_POLL_SECONDS))
             started = time.perf_counter()
             append(run_dir, i)
             watched.wait(lambda i=i: run.last_step == i)

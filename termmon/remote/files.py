@@ -3,6 +3,8 @@
 Names are globs relative to the run directory (``fnmatch`` rules, ``/`` separates levels). MARKERS
 make a directory a run directory (as ``termmon.format.is_run_file`` does locally); MIRRORED are all the
 files read from one. control.json is never mirrored: the monitor writes it on the remote side.
+MLflow's meta.yaml is copied but is no marker: an experiment directory holds one too, and would hide
+its runs (the format registry of the ingest layer is to decide how MLflow runs are found).
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ MARKERS: Final = (
     "trainer_state.json",
     METRICS_CSV,
     "*.wandb",
-    "meta.yaml",
 )
 
 MIRRORED: Final = (
     *MARKERS,
     "hparams.yaml",
+    "meta.yaml",
     "mlflow.db",
     "metrics/*",
     "params/*",

@@ -55,6 +55,7 @@ class MirrorFile:
     dev: str = "0"
     ino: str = "0"
     offset: int = 0
+    mtime_seen: str = "-"  # the remote mtime at the last look, as stat printed it
     head: bytearray = field(default_factory=bytearray)
     stage_size: int | None = None  # staging a replacement until this many bytes are here
     rotated: bool = False  # the replaced remote file still exists: keep the old copy linked
@@ -76,10 +77,13 @@ class MirrorFile:
         return self._head_sum
 
     # --- applying one reply -------------------------------------------------------------------------------
-    def append(self, data: bytes, mtime: float | None = None) -> None:
-        """New bytes of the file we hold (tag A), or the rest of a rotated one (tag D)."""
+    def append(self, data: bytes, mtime: float | None = None, size: int | None = None) -> None:
+        """New bytes of the file we hold (tag A, with the remote ``size`` now), or the rest of a rotated
+        one (tag D). A staged replacement is complete once it holds the remote file's current size."""
         if data:
             self._write(self.target, data, append=True)
+        if self.stage_size is not None and size is not None:
+            self.stage_size = size
         self._grow(data)
         self._maybe_finish(mtime)
 

@@ -35,13 +35,14 @@ tm_send() {
   echo "$1 $2 $n"; cat "$T/b"
 }
 tm_f() {
-  i=$1 od=$2 oi=$3 off=$4 fpl=$5 fps=$6 d=$7 f=$8
+  i=$1 od=$2 oi=$3 off=$4 omt=$5 fpl=$6 fps=$7 d=$8 f=$9
   if [ "$tm_rem" -le 0 ]; then echo "S $i"; return 0; fi
   s=$(tm_stat "$f") || { echo "M $i"; return 0; }
   set -- $s
   id="$1 $2"
   if [ "$1" = "$od" ] && [ "$2" = "$oi" ]; then
     if [ "$3" -lt "$off" ]; then tm_send R "$i $s" "$f" 0 "$id" "$i"
+    elif [ "$3" -eq "$off" ] && [ "$4" = "$omt" ]; then echo "A $i $s 0"
     elif [ "$fpl" -gt 0 ] && [ "$(head -c "$fpl" -- "$f" | cksum)" != "$fps" ]; then
       tm_send R "$i $s" "$f" 0 "$id" "$i"
     elif [ "$3" -eq "$off" ]; then echo "A $i $s 0"
@@ -124,7 +125,8 @@ def discover(patterns: Iterable[str]) -> str:
 
 
 def poll(requests: Iterable[tuple[object, ...]], budget: int) -> str:
-    """One ``tm_f`` per file (idx dev ino offset head_len head_sum dir path), then ``E``."""
+    """One ``tm_f`` per file (idx dev ino offset mtime head_len head_sum dir path), then ``E``. An
+    unchanged size and mtime skip the head check, so an idle file costs one ``stat`` a poll."""
     lines = [f"tm_rem={int(budget)}\n"]
     lines += [f"tm_f {q(*r)}\n" for r in requests]
     lines.append("echo E\n")

@@ -52,7 +52,6 @@ class HostSyncer:
         self.session = SshSession(remote, scripts.prelude())
         self.roots: list[RemoteRoot] = []
         self.files: dict[str, MirrorFile] = {}
-        self.labels: dict[Path, str] = {}  # local mirror dir -> host:remote path, for names
         self._lock = threading.RLock()
         self._last_scan = -float("inf")
         self._failures = 0
@@ -198,7 +197,6 @@ class HostSyncer:
                         root.dirs.append(value)
                         root.file_dirs.append(value)
             for directory in root.dirs:
-                self.labels.setdefault(self.local_path(directory), self.remote.label(directory))
                 self.local_path(directory).mkdir(parents=True, exist_ok=True)
             wanted += _run_files(root, candidates)
         for path in wanted:
@@ -222,7 +220,9 @@ class HostSyncer:
         requests = []
         for i, m in enumerate(mirrors):
             head_len, head_sum = m.fingerprint()
-            requests.append((i, m.dev, m.ino, m.offset, head_len, head_sum, m.remote_dir, m.remote))
+            requests.append(
+                (i, m.dev, m.ino, m.offset, m.mtime_seen, head_len, head_sum, m.remote_dir, m.remote)
+            )
         self.session.send(scripts.poll(requests, ROUND_BYTES))
         deadline = self._deadline()
         more = False
@@ -247,8 +247,9 @@ class HostSyncer:
                 more = True
                 continue
             dev, ino, size, mtime = header[2].decode(), header[3].decode(), int(header[4]), float(header[5])
+            m.mtime_seen = header[5].decode()
             if tag == b"A":
-                m.append(data, mtime)
+                m.append(data, mtime, size)
                 more = more or m.offset < size
             elif tag == b"R":
                 m.rewrite(data, size, mtime)
