@@ -138,6 +138,13 @@ LogLevel ERROR
     blocks.append(
         f"Host deadhost\n  HostName 127.0.0.1\n  Port {free_port()}\n  User {user}\n  LogLevel ERROR\n"
     )
+    # Accepts TCP connections (the kernel's backlog) but never says a word: a hung host.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    blocks.append(
+        f"Host silent\n  HostName 127.0.0.1\n  Port {silent.getsockname()[1]}\n  User {user}\n  LogLevel ERROR\n"
+    )
     (tmp / "empty_known_hosts").write_text("")
     (tmp / "ssh_config").write_text("\n".join(blocks))
     if os.geteuid() == 0:
@@ -164,6 +171,7 @@ LogLevel ERROR
             time.sleep(0.1)
         yield server
     finally:
+        silent.close()
         proc.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)

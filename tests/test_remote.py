@@ -418,6 +418,16 @@ def test_unreachable_hosts_fail_fast_with_one_line(server: SshServer, tmp_path: 
 
 
 @needs_sshd
+def test_a_host_that_never_answers_times_out(server: SshServer, tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = cli(server, "summary", f"silent:{tmp_path}", timeout=60)
+    assert result.returncode == 1 and "silent" in result.stderr and result.stderr.count("\n") == 1, (
+        result.stderr
+    )
+    assert time.monotonic() - started < 40  # ConnectTimeout=10 covers the banner exchange too
+
+
+@needs_sshd
 def test_hostile_names_are_data(server: SshServer, tmp_path: Path) -> None:
     home = Path(os.path.expanduser("~"))
     for name in HOSTILE:

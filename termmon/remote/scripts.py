@@ -34,8 +34,10 @@ tm_send() {
   n=$(($(wc -c < "$T/b"))); tm_rem=$((tm_rem - n))
   echo "$1 $2 $n"; cat "$T/b"
 }
+tm_reg() { eval "tm_d_$1=\$2 tm_p_$1=\$3"; }
 tm_f() {
-  i=$1 od=$2 oi=$3 off=$4 omt=$5 fpl=$6 fps=$7 d=$8 f=$9
+  i=$1 od=$2 oi=$3 off=$4 omt=$5 fpl=$6 fps=$7
+  eval "d=\$tm_d_$1 f=\$tm_p_$1"
   if [ "$tm_rem" -le 0 ]; then echo "S $i"; return 0; fi
   s=$(tm_stat "$f") || { echo "M $i"; return 0; }
   set -- $s
@@ -124,9 +126,15 @@ def discover(patterns: Iterable[str]) -> str:
     return "".join(f"tm_root {q(i, p)}\n" for i, p in enumerate(patterns))
 
 
+def register(files: Iterable[tuple[int, str, str]]) -> str:
+    """Tell the remote shell the (number, dir, path) of files, once per session (``eval`` only ever
+    sees our own number; the path stays a quoted argument)."""
+    return "".join(f"tm_reg {q(*f)}\n" for f in files)
+
+
 def poll(requests: Iterable[tuple[object, ...]], budget: int) -> str:
-    """One ``tm_f`` per file (idx dev ino offset mtime head_len head_sum dir path), then ``E``. An
-    unchanged size and mtime skip the head check, so an idle file costs one ``stat`` a poll."""
+    """One ``tm_f`` per file (number dev ino offset mtime head_len head_sum), then ``E``. An unchanged
+    size and mtime skip the head check, so an idle file costs one ``stat`` a poll."""
     lines = [f"tm_rem={int(budget)}\n"]
     lines += [f"tm_f {q(*r)}\n" for r in requests]
     lines.append("echo E\n")

@@ -54,6 +54,8 @@ class HostSyncer:
         self.files: dict[str, MirrorFile] = {}
         self._lock = threading.RLock()
         self._last_scan = -float("inf")
+        self._registered = 0  # files whose paths the current remote shell knows (tm_reg)
+        self._registered_in: object = None
         self._failures = 0
         self._live = 0
         self._stop = threading.Event()
@@ -114,6 +116,9 @@ class HostSyncer:
             return more
 
     def close(self) -> None:
+        """Stop the thread however many watchers started it, and end the session."""
+        with self._lock:
+            self._live = min(self._live, 1)
         self.stop()
         with self._lock:
             self.session.close()
@@ -217,12 +222,20 @@ class HostSyncer:
         mirrors = list(self.files.values())
         if not mirrors:
             return False
+        if self._registered_in is not self.session.shell:
+            self._registered_in, self._registered = self.session.shell, 0
+        if self._registered < len(mirrors):
+            # Paths go over once per session; each poll then names a file by its number.
+            new = mirrors[self._registered :]
+            first = self._registered
+            self.session.send(
+                scripts.register((first + k, m.remote_dir, m.remote) for k, m in enumerate(new))
+            )
+            self._registered = len(mirrors)
         requests = []
         for i, m in enumerate(mirrors):
             head_len, head_sum = m.fingerprint()
-            requests.append(
-                (i, m.dev, m.ino, m.offset, m.mtime_seen, head_len, head_sum, m.remote_dir, m.remote)
-            )
+            requests.append((i, m.dev, m.ino, m.offset, m.mtime_seen, head_len, head_sum))
         self.session.send(scripts.poll(requests, ROUND_BYTES))
         deadline = self._deadline()
         more = False

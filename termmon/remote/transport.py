@@ -81,6 +81,7 @@ class SshSession:
         self.bytes_out = 0
         self.bytes_in = 0
         self.clock_offset = 0.0  # local time minus remote time, measured at connect
+        self.shell: object = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._buf = bytearray()
         self._out = bytearray()
@@ -106,6 +107,7 @@ class SshSession:
             raise TransportError(self.remote.host_key, f"cannot run {ssh_base()[0]}: {exc.strerror}") from exc
         assert proc.stdin and proc.stdout and proc.stderr
         self._proc = proc
+        self.shell = object()  # a new remote shell: what an earlier one was told is gone
         self._buf.clear()
         self._out.clear()
         self._stderr.clear()
