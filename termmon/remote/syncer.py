@@ -85,10 +85,14 @@ class HostSyncer:
             if root is None:
                 root = RemoteRoot(pattern)
                 self.roots.append(root)
-                self._last_scan = -float("inf")
             try:
-                self.sync(catch_up=True)
+                if not self.session.alive:
+                    self.session.open()
+                self._discover([root])  # only the new root: typing 100 paths costs 100 scans, not 100²/2
+                while self._fetch():
+                    pass
             except TransportError as exc:
+                self.session.close()
                 self.roots.remove(root)
                 raise TermmonError(f"termmon: {self.remote.label(pattern)}: {exc.reason}") from exc
             if not root.dirs:
@@ -97,19 +101,17 @@ class HostSyncer:
                 raise UsageError(f"termmon: {self.remote.label(pattern)}: {what}")
             return [self.local_path(d) for d in root.dirs]
 
-    def sync(self, *, catch_up: bool = False) -> bool:
-        """One round (or, with ``catch_up``, rounds until all there is now is here); True when more is
-        waiting. Raises TransportError; the session is closed then, so the next round reconnects."""
+    def sync(self) -> bool:
+        """One round; True when more is waiting. Raises TransportError; the session is closed then,
+        so the next round reconnects."""
         with self._lock:
             try:
                 if not self.session.alive:
                     self.session.open()
                 if time.monotonic() - self._last_scan > RESCAN_SECONDS:
-                    self._discover()
-                while True:
-                    more = self._fetch()
-                    if not (more and catch_up):
-                        break
+                    self._discover(self.roots)
+                    self._last_scan = time.monotonic()
+                more = self._fetch()
             except TransportError:
                 self.session.close()
                 raise
@@ -176,11 +178,12 @@ class HostSyncer:
             raise TransportError(self.remote.host_key, f"unexpected reply {one_line(repr(header[:3]))}")
         return header, self.session.read(int(header[-1]), deadline)
 
-    def _discover(self) -> None:
-        self.session.send(scripts.discover(self._typed(r.pattern) for r in self.roots))
+    def _discover(self, roots: list[RemoteRoot]) -> None:
+        """Expand ``roots`` on the remote and add the run files found below them."""
+        self.session.send(scripts.discover(self._typed(r.pattern) for r in roots))
         deadline = self._deadline()
         wanted: list[str] = []
-        for root in self.roots:
+        for root in roots:
             _, blob = self._blob(b"B", deadline)
             root.dirs, root.file_dirs, root.not_runs = [], [], []
             candidates: list[str] = []
@@ -210,7 +213,6 @@ class HostSyncer:
                     remote_dir=posixpath.dirname(path), remote=path, local=self.local_path(path)
                 )
                 self.files[path] = mirror
-        self._last_scan = time.monotonic()
 
     def _typed(self, pattern: str) -> str:
         """The remote home is the remote shell's working directory, so ``~/x`` is ``x`` there."""
