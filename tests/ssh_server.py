@@ -92,6 +92,7 @@ def ssh_server(tmp: Path) -> Iterator[SshServer]:
     os.chmod(tmp, 0o700)
     _keygen(tmp / "host_key")
     _keygen(tmp / "user_key")
+    _keygen(tmp / "other_key")
     shutil.copy(tmp / "user_key.pub", tmp / "authorized_keys")
     port = free_port()
     user = getpass.getuser()
@@ -134,6 +135,8 @@ LogLevel ERROR
     blocks.append(
         common.replace(f"{tmp}/known_hosts", f"{tmp}/empty_known_hosts").join(["Host stranger\n", ""])
     )
+    # Same server, a key it does not accept: it would want a password, which BatchMode never asks for.
+    blocks.append(common.replace(f"{tmp}/user_key", f"{tmp}/other_key").join(["Host nokey\n", ""]))
     # Nobody listens on this port.
     blocks.append(
         f"Host deadhost\n  HostName 127.0.0.1\n  Port {free_port()}\n  User {user}\n  LogLevel ERROR\n"

@@ -406,7 +406,9 @@ def test_a_dead_host_shows_on_its_runs_and_the_others_keep_updating(
 
 
 @needs_sshd
-def test_unreachable_hosts_fail_fast_with_one_line(server: SshServer, tmp_path: Path) -> None:
+def test_unreachable_untrusted_and_refusing_hosts_fail_fast_with_one_line(
+    server: SshServer, tmp_path: Path
+) -> None:
     started = time.monotonic()
     result = cli(server, "summary", f"deadhost:{tmp_path}", timeout=60)
     assert result.returncode == 1 and "Connection refused" in result.stderr, result.stderr
@@ -414,6 +416,9 @@ def test_unreachable_hosts_fail_fast_with_one_line(server: SshServer, tmp_path: 
     # A host key nobody trusts, in BatchMode: no prompt, no hang.
     result = cli(server, "summary", f"stranger:{tmp_path}", timeout=60)
     assert result.returncode == 1 and "Host key verification failed" in result.stderr, result.stderr
+    # A key the server refuses: no password prompt, a refusal.
+    result = cli(server, "summary", f"nokey:{tmp_path}", timeout=60)
+    assert result.returncode == 1 and "Permission denied" in result.stderr, result.stderr
     assert time.monotonic() - started < 50
 
 
