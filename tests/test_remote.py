@@ -504,7 +504,7 @@ def test_summary_json_report_and_load_over_ssh(server: SshServer, tmp_path: Path
     local = cli(server, "summary", "--json", str(run))
     remote_doc, local_doc = json.loads(result.stdout), json.loads(local.stdout)
     remote_run, local_run = remote_doc["runs"][0], local_doc["runs"][0]
-    assert remote_run["name"] == f"hosta:{run}"
+    assert remote_run["name"] == remote_run["path"] == f"hosta:{run}"  # not the mirror's path
     assert remote_run["records"] == local_run["records"] == 21
     report = cli(server, "report", f"hostb:{run}")
     assert report.returncode == 0, report.stderr

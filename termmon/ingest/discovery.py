@@ -66,12 +66,12 @@ def resolve_run_dir(path: str | Path, prog: str = "termmon") -> Path:
     if is_run_dir(path):
         return path
     found = find_run_dirs(path)
-    shown = _shown(path)
+    shown = display_path(path)
     if not found:
         raise UsageError(
             f"{prog}: {shown}: not a run directory (no metrics.jsonl, results.json or debug_log_*.jsonl)"
         )
-    names = ", ".join(_shown(p) for p in found[:5]) + (
+    names = ", ".join(display_path(p) for p in found[:5]) + (
         f", ... ({len(found)} in all)" if len(found) > 5 else ""
     )
     raise UsageError(f"{prog}: {shown} holds {len(found)} runs; choose one of them: {names}")
@@ -84,8 +84,9 @@ def _remote_roots(raw: str) -> list[Path] | None:
     return resolve(raw)
 
 
-def _shown(path: Path) -> str:
-    """A path as the user knows it: ``host:/path`` for a mirrored remote directory."""
+def display_path(path: Path) -> str:
+    """A path as the user knows it: ``host:/path`` for a mirrored remote directory (never the local
+    mirror's, which is gone when termmon exits)."""
     from termmon.remote.registry import label
 
     return label(path) or str(path)
