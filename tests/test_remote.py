@@ -163,9 +163,9 @@ def test_discovery_runs_remotely_with_globs_and_two_hosts(server: SshServer, tmp
     write(local / "metrics.jsonl", [step(0), step(1)])
     runs = load_runs([f"hosta:{tmp_path}/exp_*", f"hostb:{tmp_path}/exp_a", str(local)], progress=False)
     assert {r.name: r.records for r in runs} == {
-        f"hosta:{tmp_path}/exp_a": 3,
-        f"hosta:{tmp_path}/exp_b/nested/deep": 1,
-        f"hostb:{tmp_path}/exp_a": 3,
+        "hosta:exp_a": 3,
+        "hosta:nested/deep": 1,  # named below its root, as a local run is
+        "hostb:exp_a": 3,
         "local_run": 2,
     }
     # control.json is the monitor's to write remotely, never copied back.
@@ -376,7 +376,7 @@ def test_a_dead_host_shows_on_its_runs_and_the_others_keep_updating(
         try:
             workspace.apply(workspace.poll())
             runs = {run.name: run for run in workspace.runs.values()}
-            a, b = runs[f"hosta:{tmp_path}/runs/r"], runs[f"hostb:{tmp_path}/runs/r"]
+            a, b = runs["hosta:r"], runs["hostb:r"]
             assert a.records == b.records == 1
             live = f"Host hosta\n  HostName 127.0.0.1\n  Port {own.port}\n"
             own.ssh_config.write_text(config.replace(live, live.replace(str(own.port), str(free_port()))))
@@ -442,7 +442,7 @@ def test_hostile_names_are_data(server: SshServer, tmp_path: Path) -> None:
         [{"event_type": "train_step", "step": 3, "data": {"loss": 1.0}}],
     )
     runs = load_runs([f"hosta:{tmp_path}"], progress=False)
-    assert sorted(r.name for r in runs) == sorted(f"hosta:{tmp_path}/{n}" for n in [*HOSTILE, "x"])
+    assert sorted(r.name for r in runs) == sorted(f"hosta:{n}" for n in [*HOSTILE, "x"])
     assert all(r.records == 1 for r in runs)
     for name in HOSTILE:
         request_log_every(f"hosta:{tmp_path}/{name}", 40)
@@ -464,7 +464,7 @@ def test_any_run_names_travel_as_data(server: SshServer, tmp_path: Path, names: 
     for name in names:
         write(base / name / "metrics.jsonl", [step(0, name)])
     runs = load_runs([f"hosta:{base}"], progress=False)
-    assert sorted(r.name for r in runs) == sorted(f"hosta:{base}/{n}" for n in names)
+    assert sorted(r.name for r in runs) == sorted(f"hosta:{n}" for n in names)
     assert all(r.records == 1 for r in runs)
 
 
@@ -504,7 +504,7 @@ def test_summary_json_report_and_load_over_ssh(server: SshServer, tmp_path: Path
     local = cli(server, "summary", "--json", str(run))
     remote_doc, local_doc = json.loads(result.stdout), json.loads(local.stdout)
     remote_run, local_run = remote_doc["runs"][0], local_doc["runs"][0]
-    assert remote_run["name"] == remote_run["path"] == f"hosta:{run}"  # not the mirror's path
+    assert remote_run["name"] == "hosta:run" and remote_run["path"] == f"hosta:{run}"  # not the mirror's
     assert remote_run["records"] == local_run["records"] == 21
     report = cli(server, "report", f"hostb:{run}")
     assert report.returncode == 0, report.stderr
@@ -548,11 +548,8 @@ def test_the_monitor_follows_remote_runs_and_writes_their_control_json(
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_for(lambda: len(app.workspace.runs) == 4)
             names = sorted(run.name for run in app.workspace.runs.values())
-            assert names == sorted(
-                [f"hosta:{root}/{n}" for n in ("blobs_a", "diverging_c", "lora_b")]
-                + [f"hostb:{root}/blobs_a"]
-            )
-            run = next(r for r in app.workspace.runs.values() if r.name == f"hostb:{root}/blobs_a")
+            assert names == ["hosta:blobs_a", "hosta:diverging_c", "hosta:lora_b", "hostb:blobs_a"]
+            run = next(r for r in app.workspace.runs.values() if r.name == "hostb:blobs_a")
             before = run.records
             append(root / "blobs_a", steps(5000, 5090))  # written on the "remote" machine
             await wait_for(lambda: run.records == before + 10)
@@ -560,7 +557,7 @@ def test_the_monitor_follows_remote_runs_and_writes_their_control_json(
             selected = app.selected_run
             assert selected is not None and selected.name.startswith("hosta:")
             await pilot.press("plus")
-            control = root / selected.name.rsplit("/", 1)[1] / "control.json"
+            control = root / selected.name.split(":", 1)[1] / "control.json"
             await wait_for(control.exists)
             assert read_json(control)["log_every"] == 20 and read_json(control)["seq"] == 1
             assert not (selected.path / "control.json").exists()  # the mirror holds no copy

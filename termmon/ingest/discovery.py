@@ -52,7 +52,7 @@ def resolve_run_dir(path: str | Path, prog: str = "termmon") -> Path:
     Raises UsageError naming ``prog`` for a missing path, a directory with no run, or one holding
     several runs (the message lists them, so the user can pick).
     """
-    if isinstance(path, str) and (mirrored := _remote_roots(path)) is not None:
+    if isinstance(path, str) and (mirrored := _remote_roots(path, prog)) is not None:
         if len(mirrored) > 1:
             raise UsageError(f"{prog}: {path} matches {len(mirrored)} directories; choose one of them")
         path = mirrored[0]
@@ -77,11 +77,11 @@ def resolve_run_dir(path: str | Path, prog: str = "termmon") -> Path:
     raise UsageError(f"{prog}: {shown} holds {len(found)} runs; choose one of them: {names}")
 
 
-def _remote_roots(raw: str) -> list[Path] | None:
+def _remote_roots(raw: str, prog: str = "termmon") -> list[Path] | None:
     """The local mirrors of a remote path (``host:path``, termmon/remote), or None for a local path."""
     from termmon.remote.registry import resolve
 
-    return resolve(raw)
+    return resolve(raw, prog)
 
 
 def display_path(path: Path) -> str:
@@ -144,10 +144,10 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
 
 def run_name(run_dir: Path, roots: list[Path]) -> str:
     """A short unique name: the path below the root it was found under, or the dir name for a root;
-    ``host:/path`` for a remote run."""
-    from termmon.remote.registry import label
+    ``host:`` before it for a remote run."""
+    from termmon.remote.registry import run_label
 
-    if (remote := label(run_dir)) is not None:
+    if (remote := run_label(run_dir, roots)) is not None:
         return remote
     for root in roots:
         if run_dir == root:

@@ -3,7 +3,8 @@
 The mirror lives in a temporary directory private to this process (mode 0700, removed at exit): runs
 are read again in full by each new monitor, but no two monitors share or race on a cache, and nothing
 is left behind. The rest of termmon meets this module only through a few calls that take local paths:
-``resolve`` (a path the user typed to local mirror roots), ``label`` (a run's name), ``host_error``
+``resolve`` (a path the user typed to local mirror roots), ``label`` (a path as the user knows it),
+``run_label`` (a run's name), ``host_error``
 (the host's state, as run error text), ``start_live``/``stop_live`` (from the change watcher) and
 ``owner`` (control.json writes).
 """
@@ -16,7 +17,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from termmon.remote.paths import RemotePath, parse_remote
 from termmon.remote.syncer import HostSyncer
@@ -48,13 +49,13 @@ def syncer_for(remote: RemotePath) -> HostSyncer:
         return syncer
 
 
-def resolve(raw: str) -> list[Path] | None:
+def resolve(raw: str, prog: str = "termmon") -> list[Path] | None:
     """The local mirror roots for a remote path (synced to what is there now), or None when ``raw`` is
     local. Raises UsageError (nothing there) or TermmonError (host unreachable)."""
     remote = parse_remote(raw)
     if remote is None:
         return None
-    return syncer_for(remote).add_root(remote.path)
+    return syncer_for(remote).add_root(remote.path, prog)
 
 
 def owner(path: Path) -> tuple[HostSyncer, str] | None:
@@ -74,6 +75,22 @@ def label(path: Path) -> str | None:
     """``host:/remote/path`` for a mirrored directory."""
     found = owner(path)
     return None if found is None else found[0].remote.label(found[1])
+
+
+def run_label(run_dir: Path, roots: list[Path]) -> str | None:
+    """A remote run's short name, as a local one's but with its host: ``gpu1:exp_3`` (the path below
+    the root it was found under; the directory's name when it is a root itself)."""
+    found = owner(run_dir)
+    if found is None:
+        return None
+    syncer, remote = found
+    for root in roots:
+        if root == run_dir:
+            return f"{syncer.remote.host_key}:{PurePosixPath(remote).name or remote}"
+    for root in roots:
+        if run_dir.is_relative_to(root) and root.is_relative_to(syncer.mirror_dir):
+            return f"{syncer.remote.host_key}:{run_dir.relative_to(root).as_posix()}"
+    return syncer.remote.label(remote)
 
 
 def host_error(path: Path) -> str | None:

@@ -75,7 +75,7 @@ class HostSyncer:
         return "/" + relative.as_posix() if relative.parts else "/"
 
     # --- one-shot use --------------------------------------------------------------------------------------
-    def add_root(self, pattern: str) -> list[Path]:
+    def add_root(self, pattern: str, prog: str = "termmon") -> list[Path]:
         """Expand ``pattern`` on the remote and mirror what is there now; returns the local roots.
 
         Raises UsageError when nothing matches, TermmonError when the host cannot be reached.
@@ -94,11 +94,11 @@ class HostSyncer:
             except TransportError as exc:
                 self.session.close()
                 self.roots.remove(root)
-                raise TermmonError(f"termmon: {self.remote.label(pattern)}: {exc.reason}") from exc
+                raise TermmonError(f"{prog}: {self.remote.label(pattern)}: {exc.reason}") from exc
             if not root.dirs:
                 self.roots.remove(root)
                 what = "not a run directory or run file" if root.not_runs else "no such file or directory"
-                raise UsageError(f"termmon: {self.remote.label(pattern)}: {what}")
+                raise UsageError(f"{prog}: {self.remote.label(pattern)}: {what}")
             return [self.local_path(d) for d in root.dirs]
 
     def sync(self) -> bool:
