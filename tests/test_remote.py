@@ -512,14 +512,17 @@ def test_summary_json_report_and_load_over_ssh(server: SshServer, tmp_path: Path
 
 
 @needs_sshd
-def test_no_ssh_process_outlives_the_monitor(server: SshServer, tmp_path: Path) -> None:
+def test_no_ssh_process_nor_mirror_outlives_the_monitor(server: SshServer, tmp_path: Path) -> None:
     write(tmp_path / "r" / "metrics.jsonl", [step(0)])
     load_runs([f"hosta:{tmp_path}/r"], progress=False)
     syncer = registry.syncer_for(RemotePath("hosta", "."))
     proc = syncer.session._proc
     assert proc is not None and proc.poll() is None
+    mirror = syncer.mirror_dir
+    assert (mirror / tmp_path.relative_to("/") / "r" / "metrics.jsonl").is_file()
     registry.shutdown()
     assert proc.poll() is not None
+    assert not mirror.parent.exists()  # the private mirror goes with the process
 
 
 @needs_sshd
