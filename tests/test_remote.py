@@ -91,6 +91,7 @@ def test_a_local_path_with_a_colon_stays_local(tmp_path: Path, monkeypatch: pyte
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "exp:1" / "metrics.jsonl", [step(0)])
     assert parse_remote("exp:1") is None
+    assert parse_remote("exp:*") is None  # a glob matching locally, too
     assert [r.records for r in load_runs(["exp:1"], progress=False)] == [1]
 
 

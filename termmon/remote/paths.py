@@ -3,6 +3,7 @@ local one. The one place that parses them, so every command accepts the same spe
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from dataclasses import dataclass
@@ -43,12 +44,14 @@ class RemotePath:
 def parse_remote(raw: str) -> RemotePath | None:
     """The remote path ``raw`` names, or None when it is a local path.
 
-    A path that exists locally stays local even when it holds a colon, and so does anything with a
-    slash before its first colon (``./a:b``, ``/data/x:y``), as with scp.
+    A path that exists locally (or a glob that matches locally) stays local even when it holds a
+    colon, and so does anything with a slash before its first colon (``./a:b``, ``/data/x:y``), as
+    with scp.
     """
     if raw.startswith("ssh://"):
         return _parse_url(raw)
-    if os.path.lexists(os.path.expanduser(raw)):
+    local = os.path.expanduser(raw)
+    if os.path.lexists(local) or (set("*?[") & set(raw) and glob.glob(local)):
         return None
     match = _SCP.match(raw)
     if match is None:
