@@ -21,6 +21,7 @@ MAIN_HELP = """\
 Live terminal monitor for machine-learning training runs.
 
   termmon [PATH ...]                  watch runs live (run dir, parent of run dirs, or glob; default ".")
+                                      a PATH may be remote: host:path, user@host:path, ssh://host[:port]/path
   termmon --static [--output FILE]    four-panel render: FILE.png/.svg/.pdf, or text to stdout
   termmon summary [PATH ...] [--json] one block per run
   termmon control PATH --log-every N  change a running trainer's log interval
@@ -82,6 +83,7 @@ def _monitor_parser() -> argparse.ArgumentParser:
         type=_poll_seconds,
         metavar="SECONDS",
         help="poll the files every SECONDS instead of relying on filesystem events (NFS, SSHFS); "
+        "for remote paths, how often each host is asked for new bytes (default 2); "
         f"{MIN_POLL_SECONDS:g} to {MAX_POLL_SECONDS:g}",
     )
     p.add_argument(
@@ -172,7 +174,7 @@ def _run_summary(args: argparse.Namespace) -> int:
 def _run_control(args: argparse.Namespace) -> int:
     from termmon.control import request_log_every
 
-    request = request_log_every(Path(args.path), args.log_every)
+    request = request_log_every(args.path, args.log_every)
     note = f" (clamped from {args.log_every})" if request.clamped else ""
     print(f"{args.path}: asked the trainer to log every {request.log_every} steps{note} [seq {request.seq}]")
     return 0
@@ -187,7 +189,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _run_report(args: argparse.Namespace) -> int:
     from termmon.tools.report import run_report
 
-    return run_report(Path(args.run), output=args.output, config=args.config)
+    return run_report(args.run, output=args.output, config=args.config)
 
 
 def _run_compare_weights(args: argparse.Namespace) -> int:

@@ -53,12 +53,32 @@ def read_control(run_dir: Path) -> dict[str, object] | None:
         return None
 
 
-def request_log_every(run_dir: Path, log_every: int) -> ControlRequest:
+def control_payload(previous: dict[str, object] | None, log_every: int) -> tuple[bytes, ControlRequest]:
+    """The next control.json after ``previous``: ``{"log_every", "timestamp", "seq", "source"}``, with
+    ``seq`` one past the previous request's and the value clamped; local and remote writes share it."""
+    prev_seq = (previous or {}).get("seq")
+    seq = (prev_seq if isinstance(prev_seq, int) and not isinstance(prev_seq, bool) else 0) + 1
+    value = clamp_log_every(log_every)
+    now = time.time()
+    payload = {"log_every": value, "timestamp": now, "seq": seq, "source": CONTROL_SOURCE}
+    request = ControlRequest(log_every=value, seq=seq, clamped=value != log_every, timestamp=now)
+    return json.dumps(payload).encode(), request
+
+
+def request_log_every(run_dir: Path | str, log_every: int) -> ControlRequest:
     """Write ``{"log_every", "timestamp", "seq", "source"}`` atomically; raise with a clear message.
 
-    Raises UsageError when ``run_dir`` is not a run directory, TermmonError when it cannot be written
-    (a read-only run directory, another user's directory, a full disk).
+    ``run_dir`` may be remote (``host:path``) or the local mirror of a remote run: the file is then
+    written on the remote machine (termmon/remote/control.py). Raises UsageError when ``run_dir`` is
+    not a run directory, TermmonError when it cannot be written (a read-only run directory, another
+    user's directory, a full disk).
     """
+    from termmon.remote.control import remote_run_dir, request_remote
+
+    remote = remote_run_dir(run_dir)
+    if remote is not None:
+        return request_remote(*remote, log_every)
+    run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"termmon control: {run_dir}: no such run directory")
     try:
@@ -75,21 +95,18 @@ def request_log_every(run_dir: Path, log_every: int) -> ControlRequest:
             f"termmon control: {run_dir}: a {fmt.label} run; only trainers that use termmon's "
             "logger read control.json"
         )
-    value = clamp_log_every(log_every)
     target = run_dir / CONTROL_JSON
     try:
         with _exclusive(run_dir):
-            seq = next_seq(_current(target, run_dir))
-            now = time.time()
-            payload = {"log_every": value, "timestamp": now, "seq": seq, "source": CONTROL_SOURCE}
-            atomic_write(target, json.dumps(payload).encode(), sync_dir=True)
+            data, request = control_payload(_current(target, run_dir), log_every)
+            atomic_write(target, data, sync_dir=True)
     except OSError as exc:
         hint = "; the trainer's user must let you write there (e.g. a shared group with g+w)"
         raise TermmonError(
             f"cannot write {target}: {_why(exc, run_dir)}"
             + (hint if isinstance(exc, PermissionError) else "")
         ) from exc
-    return ControlRequest(log_every=value, seq=seq, clamped=value != log_every, timestamp=now)
+    return request
 
 
 def _current(target: Path, run_dir: Path) -> dict[str, object] | None:
@@ -105,12 +122,6 @@ def _current(target: Path, run_dir: Path) -> dict[str, object] | None:
         ) from exc
     except OSError:
         return None  # not a regular file or far too large: the replace puts a proper request there
-
-
-def next_seq(current: dict[str, object] | None) -> int:
-    """One above the file's ``seq`` (1 for a file without one)."""
-    seq = (current or {}).get("seq")
-    return (seq if isinstance(seq, int) and not isinstance(seq, bool) else 0) + 1
 
 
 @contextlib.contextmanager

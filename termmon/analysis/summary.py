@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from termmon.analysis.alerts import AlertEngine
+from termmon.ingest.discovery import display_path
 from termmon.model.run import Run
 
 
@@ -26,7 +27,7 @@ def summarize_run(run: Run, alerts: list[dict[str, Any]], now: float) -> dict[st
         }
     return {
         "name": run.name,
-        "path": str(run.path),
+        "path": display_path(run.path),
         "status": str(run.status(now)),
         "records": run.records,
         "bad_lines": run.bad_lines,

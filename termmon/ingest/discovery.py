@@ -31,7 +31,9 @@ def resolve_paths(paths: list[str]) -> list[Path]:
     roots: list[Path] = []
     for raw in paths or ["."]:
         path = Path(raw).expanduser()
-        if _exists(path):
+        if (mirrored := _remote_roots(raw)) is not None:
+            candidates = mirrored
+        elif _exists(path):
             candidates = [path]
         elif _GLOB_CHARS & set(raw):
             candidates = [Path(p) for p in sorted(glob.glob(os.path.expanduser(raw)))]
@@ -74,6 +76,10 @@ def resolve_run(path: str | Path, prog: str = "termmon") -> RunLocation:
     Raises UsageError naming ``prog`` for a missing path, a path with no run, or one holding
     several runs (the message lists them, so the user can pick).
     """
+    if isinstance(path, str) and (mirrored := _remote_roots(path, prog)) is not None:
+        if len(mirrored) > 1:
+            raise UsageError(f"{prog}: {path} matches {len(mirrored)} directories; choose one of them")
+        path = mirrored[0]
     path = Path(path).expanduser()
     if not _exists(path, prog):
         raise UsageError(f"{prog}: {path}: no such file or directory")
@@ -89,11 +95,27 @@ def resolve_run(path: str | Path, prog: str = "termmon") -> RunLocation:
         raise TermmonError(f"{prog}: {errors[0]}")
     if len(found) == 1:
         return found[0]
+    shown = display_path(path)
     if not found:
-        raise NoRunsError(no_runs_message([path], prog))
-    names = ", ".join(str(r.path) for r in found[:5])
+        raise NoRunsError(no_runs_message([shown], prog))
+    names = ", ".join(display_path(r.path) for r in found[:5])
     more = f", ... ({len(found)} in all)" if len(found) > 5 else ""
-    raise UsageError(f"{prog}: {path} holds {len(found)} runs; choose one of them: {names}{more}")
+    raise UsageError(f"{prog}: {shown} holds {len(found)} runs; choose one of them: {names}{more}")
+
+
+def _remote_roots(raw: str, prog: str = "termmon") -> list[Path] | None:
+    """The local mirrors of a remote path (``host:path``, termmon/remote), or None for a local path."""
+    from termmon.remote.registry import resolve
+
+    return resolve(raw, prog)
+
+
+def display_path(path: Path) -> str:
+    """A path as the user knows it: ``host:/path`` for a mirrored remote directory (never the local
+    mirror's, which is gone when termmon exits)."""
+    from termmon.remote.registry import label
+
+    return label(path) or str(path)
 
 
 def _exists(path: Path, prog: str = "termmon") -> bool:
@@ -158,7 +180,12 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
 
 
 def run_name(run_dir: Path, roots: list[Path]) -> str:
-    """A short unique name: the path below the root it was found under, or the dir name for a root."""
+    """A short unique name: the path below the root it was found under, or the dir name for a root;
+    ``host:`` before it for a remote run."""
+    from termmon.remote.registry import run_label
+
+    if (remote := run_label(run_dir, roots)) is not None:
+        return remote
     for root in roots:
         if run_dir == root:
             return run_dir.name or str(run_dir)

@@ -18,6 +18,9 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
+from termmon.remote.registry import start_live, stop_live
+from termmon.remote.syncer import HostSyncer
+
 #: Stat poll that runs beside filesystem events, to catch what they miss.
 BACKSTOP_POLL_SECONDS = 2.0
 #: Poll interval when events cannot be used and the user did not choose one.
@@ -100,8 +103,11 @@ class ChangeWatcher:
         self._stop = threading.Event()
         self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
+        self._remote: list[HostSyncer] = []
 
     def start(self) -> None:
+        # Remote runs (termmon/remote) are mirrored locally; keep their hosts syncing while we watch.
+        self._remote = start_live(self.roots, self._forced)
         if self._forced is not None:
             self.mode, self.reason = "polling", f"--poll {self._forced:g}s"
         else:
@@ -112,6 +118,10 @@ class ChangeWatcher:
                 self.mode, self.reason = "polling", f"{root} is on {fs}, which sends no change events"
             else:
                 self._start_observer()
+        if self._remote:
+            hosts = len(self._remote)
+            every = self._remote[0].interval
+            self.reason += f"; {hosts} host{'s' if hosts != 1 else ''} over ssh every {every:g}s"
         self._thread = threading.Thread(target=self._loop, name="termmon-watch", daemon=True)
         self._thread.start()
 
@@ -150,6 +160,8 @@ class ChangeWatcher:
                 self.last_error = f"{type(exc).__name__}: {exc}"
 
     def stop(self) -> None:
+        stop_live(self._remote)
+        self._remote = []
         self._stop.set()
         self._wake.set()
         if self._observer is not None:

@@ -21,6 +21,7 @@ from termmon.ingest.formats.base import RunLocation
 from termmon.ingest.jsonl import READ_CHUNK
 from termmon.ingest.source import RunSource, SourceUpdate
 from termmon.model.run import Run
+from termmon.remote.registry import host_error
 
 #: How often poll() looks for new run directories under the roots.
 RESCAN_SECONDS = 5.0
@@ -137,6 +138,7 @@ class Workspace:
             sources = list(self._sources.items())
         for run_dir, source in sources:
             update = _read(source, self.max_bytes)
+            update.error = update.error or host_error(run_dir)
             if not update.empty or math.isfinite(update.mtime):
                 updates.append(RunUpdate(run_dir, self._names[run_dir], update, source.has_end_events))
         return updates

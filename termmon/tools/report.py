@@ -29,7 +29,7 @@ MAX_EPOCH_ROWS = 20
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#~!&])")
 
 
-def run_report(run: Path, *, output: Path | None = None, config: Path | None = None) -> int:
+def run_report(run: Path | str, *, output: Path | None = None, config: Path | None = None) -> int:
     """The CLI entry: diagnose RUN, then write FILE.md and its PNGs, or print to the terminal."""
     alert_config = load_alert_config(config)
     location = resolve_run(run, prog="termmon report")
@@ -40,7 +40,7 @@ def run_report(run: Path, *, output: Path | None = None, config: Path | None = N
     workspace = load_workspace([str(location.dir)], progress=True, run=location)
     target = workspace.runs.get(location.path)
     if target is None:
-        raise NoRunsError(no_runs_message([run], "termmon report"))
+        raise NoRunsError(no_runs_message([str(run)], "termmon report"))
     if target.errors and target.records == 0:  # nothing to diagnose: say why, not "no data"
         raise TermmonError(f"termmon report: {target.errors[0]}")
     diagnosis = diagnose(target, alert_config, time.time())

@@ -1,0 +1,57 @@
+"""Which files of a remote run directory are copied: the one list, kept here.
+
+Names are globs relative to the run directory (``fnmatch`` rules, ``/`` separates levels). MARKERS
+make a directory a run directory (as ``termmon.format.is_run_file`` does locally); MIRRORED are all the
+files read from one. control.json is never mirrored: the monitor writes it on the remote side.
+MLflow's meta.yaml is copied but is no marker: an experiment directory holds one too, and would hide
+its runs (the format registry of the ingest layer is to decide how MLflow runs are found).
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Final
+
+from termmon.format import CONTROL_JSON, DEBUG_LOG_GLOB, METRICS_CSV, METRICS_JSONL, RESULTS_JSON
+
+MARKERS: Final = (
+    METRICS_JSONL,
+    RESULTS_JSON,
+    DEBUG_LOG_GLOB,
+    "events.out.tfevents.*",
+    "trainer_state.json",
+    METRICS_CSV,
+    "*.wandb",
+)
+
+MIRRORED: Final = (
+    *MARKERS,
+    "hparams.yaml",
+    "meta.yaml",
+    "mlflow.db",
+    "metrics/*",
+    "params/*",
+    "tags/*",
+)
+
+NEVER: Final = frozenset({CONTROL_JSON})
+
+#: How deep below a run directory a mirrored file may be (``metrics/loss`` is 2).
+FILE_DEPTH: Final = max(glob.count("/") + 1 for glob in MIRRORED)
+
+
+def is_marker(name: str) -> bool:
+    return any(fnmatchcase(name, glob) for glob in MARKERS)
+
+
+def is_mirrored(relative: str) -> bool:
+    """Whether a file at ``relative`` (below its run directory) is copied."""
+    if relative in NEVER or relative.startswith(".") or "/." in relative:
+        return False
+    depth = relative.count("/")
+    return any(glob.count("/") == depth and fnmatchcase(relative, glob) for glob in MIRRORED)
+
+
+def subdirs() -> list[str]:
+    """Directories below a run directory that hold mirrored files (``metrics`` for MLflow)."""
+    return sorted({glob.split("/", 1)[0] for glob in MIRRORED if "/" in glob})
