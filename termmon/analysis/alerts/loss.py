@@ -17,7 +17,7 @@ from termmon.model.run import Run
 from termmon.roles import Role, names_for
 
 
-def _earliest(run: Run, role: Role) -> str | None:
+def earliest_metric(run: Run, role: Role) -> str | None:
     """The candidate that appeared first in the run (then by preference): a choice that does not depend on
     how the run's records were split into updates, because no later metric can start at an earlier row."""
     names = names_for(role, run.metrics)
@@ -33,18 +33,19 @@ def _epoch_train_loss_before(run: Run, row: int) -> str | None:
 
 
 class LossPlateauDetector:
-    """The loss made real progress, and has stopped making it.
+    """Two ways a training loss fails to improve, both ``loss_plateau``:
 
-    Three means of W finite training-loss points, by prefix sums (O(1) a point): the first W after
-    warm-up, the W before the last W, and the last W. W is a quarter of the points since warm-up, clipped
-    to [min_window, max_window], so a long run is judged over a long stretch. Flat: the last two means
-    differ by less than ``z_score`` standard errors (noise from successive differences, which a trend
-    barely touches) and by less than ``min_rel_change`` of the loss. Stopped: that change per point is
-    under ``max_pace_ratio`` of the average pace since the first window, and that earlier progress is
-    itself significant. A run early in a long, slow descent has made no significant progress yet and a
-    steadily converging one keeps its pace, so neither is a plateau; nor is a loss that rises.
+    * **No progress since the start**: after ``start_points`` points, the mean of the second half of the
+      run is not significantly (``z_score`` standard errors, and ``min_rel_change``) below the first
+      half's, nor above it. Reported once, and only until the loss first makes significant progress.
+    * **Progress that stopped**: three means of W finite points by prefix sums: the first W after
+      warm-up, the W before the last W, and the last W, with W a quarter of the points since warm-up
+      clipped to [min_window, max_window]. Flat: the last two differ by under ``z_score`` standard errors
+      and ``min_rel_change`` of the loss, the progress since the first window is significant, and the pace
+      between the last two is under ``max_pace_ratio`` of the average pace, for ``consecutive`` points.
 
-    The episode ends when the loss improves by ``min_rel_change`` on the level reported.
+    Noise is estimated from successive differences, which a trend barely touches. A point costs O(1). The episode ends when the loss improves by ``min_rel_change`` on the
+    level reported.
     """
 
     def __init__(self, config: LossPlateauConfig) -> None:
@@ -57,11 +58,15 @@ class LossPlateauDetector:
         self.sq_diffs.extend(np.zeros(1))
         self.last = math.nan
         self.tracker = EpisodeTracker(config.consecutive)
+        self.start_tracker = EpisodeTracker(config.start_consecutive)
+        self.progressed = False  # the loss has made significant progress since the start
+        self.start_reported = False
+        self.first_step = math.nan
         self.level: float | None = None  # the plateau reported, while its episode lasts
 
     def update(self, run: Run, now: float) -> list[Found]:
         if self.metric is None:
-            self.metric = _earliest(run, Role.TRAIN_LOSS)
+            self.metric = earliest_metric(run, Role.TRAIN_LOSS)
             if self.metric is None:
                 return []
         points = self.cursor.take(run, self.metric)
@@ -70,13 +75,76 @@ class LossPlateauDetector:
         return [f for block in blocks(points) for f in self._update_block(block)]
 
     def _update_block(self, points: Points) -> list[Found]:
-        assert self.metric is not None
         finite = np.isfinite(points.value)
         values = points.value[finite]
         if len(values) == 0:
             return []
-        first, prev, cur, w, flat = self._windows(values)
+        count = self._extend(values)
         kept = _subset(points, finite)
+        return self._from_start(kept, count) + self._stopped(kept, values)
+
+    def _extend(self, values: np.ndarray) -> np.ndarray:
+        """Add ``values`` to the prefix sums; the point count after each of them."""
+        n0 = len(self.sums) - 1
+        self.sums.extend(np.cumsum(np.concatenate([self.sums.view[-1:], values]))[1:])
+        steps = (
+            np.diff(np.concatenate([[self.last], values])) if n0 else np.concatenate([[0.0], np.diff(values)])
+        )
+        self.sq_diffs.extend(np.cumsum(np.concatenate([self.sq_diffs.view[-1:], steps**2]))[1:])
+        self.last = float(values[-1])
+        return np.arange(n0 + 1, n0 + len(values) + 1)
+
+    def _noise_stderr(self, count: np.ndarray, span: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Standard error of the difference of two means of ``w`` points, from the noise in the last ``span``."""
+        q = self.sq_diffs.view
+        lo = np.maximum(count - span + 1, 0)
+        var = (q[count] - q[lo]) / np.maximum(span - 1, 1) / 2
+        return np.sqrt(var * 2 / np.maximum(w, 1))
+
+    def _from_start(self, kept: Points, count: np.ndarray) -> list[Found]:
+        if self.progressed or self.start_reported:
+            return []
+        cfg = self.config
+        s = self.sums.view
+        half = np.maximum(count // 2, 1)
+        first = s[half] / half
+        second = (s[count] - s[count - half]) / half
+        se = self._noise_stderr(count, half, half)  # noise of the second half: an early drop is not noise
+        bound = np.maximum(cfg.z_score * se, cfg.min_rel_change * np.abs(first))
+        steps = kept.step - self.first_step if math.isfinite(self.first_step) else np.zeros(len(count))
+        if not math.isfinite(self.first_step) and len(kept.step):
+            self.first_step = float(kept.step[0])
+            steps = kept.step - self.first_step
+        ready = (count >= cfg.start_points) & ~(steps < cfg.start_steps)  # no step numbers: points decide
+        gain = first - second
+        # Progress ends the check for good, so before the window is full it must be beyond doubt.
+        sure = np.where(ready, cfg.z_score, 2 * cfg.z_score) * se
+        gained = (count >= 8) & (gain > sure)
+        rose = ready & (second - first > bound)
+        end = len(count)
+        progress_at = np.flatnonzero(gained)
+        if len(progress_at):
+            end = int(progress_at[0])
+            self.progressed = True
+        fired = self.start_tracker.feed((ready & ~gained & ~rose)[:end])
+        if not fired:
+            return []
+        self.start_reported = True
+        j = fired[0]
+        at = spot(kept, j)
+        h = int(half[j])
+        message = (
+            f"{self.metric} made no progress since the start: mean {fmt_value(float(second[j]))} over the "
+            f"last {h} points to {at.where} vs {fmt_value(float(first[j]))} over the first {h}. "
+            "Check the labels (do they match the inputs, are they shuffled apart from them?), the lr "
+            "(0 or far too small?) and the data pipeline (constant or all-zero inputs, a wrong "
+            "normalisation)"
+        )
+        return [at.found("loss_plateau", Severity.WARNING, message, self.metric, float(second[j]))]
+
+    def _stopped(self, kept: Points, values: np.ndarray) -> list[Found]:
+        """Progress that stopped: the original quarter-of-history windows (see the class docstring)."""
+        first, prev, cur, w, flat = self._windows(values)
         found = []
         i = 0
         while i < len(values):
@@ -98,7 +166,9 @@ class LossPlateauDetector:
             message = (
                 f"{self.metric} plateaued at {at.where}: mean {fmt_value(float(cur[j]))} over the last "
                 f"{w[j]} points vs {fmt_value(float(prev[j]))} over the {w[j]} before ({rel:+.2%}), "
-                f"down from {fmt_value(float(first[j]))} after warm-up"
+                f"down from {fmt_value(float(first[j]))} after warm-up. If the lr just dropped (a schedule, "
+                "a scheduler bug) it may be too small now; otherwise the model has converged at this "
+                "setting: try a higher lr floor, a larger model, or stop here"
             )
             found.append(at.found("loss_plateau", Severity.WARNING, message, self.metric, float(cur[j])))
             i = j + 1
@@ -107,15 +177,9 @@ class LossPlateauDetector:
     def _windows(
         self, values: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Add ``values`` to the prefix sums; per new point: first, previous and last window means, W, flat."""
+        """Per new point (already in the prefix sums): first, previous and last window means, W, flat."""
         cfg = self.config
-        n0 = len(self.sums) - 1
-        self.sums.extend(np.cumsum(np.concatenate([self.sums.view[-1:], values]))[1:])
-        steps = (
-            np.diff(np.concatenate([[self.last], values])) if n0 else np.concatenate([[0.0], np.diff(values)])
-        )
-        self.sq_diffs.extend(np.cumsum(np.concatenate([self.sq_diffs.view[-1:], steps**2]))[1:])
-        self.last = float(values[-1])
+        n0 = len(self.sums) - 1 - len(values)  # _extend has added them already
         count = np.arange(n0 + 1, n0 + len(values) + 1)
         window = np.minimum((count - cfg.warmup_points) // 4, cfg.max_window)
         valid = window >= cfg.min_window
@@ -166,7 +230,7 @@ class OverfittingDetector:
 
     def update(self, run: Run, now: float) -> list[Found]:
         if self.eval_metric is None:
-            self.eval_metric = _earliest(run, Role.EVAL_LOSS)
+            self.eval_metric = earliest_metric(run, Role.EVAL_LOSS)
             if self.eval_metric is None:
                 return []
         points = self.cursor.take(run, self.eval_metric)
