@@ -111,3 +111,24 @@ def test_a_hang_at_a_fast_cadence_is_flagged_while_it_hangs(tmp_path: Path) -> N
         assert "records usually every 1" in stalled.message and "ms" in stalled.message
     finally:
         tm.close()
+
+
+def _report(scenario: str, tmp_path: Path) -> str:
+    from termmon.cli import main
+
+    outcome = next(s for s in BUGS if s.name == scenario).train(tmp_path)
+    output = tmp_path / f"{scenario}.md"
+    assert main(["report", str(outcome.run_dir), "--output", str(output)]) == 0
+    return output.read_text(encoding="utf-8")
+
+
+def test_report_follows_the_same_logic(tmp_path: Path) -> None:
+    forgot = _report("forgot_step", tmp_path)
+    assert "optimizer.step() was not called" in forgot and "tm.watch(model, optimizer)" not in forgot
+    vanishing = _report("deep_sigmoid", tmp_path)
+    assert "Initialisation" in vanishing and "detached" not in vanishing
+    never = _report("shuffled_labels", tmp_path)
+    assert "Check the labels" in never and "data pipeline" in never
+    for text in (forgot, vanishing, never):
+        good = text.split("Good signs:")[-1]
+        assert "train_loss decreasing" not in good and "train\\_loss decreasing" not in good
