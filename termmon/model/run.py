@@ -6,6 +6,7 @@ indices and values it has), so a run of millions of records costs tens of MiB, n
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from enum import StrEnum
@@ -112,6 +113,7 @@ class Run:
         self.event = GrowableArray(object)
         self.metrics: dict[str, MetricColumn] = {}
         self.events: list[dict[str, Any]] = []
+        self.texts: dict[str, list[tuple[int, str]]] = {}  # string values of measurement records, by row
         self.records = 0
         self.bad_lines = 0
         self.first_time = math.nan
@@ -149,6 +151,8 @@ class Run:
             column.extend(rows + base, values)
         for row, record in batch.meta:
             self._add_meta(base + row, record)
+        for name, texts in batch.texts.items():
+            self.texts.setdefault(name, []).extend((base + row, text) for row, text in texts)
         self.records += len(batch)
         self._update_progress(batch)
         self.version += 1
@@ -211,6 +215,14 @@ class Run:
             value=column.values.view,
             epoch_level=self.kind.view[rows] == KIND_EPOCH,
         )
+
+    def text_at(self, name: str, row: int) -> str | None:
+        """The text ``name`` logged at ``row`` or the latest before it (a sample logged every few steps)."""
+        texts = self.texts.get(name)
+        if not texts:
+            return None
+        i = bisect.bisect_right(texts, row, key=lambda item: item[0]) - 1
+        return texts[i][1] if i >= 0 else None
 
     def stats(self, name: str) -> MetricStats | None:
         column = self.metrics.get(name)

@@ -17,7 +17,7 @@ from termmon.analysis.alerts.criteria import CriteriaDetector, Criterion
 from termmon.analysis.alerts.episodes import EpisodeTracker
 from termmon.analysis.alerts.loss import earliest_metric
 from termmon.analysis.alerts.model import Severity, fmt_limit, fmt_ratio, fmt_value
-from termmon.analysis.alerts.points import Cursor, Points, blocks, merge_flags, value_at
+from termmon.analysis.alerts.points import BLOCK_POINTS, Cursor, Points, blocks, merge_flags, value_at
 from termmon.model.run import Run
 from termmon.roles import Role, names_for, spec
 
@@ -180,13 +180,21 @@ class VanishingGradientsDetector:
         return found + self._per_layer(run)
 
     def _per_layer(self, run: Run) -> list[Found]:
-        cfg = self.config
         known = set(self.layers)
         self.layers += [n for n in run.metrics if n not in known and LAYER_NORM.match(n)]
         taken = [p for name in self.layers if (p := self.cursor.take(run, name)) is not None]
         if not taken:
             return []
-        rows = np.unique(np.concatenate([p.rows for p in taken]))
+        rows = merge_flags(run, [(p.rows, np.zeros(len(p.rows), dtype=bool)) for p in taken]).rows
+        return [
+            f
+            for lo in range(0, len(rows), BLOCK_POINTS)
+            for f in self._judge(run, rows[lo : lo + BLOCK_POINTS])
+        ]
+
+    def _judge(self, run: Run, rows: np.ndarray) -> list[Found]:
+        """Per-layer verdicts on the records ``rows`` (new ones, in order)."""
+        cfg = self.config
         norms = np.stack([value_at(run, name, rows) for name in self.layers])  # (layers, rows)
         present = np.isfinite(norms)
         with np.errstate(invalid="ignore"):
