@@ -19,7 +19,7 @@ from typing import Final
 import numpy as np
 
 from termmon.analysis.alerts import Alert, AlertConfig, AlertEngine
-from termmon.format import EV_STEP
+from termmon.format import DATA_SANITY, EV_STEP, OPTIMIZER_STEPS
 from termmon.model.run import Run, RunStatus
 from termmon.roles import Role, names_for
 
@@ -38,13 +38,13 @@ WARMUP_START_FRACTION: Final = 0.5
 _MODULE_NORM = re.compile(r"^gradients/(.+)/norm$")
 _PARAM_CHANGE = re.compile(r"^updates/(.+)/change$")
 _WINNER_PCT = re.compile(r"^(.*?)winner_(\d+)_pct$")
-_SANITY = "data_sanity_check/"
+_SANITY = DATA_SANITY
 _NUM_UPDATED, _NUM_TOTAL, _NO_UPDATE = (
     "param_updates/num_updated",
     "param_updates/num_total",
     "param_updates/no_update_warning",
 )
-_OPTIMIZER_STEPS = "param_updates/optimizer_steps"
+_OPTIMIZER_STEPS = OPTIMIZER_STEPS
 
 
 class Verdict(StrEnum):

@@ -30,6 +30,7 @@ from termmon.format import (
     EV_EPOCH,
     EV_START,
     EV_STEP,
+    OPTIMIZER_STEPS,
     PER_LAYER_STATS_COLUMNS,
     PER_LAYER_STATS_CSV,
     TELEMETRY_DIR,
@@ -396,7 +397,7 @@ class Telemetry:
         if self._update_rms is not None:
             pack.add("_updates", self._update_rms)
         if self._optimizer is not None:
-            host["param_updates/optimizer_steps"] = stepped
+            host[OPTIMIZER_STEPS] = stepped
         self._optimizer_steps_logged = self._optimizer_steps
         sanity_host = self._sanity.pack(pack.add) if self._sanity else None
         weights_due = (

@@ -16,10 +16,17 @@ from typing import Any
 
 import torch
 
-PREFIX = "data_sanity_check/"
-BAD_BATCHES = PREFIX + "bad_batches"
-BATCHES = PREFIX + "batches"
-_MIN, _MAX, _CODES, _IN_RANGE = (PREFIX + k for k in ("label_min", "label_max", "n_codes", "labels_in_range"))
+from termmon.format import (
+    DATA_SANITY,
+    SANITY_BAD_BATCHES,
+    SANITY_BATCHES,
+    SANITY_IN_RANGE,
+    SANITY_LABEL_MAX,
+    SANITY_LABEL_MIN,
+    SANITY_N_CODES,
+)
+
+_MIN, _MAX, _CODES, _IN_RANGE = SANITY_LABEL_MIN, SANITY_LABEL_MAX, SANITY_N_CODES, SANITY_IN_RANGE
 #: How each field is reduced over the batches of a log interval: the worst value; any other field: the last.
 _WORST = {_MIN: min, _MAX: max, _IN_RANGE: min}
 _PACKED = "_sanity/"
@@ -34,7 +41,7 @@ class Reduced:
 
 
 def is_sanity(name: str) -> bool:
-    return name.startswith(PREFIX)
+    return name.startswith(DATA_SANITY)
 
 
 class SanityChecks:
@@ -81,8 +88,8 @@ class SanityChecks:
             finite = [v for v in values if not math.isnan(v)]
             if finite:
                 fields[name] = _WORST.get(name, _last)(finite)
-        fields[BAD_BATCHES] = float(sum(bad))
-        fields[BATCHES] = float(n)
+        fields[SANITY_BAD_BATCHES] = float(sum(bad))
+        fields[SANITY_BATCHES] = float(n)
         first = next((i for i in range(n) if bad[i]), None)
         first_bad = None
         if first is not None:

@@ -18,6 +18,7 @@ from termmon.analysis.alerts.episodes import EpisodeTracker
 from termmon.analysis.alerts.loss import earliest_metric
 from termmon.analysis.alerts.model import Severity, fmt_limit, fmt_ratio, fmt_value
 from termmon.analysis.alerts.points import BLOCK_POINTS, Cursor, Points, blocks, merge_flags, value_at
+from termmon.format import OPTIMIZER_STEPS
 from termmon.model.run import Run
 from termmon.roles import Role, names_for, spec
 
@@ -239,7 +240,7 @@ def _module(metric: str) -> str:
 _NUM_UPDATED = "param_updates/num_updated"
 _NUM_TOTAL = "param_updates/num_total"
 _NO_UPDATE_WARNING = "param_updates/no_update_warning"
-_OPTIMIZER_STEPS = "param_updates/optimizer_steps"
+_OPTIMIZER_STEPS = OPTIMIZER_STEPS
 
 
 def _none_updated(run: Run, rows: np.ndarray, values: np.ndarray) -> np.ndarray:

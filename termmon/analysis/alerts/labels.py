@@ -9,10 +9,11 @@ from termmon.analysis.alerts.criteria import CriteriaDetector, Criterion
 from termmon.analysis.alerts.episodes import EpisodeTracker
 from termmon.analysis.alerts.model import Severity
 from termmon.analysis.alerts.points import value_at
+from termmon.format import DATA_SANITY, SANITY_BAD_BATCHES, SANITY_BATCHES
 from termmon.model.run import Run
 
-_PREFIX = "data_sanity_check/"
-BAD_BATCHES, BATCHES = _PREFIX + "bad_batches", _PREFIX + "batches"
+_PREFIX = DATA_SANITY
+BAD_BATCHES, BATCHES = SANITY_BAD_BATCHES, SANITY_BATCHES
 LABEL_ADVICE = "check the label mapping and n_codes against the data (an off-by-one, a vocabulary mismatch)"
 
 
