@@ -242,7 +242,7 @@ def lr_collapse_plateau(root: Path) -> Outcome:
         _set_lr(optimizer, 0.01 if step < 800 else 1e-8)
 
     return _loop(
-        root, "lr_collapse_plateau", model, optimizer, 6000, onset=800, scheduler=schedule, batch=256
+        root, "lr_collapse_plateau", model, optimizer, 7000, onset=800, scheduler=schedule, batch=256
     )
 
 
@@ -351,9 +351,8 @@ BUGS = [
     Scenario("exploding", "exploding_gradients", exploding),
     Scenario("nan_input", "nan_inf", nan_input, bound=10),
     Scenario("collapse", "model_collapse", collapse),
+    Scenario("lr_collapse_plateau", "loss_plateau", lr_collapse_plateau),
 ]
-#: Not caught near its onset yet: the plateau window still grows with the run's history (issue 12, item 5).
-KNOWN_MISSES = [Scenario("lr_collapse_plateau", "loss_plateau", lr_collapse_plateau)]
 HEALTHY = [
     Scenario(f.__name__, None, f)
     for f in (slow_sgd, warmup_spike, cosine_restarts, batch_size_2, plateau_then_drop)

@@ -83,6 +83,11 @@ class LossPlateauConfig:
     start_points: int = _count(60, 4)
     start_steps: int = _count(2000, 0)
     start_consecutive: int = _count(3)
+    fast_z: float = _num(3.0)
+    fast_pace_ratio: float = _num(0.2, 0.0, 1.0)
+    fast_max_window: int = _count(32, 4)
+    fast_consecutive: int = _count(5)
+    fast_warmup_points: int = _count(20, 0)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,24 @@ def _epoch_train_loss_before(run: Run, row: int) -> str | None:
     return next((n for n in names if run.metrics[n].rows.view[0] <= row), None)
 
 
+STOP_ADVICE = (
+    "If the lr just dropped (a schedule, a scheduler bug) it may be too small now; otherwise the model has "
+    "converged at this setting: try a higher lr floor, a larger model, or stop here"
+)
+#: The sudden-stop rule's windows: from this many points, growing by LADDER_GROWTH.
+FAST_MIN_WINDOW = 4
+LADDER_GROWTH = 1.5
+
+
+def window_ladder(lo: int, hi: int) -> list[int]:
+    """``lo, 1.5 lo, ...`` up to ``hi``: a few windows, so a point's cost does not grow with the run."""
+    out, w = [], lo
+    while w <= hi:
+        out.append(w)
+        w = max(w + 1, int(w * LADDER_GROWTH))
+    return out
+
+
 class LossPlateauDetector:
     """Two ways a training loss fails to improve, both ``loss_plateau``:
 
@@ -59,6 +77,10 @@ class LossPlateauDetector:
         self.last = math.nan
         self.tracker = EpisodeTracker(config.consecutive)
         self.start_tracker = EpisodeTracker(config.start_consecutive)
+        self.fast_tracker = EpisodeTracker(config.fast_consecutive)
+        self.level_window = 0  # the window of the sudden-stop episode, 0 for the quarter-history rule
+        self.level_margin = 0.0  # and how far below its level (noise) the loss must fall to end it
+        self.ladder = window_ladder(FAST_MIN_WINDOW, config.fast_max_window)
         self.progressed = False  # the loss has made significant progress since the start
         self.start_reported = False
         self.first_step = math.nan
@@ -145,34 +167,66 @@ class LossPlateauDetector:
     def _stopped(self, kept: Points, values: np.ndarray) -> list[Found]:
         """Progress that stopped: the original quarter-of-history windows (see the class docstring)."""
         first, prev, cur, w, flat = self._windows(values)
+        fa, fb, fc, fw, fse, fast = self._fast_windows(values)
         found = []
         i = 0
         while i < len(values):
             if self.level is not None:
-                better = np.flatnonzero(cur[i:] < self.level - self.config.min_rel_change * abs(self.level))
+                better = np.flatnonzero(self._below_level(cur, i))
                 if len(better) == 0:
                     break
                 i += int(better[0]) + 1
                 self.level = None
                 self.tracker = EpisodeTracker(self.config.consecutive)
+                self.fast_tracker = EpisodeTracker(self.config.fast_consecutive)
                 continue
-            fired = self.tracker.feed(flat[i:])
-            if not fired:
+            slow_fired = self.tracker.feed(flat[i:])
+            fast_fired = self.fast_tracker.feed(fast[i:])
+            if not slow_fired and not fast_fired:
                 break
-            j = i + fired[0]
+            if fast_fired and (not slow_fired or fast_fired[0] < slow_fired[0]):
+                j = i + fast_fired[0]
+                self.level = float(fc[j])
+                self.level_window = int(fw[j])
+                self.level_margin = self.config.fast_z * float(fse[j])
+                found.append(self._sudden(kept, j, int(fw[j]), float(fa[j]), float(fb[j]), float(fc[j])))
+                i = j + 1
+                continue
+            j = i + slow_fired[0]
             self.level = float(cur[j])
+            self.level_window = 0
+            self.level_margin = 0.0
             at = spot(kept, j)
             rel = (cur[j] - prev[j]) / abs(prev[j]) if prev[j] else 0.0
             message = (
                 f"{self.metric} plateaued at {at.where}: mean {fmt_value(float(cur[j]))} over the last "
                 f"{w[j]} points vs {fmt_value(float(prev[j]))} over the {w[j]} before ({rel:+.2%}), "
-                f"down from {fmt_value(float(first[j]))} after warm-up. If the lr just dropped (a schedule, "
-                "a scheduler bug) it may be too small now; otherwise the model has converged at this "
-                "setting: try a higher lr floor, a larger model, or stop here"
+                f"down from {fmt_value(float(first[j]))} after warm-up. {STOP_ADVICE}"
             )
             found.append(at.found("loss_plateau", Severity.WARNING, message, self.metric, float(cur[j])))
             i = j + 1
         return found
+
+    def _below_level(self, cur: np.ndarray, i: int) -> np.ndarray:
+        """Whether the loss improved by ``min_rel_change`` on the level reported, at each point from ``i``:
+        judged on the rule's own window (a sudden stop's is short, so a mean of it, not a point)."""
+        assert self.level is not None
+        target = self.level - max(self.config.min_rel_change * abs(self.level), self.level_margin)
+        if not self.level_window:
+            return cur[i:] < target
+        s, w = self.sums.view, self.level_window
+        count = np.arange(len(self.sums) - len(cur) + i, len(self.sums))
+        return (s[count] - s[np.maximum(count - w, 0)]) / w < target
+
+    def _sudden(self, kept: Points, j: int, w: int, a: float, b: float, cur: float) -> Found:
+        at = spot(kept, j)
+        rel = (cur - b) / abs(b) if b else 0.0
+        message = (
+            f"{self.metric} stopped improving at {at.where}: mean {fmt_value(cur)} over the last {w} points "
+            f"vs {fmt_value(b)} over the {w} before ({rel:+.2%}), after falling steadily from "
+            f"{fmt_value(a)} in the {w} before those. {STOP_ADVICE}"
+        )
+        return at.found("loss_plateau", Severity.WARNING, message, self.metric, cur)
 
     def _windows(
         self, values: np.ndarray
@@ -202,6 +256,49 @@ class LossPlateauDetector:
             & (change / w <= cfg.max_pace_ratio * pace)
         )
         return first, prev, cur, w, flat
+
+    def _fast_windows(
+        self, values: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per new point: means of the windows A, B, C (C the latest), W, the standard error of a difference
+        of two window means, and whether progress that was
+        steady over three windows (A00->A0->A->B, each beyond ``fast_z`` standard errors) stopped in the
+        last (B->C within noise, under ``min_rel_change`` and under ``fast_pace_ratio`` of either earlier
+        step), for the shortest W of the ladder where it shows."""
+        cfg = self.config
+        n = len(values)
+        count = np.arange(len(self.sums) - n, len(self.sums))
+        s = self.sums.view
+        flat = np.zeros(n, dtype=bool)
+        chosen = np.ones(n, dtype=np.int64)
+        noise = np.zeros(n)
+        means = np.zeros((3, n))
+        for w in self.ladder:
+            valid = count - cfg.fast_warmup_points >= 5 * w
+            if not valid.any():
+                break
+            c = np.where(valid, count, 5 * w)
+            a00, a0, a, b, cur = ((s[c - k * w] - s[c - (k + 1) * w]) / w for k in (4, 3, 2, 1, 0))
+            q = self.sq_diffs.view
+            var = (q[c] - q[c - 5 * w + 1]) / (5 * w - 1) / 2
+            se = np.sqrt(var * 2 / w)
+            # Three significant steps down in a row: steady progress, which one drop (an lr decay) is not.
+            first, second, recent = a0 - a, a - b, b - cur
+            hit = (
+                valid
+                & ~flat
+                & (a00 - a0 > cfg.fast_z * se)
+                & (first > cfg.fast_z * se)
+                & (second > cfg.fast_z * se)
+                & (np.abs(recent) <= cfg.z_score * se)
+                & (np.abs(recent) <= cfg.min_rel_change * np.abs(b))
+                & (recent <= cfg.fast_pace_ratio * np.minimum(first, second))
+            )
+            flat |= hit
+            chosen[hit] = w
+            noise[hit] = se[hit]
+            means[:, hit] = np.stack([a, b, cur])[:, hit]
+        return means[0], means[1], means[2], chosen, noise, flat
 
 
 def _subset(points: Points, keep: np.ndarray) -> Points:
