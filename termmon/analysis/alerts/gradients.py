@@ -138,7 +138,8 @@ class _LossFloor:
                 return np.zeros(len(rows), dtype=bool)
             self.first = float(abs(finite[0]))
         column = run.metrics[self.metric]
-        index = np.searchsorted(column.rows.view, rows, side="right") - 1
+        haystack = column.rows.view
+        index = np.searchsorted(haystack, rows.astype(haystack.dtype, copy=False), side="right") - 1
         loss = np.where(index >= 0, column.values.view[np.maximum(index, 0)], np.nan)
         with np.errstate(invalid="ignore"):
             return np.abs(loss) <= self.ratio * self.first
@@ -157,6 +158,7 @@ class VanishingGradientsDetector:
         self.cursor = Cursor()
         self.trackers: dict[str, EpisodeTracker] = {}
         self.layers: list[str] = []
+        self.metrics_seen = 0
         self.layer_tracker = EpisodeTracker(config.layer_consecutive, config.layer_consecutive)
         self.floor = _LossFloor(config.converged_ratio)
 
@@ -181,8 +183,10 @@ class VanishingGradientsDetector:
         return found + self._per_layer(run)
 
     def _per_layer(self, run: Run) -> list[Found]:
-        known = set(self.layers)
-        self.layers += [n for n in run.metrics if n not in known and LAYER_NORM.match(n)]
+        if len(run.metrics) != self.metrics_seen:  # new metric names only: the check is per name
+            known = set(self.layers)
+            self.layers += [n for n in run.metrics if n not in known and LAYER_NORM.match(n)]
+            self.metrics_seen = len(run.metrics)
         taken = [p for name in self.layers if (p := self.cursor.take(run, name)) is not None]
         if not taken:
             return []

@@ -343,8 +343,10 @@ class OverfittingDetector:
                     continue
             column = run.metrics[self.train_metric]
             train_rows, train_values = column.rows.view, column.values.view
-            lo = int(np.searchsorted(train_rows, self.prev_row, side="right"))
-            hi = int(np.searchsorted(train_rows, row, side="right"))
+            # needles in the column's dtype: a Python int makes numpy cast the whole column (O(run))
+            lo, hi = np.searchsorted(
+                train_rows, np.array([self.prev_row, row], dtype=train_rows.dtype), side="right"
+            ).tolist()
             recent = train_values[lo:hi]
             recent = recent[np.isfinite(recent)]
             train = float(recent.mean()) if len(recent) else math.nan
