@@ -56,7 +56,10 @@ class LossPlateauDetector:
     * **No progress since the start**: after ``start_points`` points, the mean of the second half of the
       run is not significantly (``z_score`` standard errors, and ``min_rel_change``) below the first
       half's, nor above it. Reported once, and only until the loss first makes significant progress.
-    * **Progress that stopped**: three means of W finite points by prefix sums: the first W after
+    * **Progress that stopped suddenly**: five consecutive windows of W points (W the shortest of a
+      ladder 4..``fast_max_window`` where it shows): three significant steps down, then none
+      (:meth:`_fast_windows`). The window is set by the noise and the pace, not by the history.
+    * **Progress that stopped, slowly**: three means of W finite points by prefix sums: the first W after
       warm-up, the W before the last W, and the last W, with W a quarter of the points since warm-up
       clipped to [min_window, max_window]. Flat: the last two differ by under ``z_score`` standard errors
       and ``min_rel_change`` of the loss, the progress since the first window is significant, and the pace
