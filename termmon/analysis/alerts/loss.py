@@ -53,9 +53,9 @@ def window_ladder(lo: int, hi: int) -> list[int]:
 class LossPlateauDetector:
     """Two ways a training loss fails to improve, both ``loss_plateau``:
 
-    * **No progress since the start**: after ``start_points`` points, the mean of the second half of the
-      run is not significantly (``z_score`` standard errors, and ``min_rel_change``) below the first
-      half's, nor above it. Reported once, and only until the loss first makes significant progress.
+    * **No progress since the start**: after ``start_points`` points spanning ``start_steps`` steps, the
+      mean of the second half of the run is not significantly (``z_score`` standard errors) below the
+      first half's, nor above it. Reported once, and only until the loss first makes significant progress.
     * **Progress that stopped suddenly**: five consecutive windows of W points (W the shortest of a
       ladder 4..``fast_max_window`` where it shows): three significant steps down, then none
       (:meth:`_fast_windows`). The window is set by the noise and the pace, not by the history.
@@ -65,7 +65,8 @@ class LossPlateauDetector:
       and ``min_rel_change`` of the loss, the progress since the first window is significant, and the pace
       between the last two is under ``max_pace_ratio`` of the average pace, for ``consecutive`` points.
 
-    Noise is estimated from successive differences, which a trend barely touches. A point costs O(1). The episode ends when the loss improves by ``min_rel_change`` on the
+    Noise is estimated from successive differences, which a trend barely touches. A point costs O(ladder),
+    whatever the length of the run. The episode ends when the loss improves by ``min_rel_change`` on the
     level reported.
     """
 
