@@ -72,6 +72,16 @@ def test_producer_flag_and_epoch_losses_are_watched(tmp_path: Path) -> None:
 
 
 # --- gradients --------------------------------------------------------------------------------------------
+def test_a_huge_explosion_factor_reads_as_a_power_of_ten(tmp_path: Path) -> None:
+    grad = np.full(100, 0.5)
+    grad[60] = 5.1e12
+    [alert] = alerts_of(evaluate(tmp_path, 100, {"grad_norm": grad}), "exploding_gradients")
+    assert "1.0e13x its median" in alert.message and "10,200,000,000,000x" not in alert.message
+    assert alert.message.endswith(
+        "clip gradients (torch.nn.utils.clip_grad_norm_(params, 1.0)) or lower the lr"
+    )
+
+
 def test_gradient_spike_is_compared_with_its_recent_median(tmp_path: Path) -> None:
     grad = np.full(300, 3.4)
     grad[165] = 4100.0
