@@ -5,7 +5,9 @@
 One pass: a fresh AlertEngine over the whole run, next to two floors measured here: reading the run
 (``load_runs``, the ingest path) and one numpy pass that gathers every metric's points and tests them
 for finiteness (the least any detector over all series must touch). Incremental: 1,000 new step records
-on the run already holding ``--lines``, engine update next to ``Run.add`` of the same batch.
+on the run already holding ``--lines``, engine update next to ``Run.add`` of the same batch. Records
+carry ``--layers`` per-tensor gradient norms (default 8), so the per-layer vanishing check is measured.
+Run it at two ``--lines`` to see that an update's cost does not grow with the run.
 """
 
 from __future__ import annotations
@@ -53,12 +55,13 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--run-dir", type=Path, help="reuse (or create) the benchmark run here")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--layers", type=int, default=8, help="per-tensor gradient norms per record")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = args.run_dir or Path(tmp) / "bench"
         if not (run_dir / "metrics.jsonl").exists():
-            write_benchmark_run(run_dir, args.lines, finished=False)
+            write_benchmark_run(run_dir, args.lines, finished=False, layers=args.layers)
         t0 = time.perf_counter()
         [run] = load_runs([str(run_dir)], progress=False)
         load_s = time.perf_counter() - t0
@@ -75,7 +78,9 @@ def main() -> None:
     next_step = (run.last_step or 0) + 1
     add_s, update_s = [], []
     for _ in range(args.rounds):
-        batch = build_batch([step_record(i, rng) for i in range(next_step, next_step + NEW_POINTS)])
+        batch = build_batch(
+            [step_record(i, rng, args.layers) for i in range(next_step, next_step + NEW_POINTS)]
+        )
         next_step += NEW_POINTS
         t0 = time.perf_counter()
         run.add(batch)

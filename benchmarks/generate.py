@@ -16,8 +16,9 @@ from termmon.format import encode_record
 BENCH_START_TIME = 1_700_000_000.0
 
 
-def step_record(i: int, rng: random.Random) -> dict[str, object]:
-    return {
+def step_record(i: int, rng: random.Random, layers: int = 0) -> dict[str, object]:
+    """One step record; ``layers`` adds that many per-tensor gradient norms (``gradients/<p>/norm``)."""
+    record: dict[str, object] = {
         "event": "step",
         "time": round(BENCH_START_TIME + 0.05 * i, 3),
         "step": i,
@@ -33,10 +34,13 @@ def step_record(i: int, rng: random.Random) -> dict[str, object]:
         "cpu_mem_rss_mb": round(2048.0 + rng.random(), 1),
         "nan_inf_detected": False,
     }
+    for k in range(layers):
+        record[f"gradients/{k // 2}.{'bias' if k % 2 else 'weight'}/norm"] = round(0.1 + rng.random(), 5)
+    return record
 
 
 def write_benchmark_run(
-    run_dir: Path, lines: int = 1_000_000, *, seed: int = 0, finished: bool = True
+    run_dir: Path, lines: int = 1_000_000, *, seed: int = 0, finished: bool = True, layers: int = 0
 ) -> Path:
     """Write ``run_dir/metrics.jsonl`` with ``lines`` step records (plus start/epoch/end); returns its path."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -52,7 +56,7 @@ def write_benchmark_run(
         }
         fh.write(encode_record(start) + "\n")
         for i in range(1, lines + 1):
-            fh.write(encode_record(step_record(i, rng)) + "\n")
+            fh.write(encode_record(step_record(i, rng, layers)) + "\n")
             if i % 10_000 == 0:
                 epoch = {
                     "event": "epoch",

@@ -77,6 +77,17 @@ DIAG_SILHOUETTE: Final = "diagnostics/silhouette_score"
 DIAG_N_CLUSTERS: Final = "diagnostics/n_clusters_dbscan"
 DIAG_WEIGHT_CORRELATION: Final = "diagnostics/weight_correlation"
 
+# Seed 004's data sanity check, and what termmon's logger adds when it aggregates it over a log interval.
+DATA_SANITY: Final = "data_sanity_check/"
+SANITY_LABEL_MIN: Final = DATA_SANITY + "label_min"
+SANITY_LABEL_MAX: Final = DATA_SANITY + "label_max"
+SANITY_N_CODES: Final = DATA_SANITY + "n_codes"
+SANITY_IN_RANGE: Final = DATA_SANITY + "labels_in_range"
+SANITY_BAD_BATCHES: Final = DATA_SANITY + "bad_batches"
+SANITY_BATCHES: Final = DATA_SANITY + "batches"
+# Parameter updates (seed 004), and the optimizer steps termmon's logger counts between log steps.
+OPTIMIZER_STEPS: Final = "param_updates/optimizer_steps"
+
 SEP: Final = "/"
 
 

@@ -39,9 +39,9 @@ def test_diverged_run_is_one_nan_alert_naming_the_metric(tmp_path: Path) -> None
     grad[600:] = np.inf
     alerts = evaluate(tmp_path, 1000, {"train_loss": loss, "grad_norm": grad})
     [alert] = alerts_of(alerts, "nan_inf")
-    assert (alert.severity, alert.step, alert.metric) == (Severity.CRITICAL, step_of(600), "grad_norm")
-    assert alert.value == np.inf
-    assert alert.message == "grad_norm is +Inf at step 6,010 (also non-finite: train_loss)"
+    assert (alert.severity, alert.step, alert.metric) == (Severity.CRITICAL, step_of(600), "train_loss")
+    assert np.isnan(alert.value or 0.0)  # the loss, computed before the gradients
+    assert alert.message.startswith("train_loss is NaN at step 6,010 (also non-finite: grad_norm)")
 
 
 def test_each_nan_episode_is_one_alert(tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_each_nan_episode_is_one_alert(tmp_path: Path) -> None:
     loss[800] = -np.inf
     alerts = alerts_of(evaluate(tmp_path, 1000, {"loss/total": loss}), "nan_inf")
     assert [a.step for a in alerts] == [step_of(300), step_of(800)]
-    assert [a.message for a in alerts] == [
+    assert [a.message.split(";")[0] for a in alerts] == [
         "loss/total is NaN at step 3,010",
         "loss/total is -Inf at step 8,010",
     ]
@@ -68,19 +68,29 @@ def test_producer_flag_and_epoch_losses_are_watched(tmp_path: Path) -> None:
         (step_of(200), 5, "nan_inf_detected"),
         (3200, 7, "test/loss"),
     ]
-    assert alerts[0].message == "the trainer flagged NaN/Inf values (nan_inf_detected) at step 2,010"
+    assert alerts[0].message.startswith("the trainer flagged NaN/Inf values (nan_inf_detected) at step 2,010")
 
 
 # --- gradients --------------------------------------------------------------------------------------------
+def test_a_huge_explosion_factor_reads_as_a_power_of_ten(tmp_path: Path) -> None:
+    grad = np.full(100, 0.5)
+    grad[60] = 5.1e12
+    [alert] = alerts_of(evaluate(tmp_path, 100, {"grad_norm": grad}), "exploding_gradients")
+    assert "1.0e13x its median" in alert.message and "10,200,000,000,000x" not in alert.message
+    assert alert.message.endswith(
+        "clip gradients (torch.nn.utils.clip_grad_norm_(params, 1.0)) or lower the lr"
+    )
+
+
 def test_gradient_spike_is_compared_with_its_recent_median(tmp_path: Path) -> None:
     grad = np.full(300, 3.4)
     grad[165] = 4100.0
     grad[250:260] = 500.0  # below the bound, but ~150x the median: an episode of its own
     [first, second] = alerts_of(evaluate(tmp_path, 300, {"grad_norm": grad}), "exploding_gradients")
     assert (first.severity, first.step, first.value) == (Severity.CRITICAL, 1660, 4100.0)
-    assert (
-        first.message
-        == "grad_norm 4.1e3 at step 1,660: 1,206x its median of the last 100 points; above the bound 1,000"
+    assert first.message.startswith(
+        "grad_norm 4.1e3 at step 1,660: 1,206x its median of the last 100 points; above the bound 1,000; "
+        "clip gradients"
     )
     assert second.step == step_of(250)
     assert "147x its median" in second.message
@@ -97,7 +107,7 @@ def test_vanishing_gradients_need_consecutive_points(tmp_path: Path) -> None:
     grad[300:] = 2e-5
     [alert] = alerts_of(evaluate(tmp_path, 600, {"grad_norm": grad}), "vanishing_gradients")
     assert (alert.severity, alert.step) == (Severity.WARNING, step_of(304))
-    assert alert.message == "grad_norm 2.0e-5 at step 3,050: below 0.001 for 5 points in a row"
+    assert alert.message.startswith("grad_norm 2.0e-5 at step 3,050: below 0.001 for 5 points in a row")
 
 
 def test_no_param_updates_from_counts_or_the_producer_warning(tmp_path: Path) -> None:
@@ -121,7 +131,9 @@ def test_no_param_updates_from_counts_or_the_producer_warning(tmp_path: Path) ->
     run = run_of(tmp_path, records)
     alerts = alerts_of(AlertEngine().update(run, now=run.last_time), "no_param_updates")
     assert [a.step for a in alerts] == [200, 350]
-    assert alerts[0].message == "no parameters changed at step 200: param_updates/num_updated is 0 of 12"
+    assert alerts[0].message.startswith(
+        "no parameters changed at step 200: param_updates/num_updated is 0 of 12"
+    )
 
 
 # --- loss -------------------------------------------------------------------------------------------------
@@ -175,7 +187,7 @@ def test_low_gpu_util_is_sustained_low_util(tmp_path: Path) -> None:
     util[700:] = 8
     alerts = alerts_of(evaluate(tmp_path, 1000, {"gpu_util": util}), "low_gpu_util")
     assert [a.step for a in alerts] == [step_of(319), step_of(719)]
-    assert alerts[0].message == "gpu_util 12% at step 3,200: below 30% for 20 points in a row"
+    assert alerts[0].message.startswith("gpu_util 12% at step 3,200: below 30% for 20 points in a row")
 
 
 def test_stalled_once_per_stall(tmp_path: Path) -> None:
@@ -191,7 +203,9 @@ def test_stalled_once_per_stall(tmp_path: Path) -> None:
         590,
         last + 600,
     )
-    assert alert.message == "no new records for 10m 00s (usual interval 1s); last at step 590"
+    assert alert.message.startswith(
+        "no new records for 10m 00s (records usually every 1.0s); last at step 590"
+    )
     assert engine.update(run, now=last + 6000) == []
     feed(run, records[60:])
     assert engine.update(run, now=run.last_time + 1) == []
@@ -215,8 +229,12 @@ def test_model_collapse_from_token_statistics(tmp_path: Path) -> None:
         (step_of(60), Severity.CRITICAL),
         (step_of(90), Severity.CRITICAL),
     ]
-    assert alerts[0].message == "model collapse at step 610: the most common token is 92% of outputs (> 70%)"
-    assert alerts[1].message == "model collapse at step 910: only 4 unique tokens in 64 (< 10 in 50+)"
+    assert alerts[0].message.startswith(
+        "model collapse at step 610: the most common token is 92% of outputs (> 70%)"
+    )
+    assert alerts[1].message.startswith(
+        "model collapse at step 910: only 4 unique tokens in 64 (< 10 in 50+)"
+    )
 
 
 def test_model_collapse_from_the_producer_verdict_and_eos(tmp_path: Path) -> None:
@@ -228,7 +246,7 @@ def test_model_collapse_from_the_producer_verdict_and_eos(tmp_path: Path) -> Non
         "model_collapse",
     )
     [alert] = alerts
-    assert alert.message == (
+    assert alert.message.startswith(
         "model collapse at step 210: the trainer reports collapse (collapse/is_collapsed); EOS is 85% of outputs (> 80%)"
     )
 
@@ -245,7 +263,7 @@ def test_labels_out_of_range(tmp_path: Path) -> None:
     run = run_of(tmp_path, make_records(20, {"train_loss": 1.0}, events=[sanity]))
     [alert] = alerts_of(AlertEngine().update(run, now=run.last_time), "label_out_of_range")
     assert (alert.severity, alert.step) == (Severity.CRITICAL, 0)
-    assert alert.message == "labels out of range at step 0: labels span 0..1,030, n_codes is 1,024"
+    assert alert.message.startswith("labels out of range at step 0: labels span 0..1,030, n_codes is 1,024")
 
 
 def test_labels_in_range_raise_nothing(tmp_path: Path) -> None:

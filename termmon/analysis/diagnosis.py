@@ -19,7 +19,7 @@ from typing import Final
 import numpy as np
 
 from termmon.analysis.alerts import Alert, AlertConfig, AlertEngine
-from termmon.format import EV_STEP
+from termmon.format import DATA_SANITY, EV_STEP, OPTIMIZER_STEPS
 from termmon.model.run import Run, RunStatus
 from termmon.roles import Role, names_for
 
@@ -38,12 +38,13 @@ WARMUP_START_FRACTION: Final = 0.5
 _MODULE_NORM = re.compile(r"^gradients/(.+)/norm$")
 _PARAM_CHANGE = re.compile(r"^updates/(.+)/change$")
 _WINNER_PCT = re.compile(r"^(.*?)winner_(\d+)_pct$")
-_SANITY = "data_sanity_check/"
+_SANITY = DATA_SANITY
 _NUM_UPDATED, _NUM_TOTAL, _NO_UPDATE = (
     "param_updates/num_updated",
     "param_updates/num_total",
     "param_updates/no_update_warning",
 )
+_OPTIMIZER_STEPS = OPTIMIZER_STEPS
 
 
 class Verdict(StrEnum):
@@ -146,6 +147,7 @@ class Gradients:
     exploding_threshold: float
     top_modules: list[NamedValue]
     silent_modules: list[str]  # every logged norm below the near-zero threshold
+    flowing_modules: int = 0  # modules whose gradient was not always near zero
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,7 @@ class Updates:
     no_update_steps: list[int | None]
     partial: int  # measurements where some but not all parameters changed
     top_changed: list[NamedValue]
+    optimizer_idle: int = 0  # no-update measurements where the watched optimizer never stepped
 
 
 @dataclass(frozen=True)
@@ -387,6 +390,7 @@ def gradients(run: Run, config: AlertConfig) -> Gradients | None:
         exploding_threshold=config.exploding_gradients.abs_threshold,
         top_modules=modules[:TOP_N],
         silent_modules=sorted(silent),
+        flowing_modules=len(modules) - len(silent),
     )
 
 
@@ -396,6 +400,7 @@ def updates(run: Run) -> Updates | None:
     if not updated and not flags:
         return None
     totals = _values_by_row(run, _NUM_TOTAL)
+    optimizer_steps = _values_by_row(run, _OPTIMIZER_STEPS)
     rows = sorted(set(updated) | set(flags))
     steps = run.step.view
     none_rows = [r for r in rows if updated.get(r, math.nan) == 0 or flags.get(r, 0.0) == 1]
@@ -410,6 +415,7 @@ def updates(run: Run) -> Updates | None:
         no_update_steps=[_as_int(float(steps[r])) for r in none_rows],
         partial=partial,
         top_changed=_ranked(run, _PARAM_CHANGE)[:TOP_N],
+        optimizer_idle=sum(1 for r in none_rows if optimizer_steps.get(r, math.nan) == 0),
     )
 
 
@@ -458,16 +464,27 @@ def data_checks(run: Run) -> DataChecks | None:
 
 # --- conclusions -------------------------------------------------------------------------------------------
 _FLAT_CHECKS = (
-    "Optimizer not updating weights: see the parameter updates section",
+    "Check the labels: do they match the inputs (not shuffled apart from them, not all one class)?",
+    "Check the data pipeline: inputs that vary (not constant or all zero), the normalisation, the augmentations",
     "Check the learning-rate schedule (too small, or decayed to zero)",
+    "Optimizer not updating weights: see the parameter updates section",
     "Check that gradients are flowing: see the gradient analysis",
 )
-_NO_FLOW_CHECKS = (
+_VANISHING_CHECKS: tuple[str, ...] = (
+    "Initialisation: kaiming/xavier for the activation; a bias init that kills ReLUs",
+    "Activation: sigmoid/tanh saturate in deep stacks; dead ReLUs: LeakyReLU/GELU or a lower lr",
+    "Depth: add residual connections or normalisation layers so the gradient reaches the input side",
+)
+_NO_FLOW_CHECKS: tuple[str, ...] = (
     "No gradient flow: check that the loss is connected to the parameters",
     "Check for detached tensors (.detach(), .item(), .numpy(), torch.no_grad() around the forward pass)",
     "Check requires_grad on the layers you mean to train",
 )
-_NO_UPDATE_CHECKS = (
+_NO_STEP_CHECKS: tuple[str, ...] = (
+    "Call optimizer.step() after loss.backward() in every training step (and zero_grad after it)",
+    "With gradient accumulation: check the condition that decides when to step",
+)
+_NO_UPDATE_CHECKS: tuple[str, ...] = (
     "The learning rate might be too small (or zero)",
     "Gradients might be zero: see the gradient analysis",
     "The optimizer might not be stepping: optimizer.step() called, and given these parameters?",
@@ -492,7 +509,10 @@ _ALERT_ADVICE: dict[str, tuple[str, ...]] = {
     "model_collapse": ("Generations collapsed onto few tokens: check sampling, temperature and the loss",),
     "low_gpu_util": ("The GPU waits: more dataloader workers, pinned memory, or a larger batch",),
     "loss_plateau": ("The loss has plateaued: a learning-rate decay or early stop may be due",),
+    "vanishing_gradients": _VANISHING_CHECKS,
 }
+#: A "no progress since the start" plateau is a run that never learned: the checks of a flat loss.
+_NEVER_LEARNED = "no progress since the start"
 
 
 def _conclude(diagnosis: Diagnosis) -> None:
@@ -523,8 +543,11 @@ def _conclude(diagnosis: Diagnosis) -> None:
                 )
             if grads.silent_modules:
                 parts.append(f"always near zero in {', '.join(grads.silent_modules[:5])}")
-            advice.append(Advice("no_gradient_flow", f"Zero gradients: {'; '.join(parts)}", _NO_FLOW_CHECKS))
-        elif norms.count:
+            # Some layers flowing while others are silent is a gradient-flow problem of the architecture;
+            # nothing flowing anywhere is a graph cut from the loss.
+            checks = _VANISHING_CHECKS if grads.silent_modules and grads.flowing_modules else _NO_FLOW_CHECKS
+            advice.append(Advice("no_gradient_flow", f"Zero gradients: {'; '.join(parts)}", checks))
+        elif norms.count and not any(a.kind == "vanishing_gradients" for a in diagnosis.alerts):
             good.append("No zero-gradient warnings")
         if grads.exploding:
             finding = f"Gradient norms exploding: {grads.exploding} above {grads.exploding_threshold:,g}"
@@ -539,7 +562,10 @@ def _conclude(diagnosis: Diagnosis) -> None:
     if upd is not None:
         if upd.no_update_steps:
             finding = f"NO PARAMETER UPDATES in {len(upd.no_update_steps)} of {upd.measurements} measurements"
-            advice.append(Advice("no_param_updates", finding, _NO_UPDATE_CHECKS))
+            if upd.optimizer_idle:
+                finding += f"; optimizer.step() was not called before {upd.optimizer_idle} of them"
+            checks = _NO_STEP_CHECKS if upd.optimizer_idle else _NO_UPDATE_CHECKS
+            advice.append(Advice("no_param_updates", finding, checks))
         elif upd.partial == 0:
             good.append("All parameters updating")
     data = diagnosis.data
@@ -557,13 +583,22 @@ def _conclude(diagnosis: Diagnosis) -> None:
     if prog is not None and prog.lr is not None and prog.lr_ramps_up:
         good.append("LR starts small and ramps up (warmup)")
     _advise_from_alerts(diagnosis.alerts, advice)
+    if advice:  # a loss that fell is no good sign of a run this report shows is broken
+        improved = {f"{c.metric} {trend}" for c, trend in pairs if c is not None}
+        good[:] = [sign for sign in good if sign not in improved]
 
 
 def _advise_from_alerts(alerts: Iterable[Alert], advice: list[Advice]) -> None:
+    have = {a.key for a in advice}
     for kind, checks in _ALERT_ADVICE.items():
         first = next((a for a in alerts if a.kind == kind), None)
-        if first is not None:
-            advice.append(Advice(kind, first.message, checks))
+        if first is None or (kind == "vanishing_gradients" and "no_gradient_flow" in have):
+            continue
+        if kind == "loss_plateau" and _NEVER_LEARNED in first.message:
+            if "not_improving" in have:  # the same finding, with the same checks, is listed already
+                continue
+            checks = _FLAT_CHECKS
+        advice.append(Advice(kind, first.message, checks))
 
 
 def diagnose(run: Run, config: AlertConfig | None = None, now: float | None = None) -> Diagnosis:

@@ -131,7 +131,9 @@ class RecordBatch:
     ``time``, ``step`` and ``epoch`` have one entry per row (NaN where a record lacks the field).
     ``metrics`` maps a metric name to (row indices into this batch, float values); a NaN value is a real
     NaN that the trainer wrote, never a missing one. ``meta`` holds the meta events whole, as
-    (row, record) pairs, because their strings (messages, statuses, config) are what matters.
+    (row, record) pairs, because their strings (messages, statuses, config) are what matters. ``texts``
+    holds the string values of measurement records (a logged generation sample, a collapse reason) as
+    (row, text) pairs per name: data that alerts quote, never series.
     """
 
     time: np.ndarray
@@ -142,6 +144,7 @@ class RecordBatch:
     metrics: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     meta: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     bad_lines: int = 0
+    texts: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.time)
@@ -166,6 +169,7 @@ class BatchBuilder:
         self.metric_rows: dict[str, list[np.ndarray]] = {}
         self.metric_values: dict[str, list[np.ndarray]] = {}
         self.meta: list[tuple[int, dict[str, Any]]] = []
+        self.texts: dict[str, list[tuple[int, str]]] = {}
 
     def add_metric(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
         if name in self.metric_rows:
@@ -255,6 +259,8 @@ class BatchBuilder:
             number = numeric_value(value)
             if number is not None:
                 self.add_metric(key, row_arr, np.array([number]))
+            elif isinstance(value, str):
+                self.texts.setdefault(key, []).append((row, value))
 
     def add_objects(self, objects: list[Any]) -> None:
         """Parsed JSON values in file order; runs of records with the same keys take the fast path."""
@@ -292,6 +298,7 @@ class BatchBuilder:
             metrics=metrics,
             meta=self.meta,
             bad_lines=bad_lines,
+            texts=self.texts,
         )
 
 

@@ -6,6 +6,7 @@ indices and values it has), so a run of millions of records costs tens of MiB, n
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from enum import StrEnum
@@ -18,9 +19,11 @@ from termmon.format import END_CRASHED, END_FINISHED, END_KILLED, EV_CONTROL_CHA
 from termmon.ingest.batch import KIND_EPOCH, RecordBatch, number
 from termmon.model.columns import GrowableArray
 
-#: A run with no new records for this long, and for many times its usual interval, has stalled.
-STALL_MIN_SECONDS = 120.0
+#: A run has stalled after no new records for the longest of: this floor, this many usual intervals, and
+#: this many times the longest silence it has had so far (an evaluation, a checkpoint: its own rhythm).
+STALL_MIN_SECONDS = 60.0
 STALL_INTERVALS = 20.0
+STALL_LONGEST_GAPS = 2.0
 
 
 class RunStatus(StrEnum):
@@ -111,10 +114,12 @@ class Run:
         self.event = GrowableArray(object)
         self.metrics: dict[str, MetricColumn] = {}
         self.events: list[dict[str, Any]] = []
+        self.texts: dict[str, list[tuple[int, str]]] = {}  # string values of measurement records, by row
         self.records = 0
         self.bad_lines = 0
         self.first_time = math.nan
         self.last_time = math.nan
+        self.longest_gap = 0.0  # seconds between consecutive record times, the longest so far
         self.last_step: int | None = None
         self.last_epoch: int | None = None
         self.start: dict[str, Any] | None = None
@@ -147,6 +152,8 @@ class Run:
             column.extend(rows + base, values)
         for row, record in batch.meta:
             self._add_meta(base + row, record)
+        for name, texts in batch.texts.items():
+            self.texts.setdefault(name, []).extend((base + row, text) for row, text in texts)
         self.records += len(batch)
         self._update_progress(batch)
         self.version += 1
@@ -154,6 +161,9 @@ class Run:
     def _update_progress(self, batch: RecordBatch) -> None:
         times = batch.time[np.isfinite(batch.time)]
         if len(times):
+            previous = self.last_time if math.isfinite(self.last_time) else times[0]
+            gaps = np.diff(np.concatenate([[previous], times]))
+            self.longest_gap = max(self.longest_gap, float(gaps.max()))
             if math.isnan(self.first_time):
                 self.first_time = float(times[0])
             self.last_time = max(
@@ -207,6 +217,14 @@ class Run:
             epoch_level=self.kind.view[rows] == KIND_EPOCH,
         )
 
+    def text_at(self, name: str, row: int) -> str | None:
+        """The text ``name`` logged at ``row`` or the latest before it (a sample logged every few steps)."""
+        texts = self.texts.get(name)
+        if not texts:
+            return None
+        i = bisect.bisect_right(texts, row, key=lambda item: item[0]) - 1
+        return texts[i][1] if i >= 0 else None
+
     def stats(self, name: str) -> MetricStats | None:
         column = self.metrics.get(name)
         return None if column is None else column.stats
@@ -226,15 +244,22 @@ class Run:
         gaps = gaps[gaps > 0]
         return float(np.median(gaps)) if len(gaps) else math.nan
 
+    def stall_limit(
+        self, min_seconds: float = STALL_MIN_SECONDS, intervals: float = STALL_INTERVALS
+    ) -> float:
+        """Seconds of silence after which this run counts as stalled: adapted to its own cadence (usual
+        interval and longest silence so far), never below ``min_seconds``."""
+        interval = self.typical_interval()
+        usual = intervals * interval if math.isfinite(interval) else 0.0
+        return max(min_seconds, usual, STALL_LONGEST_GAPS * self.longest_gap)
+
     def status(self, now: float) -> RunStatus:
         if self.end is not None:
             return _END_STATUS.get(str(self.end.get("status")), RunStatus.FINISHED)
         activity = self.last_activity
         if not math.isfinite(activity):
             return RunStatus.UNKNOWN
-        interval = self.typical_interval()
-        limit = max(STALL_MIN_SECONDS, STALL_INTERVALS * interval if math.isfinite(interval) else 0.0)
-        if now - activity <= limit:
+        if now - activity <= self.stall_limit():
             return RunStatus.RUNNING
         return RunStatus.STALLED if self.has_end_events else RunStatus.UNKNOWN
 

@@ -34,6 +34,7 @@ from termmon.format import (
     EV_EPOCH,
     EV_START,
     EV_STEP,
+    OPTIMIZER_STEPS,
     PER_LAYER_STATS_COLUMNS,
     PER_LAYER_STATS_CSV,
     TELEMETRY_DIR,
@@ -46,6 +47,7 @@ from termmon.telemetry import signals, stats
 from termmon.telemetry.config import TelemetryConfig, load_config_file
 from termmon.telemetry.control import ControlPoller
 from termmon.telemetry.probes import NvmlSampler, RssProbe, cuda_memory
+from termmon.telemetry.sanity import SanityChecks, is_sanity
 from termmon.telemetry.writer import CsvRows, Results, RunWriter
 
 SEVERITIES = ("info", "warning", "critical")
@@ -53,7 +55,8 @@ SEVERITIES = ("info", "warning", "critical")
 _VECTORS = frozenset({"_grads", "_updates", "_weights", "_labels"})
 HOLDOUT_CSV = f"{TELEMETRY_DIR}/holdout_predictions.csv"
 HOLDOUT_COLUMNS = ("epoch", "step", "index", "label", "prediction", "confidence")
-#: Per-module gradient norms are written for every parameter tensor up to this many; beyond, the top 10.
+#: Per-module gradient norms are written for every parameter tensor up to this many; beyond, the 10 largest
+#: and the 10 smallest (the ones a vanishing-gradient check needs).
 MAX_MODULE_NORMS = 64
 #: Batch-label classes reported as ``batch_stats/winner_{k}_pct``.
 MAX_LABEL_CLASSES = 10
@@ -134,6 +137,11 @@ class Telemetry:
         self._window_samples = 0
         self._grad_names: list[str] = []
         self._update_rms: torch.Tensor | None = None
+        self._optimizer_steps = 0  # optimizer.step() calls, counted by its pre-hook
+        self._optimizer_steps_logged = 0
+        self._interval_base: torch.Tensor | None = None  # sampled weights at the last log step
+        self._input_rows: int | None = None  # leading dim of the model's last training input
+        self._sanity = SanityChecks()
         self._late_alerts: list[tuple[str, str]] = []
         self._writer: RunWriter | None = None
         self._poller: ControlPoller | None = None
@@ -225,10 +233,14 @@ class Telemetry:
                 inputs, labels = holdout
                 size = self.settings.holdout_size
                 self._holdout = (inputs[:size], None if labels is None else labels[:size])
-            if optimizer is not None and self._rank == 0:
-                self._hooks.append(optimizer.register_step_pre_hook(self._before_optimizer_step))
+            if self._rank == 0:
+                self._hooks.append(model.register_forward_pre_hook(self._before_forward, with_kwargs=True))
                 if self.settings.track_weight_delta and self._named_params:
                     self._sentinels = stats.UpdateSentinels([p for _, p in self._named_params])
+                    self._interval_base = self._sentinels.sample()
+            if optimizer is not None and self._rank == 0:
+                self._hooks.append(optimizer.register_step_pre_hook(self._before_optimizer_step))
+                if self._sentinels is not None:
                     self._hooks.append(optimizer.register_step_post_hook(self._after_optimizer_step))
             if self.settings.track_system and self._rank == 0:
                 self._try("gpu_util", self._start_nvml)
@@ -321,10 +333,13 @@ class Telemetry:
             self._window_step0 = self.global_step
         if loss is not None:
             self._loss_sum = self._loss_sum + (loss.detach() if isinstance(loss, torch.Tensor) else loss)
+        if batch_size is None:
+            batch_size = self._input_rows
+        self._input_rows = None
         if batch_size:
             self._window_samples += batch_size
         if metrics:
-            self._pending_metrics.update(metrics)
+            self._hold(metrics)
         if self.global_step - self._last_log_step >= self.log_every:
             self._last_log_step = self.global_step
             if self._world > 1:
@@ -334,11 +349,30 @@ class Telemetry:
         if self._rank == 0:
             self._poll_control()
 
+    def _hold(self, metrics: dict[str, Any]) -> None:
+        """Keep metrics for the next log step: data-sanity checks batch by batch, the rest by last value."""
+        flat = flatten(metrics)
+        checks = {k: v for k, v in flat.items() if is_sanity(k)}
+        if checks:
+            self._sanity.add(self.global_step, checks)
+            flat = {k: v for k, v in flat.items() if not is_sanity(k)}
+        self._pending_metrics.update(flat)
+
+    def _before_forward(self, module: Any, args: Any, kwargs: Any) -> None:
+        """The batch size for ``samples_per_sec`` when ``tm.step`` is not given one: the leading dimension
+        of the model's first tensor input (shape is metadata: no device sync)."""
+        if not module.training:
+            return
+        first = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor) and a.ndim), None)
+        if first is not None:
+            self._input_rows = int(first.shape[0])
+
     def _is_next_log_step(self) -> bool:
         return self.global_step + 1 - self._last_log_step >= self.log_every
 
     def _before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         """Grads are certain to exist here whatever the user does with ``zero_grad`` afterwards."""
+        self._optimizer_steps += 1
         if not self._active or not self._is_next_log_step():
             return
         if self.settings.track_gradients and "gradients" not in self._off:
@@ -354,6 +388,14 @@ class Telemetry:
         assert self._sentinels is not None
         self._update_rms = self._sentinels.compare()
 
+    def _compare_interval(self) -> None:
+        """How far each tensor moved since the last log step, for loops whose optimizer did not step."""
+        assert self._sentinels is not None
+        now = self._sentinels.sample()
+        if self._interval_base is not None:
+            self._update_rms = self._sentinels.rms_change(self._interval_base, now)
+        self._interval_base = now
+
     def _capture_gradients(self) -> None:
         grads = [(n, p.grad) for n, p in self._named_params if p.grad is not None]
         self._grad_names = [n for n, _ in grads]
@@ -366,12 +408,22 @@ class Telemetry:
         _put_value(pack, host, "train_loss", loss)
         _put_value(pack, host, "_loss_sum", self._loss_sum)
         _put_value(pack, host, "_grad_norm_given", grad_norm)
-        if self._grad_pack is None and self.settings.track_gradients and self._optimizer is None:
+        # No optimizer step since the last log step (none watched, or step() never called): gradients are
+        # read here, and the weights compared with the last log step's, so "gradients present, parameters
+        # unchanged" shows.
+        stepped = self._optimizer_steps - self._optimizer_steps_logged
+        if self._grad_pack is None and self.settings.track_gradients and not stepped:
             self._try("gradients", self._capture_gradients)
         if self._grad_pack is not None:
             pack.add("_grads", self._grad_pack)
+        if not stepped and self._sentinels is not None and "param_updates" not in self._off:
+            self._try("param_updates", self._compare_interval)
         if self._update_rms is not None:
             pack.add("_updates", self._update_rms)
+        if self._optimizer is not None:
+            host[OPTIMIZER_STEPS] = stepped
+        self._optimizer_steps_logged = self._optimizer_steps
+        sanity_host = self._sanity.pack(pack.add) if self._sanity else None
         weights_due = (
             self.settings.track_per_layer_stats
             and self._logs_done % self.settings.per_layer_stats_every_logs == 0
@@ -380,13 +432,18 @@ class Telemetry:
             self._try("per_layer_stats", lambda: pack.add("_weights", self._weight_moments()))
         if labels is not None and self.settings.track_batch_stats and "batch_stats" not in self._off:
             self._try("batch_stats", lambda: pack.add("_labels", torch.bincount(labels.reshape(-1).long())))
-        for name, value in flatten(self._pending_metrics).items():
+        for name, value in self._pending_metrics.items():
             _put_value(pack, host, name, value)
         self._pending_metrics = {}
 
-        record = self._step_metrics(
-            pack.fetch(), host
-        )  # pack.fetch(): the one host transfer of this log step
+        values = pack.fetch()  # the one host transfer of this log step
+        if sanity_host is not None:
+            checked = self._sanity.reduce(values, sanity_host)
+            host.update(checked.fields)
+            if checked.first_bad is not None and checked.first_bad[0] < self.global_step:
+                bad_step, fields = checked.first_bad  # the first bad batch, at its own step
+                self._emit(EV_STEP, fields, step=bad_step, epoch=self.current_epoch)
+        record = self._step_metrics(values, host)
         self._grad_pack = None
         self._update_rms = None
         self._loss_sum = 0.0
@@ -437,7 +494,11 @@ class Telemetry:
         record["grad_num_params_with_grad"] = len(norms)
         named = list(zip(self._grad_names, norms, strict=True))
         if len(named) > MAX_MODULE_NORMS:
-            named = sorted(named, key=lambda item: -item[1] if math.isfinite(item[1]) else -math.inf)[:10]
+            order = sorted(
+                range(len(named)), key=lambda i: named[i][1] if math.isfinite(named[i][1]) else -1.0
+            )
+            keep = set(order[:10]) | set(order[-10:])
+            named = [item for i, item in enumerate(named) if i in keep]
         for name, norm in named:
             record[f"gradients/{name}/norm"] = norm
         return not math.isfinite(global_norm)

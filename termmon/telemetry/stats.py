@@ -71,19 +71,24 @@ class UpdateSentinels:
         ]
         self._before: torch.Tensor | None = None
 
-    def _gather(self) -> torch.Tensor:
+    def sample(self) -> torch.Tensor:
+        """The sampled elements now, ``(tensors, SENTINELS_PER_TENSOR)`` on the device."""
         device = self._params[0].device
         return _stack_on(
             device, [p.detach().reshape(-1)[i] for p, i in zip(self._params, self._index, strict=True)]
         )
 
+    @staticmethod
+    def rms_change(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+        """Per tensor RMS change between two samples (0 = unchanged)."""
+        return (after - before).square().mean(dim=1).sqrt()
+
     def capture(self) -> None:
-        self._before = self._gather()
+        self._before = self.sample()
 
     def compare(self) -> torch.Tensor | None:
-        """Per tensor RMS change of the sampled elements (0 = unchanged), or None without a capture."""
+        """Per tensor RMS change since :meth:`capture` (0 = unchanged), or None without a capture."""
         if self._before is None:
             return None
-        delta = self._gather() - self._before
-        self._before = None
-        return delta.square().mean(dim=1).sqrt()
+        before, self._before = self._before, None
+        return self.rms_change(before, self.sample())

@@ -48,6 +48,26 @@ def _eos_counted(cfg: ModelCollapseConfig) -> Criterion:
     return Criterion("tokens/eos_count", flag, reason)
 
 
+COLLAPSE_ADVICE = (
+    "check the targets and the loss masking (padding counted as a target?), the sampling temperature, "
+    "and the lr"
+)
+#: How much of a logged sample a message quotes.
+SAMPLE_CHARS = 120
+
+
+def sample_text(run: Run, row: int) -> str:
+    """The generation sample (or most common token) logged with the record at ``row``, for the message."""
+    names = [n for n in run.texts if n.startswith(("collapse/", "generation/", "tokens/"))]
+    names.sort(key=lambda n: ("sample" not in n, n))
+    for name in names:
+        text = run.text_at(name, row)
+        if text and name != "collapse/collapse_reason":
+            quoted = text if len(text) <= SAMPLE_CHARS else text[: SAMPLE_CHARS - 1] + "…"
+            return f"{name}: {quoted!r}"
+    return ""
+
+
 def model_collapse_detector(config: ModelCollapseConfig) -> CriteriaDetector:
     cfg = config
     criteria = [
@@ -81,4 +101,11 @@ def model_collapse_detector(config: ModelCollapseConfig) -> CriteriaDetector:
         _eos_counted(cfg),
     ]
     tracker = EpisodeTracker(1, cfg.rearm_points)
-    return CriteriaDetector("model_collapse", Severity.CRITICAL, "model collapse", criteria, tracker)
+    return CriteriaDetector(
+        "model_collapse", Severity.CRITICAL, "model collapse", criteria, tracker, _collapse_context
+    )
+
+
+def _collapse_context(run: Run, row: int) -> str:
+    sample = sample_text(run, row)
+    return (f"logged {sample}; " if sample else "") + COLLAPSE_ADVICE

@@ -60,6 +60,10 @@ class VanishingGradientsConfig:
     threshold: float = _num(1e-3, above=True)
     consecutive: int = _count(5)
     metrics: tuple[str, ...] = _names(GRAD_NORM_METRICS)
+    layer_decades: float = _num(4.0, above=True)
+    layer_share: float = _num(0.5, 0.0, 1.0, above=True)
+    layer_consecutive: int = _count(2)
+    converged_ratio: float = _num(0.01, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,14 @@ class LossPlateauConfig:
     z_score: float = _num(2.0)
     max_pace_ratio: float = _num(0.05, 0.0, 1.0)
     consecutive: int = _count(20)
+    start_points: int = _count(60, 4)
+    start_steps: int = _count(2000, 0)
+    start_consecutive: int = _count(3)
+    fast_z: float = _num(3.0)
+    fast_pace_ratio: float = _num(0.2, 0.0, 1.0)
+    fast_max_window: int = _count(32, 4)
+    fast_consecutive: int = _count(5)
+    fast_warmup_points: int = _count(20, 0)
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,7 @@ class ModelCollapseConfig:
 @dataclass(frozen=True)
 class LabelOutOfRangeConfig:
     enabled: bool = True
+    rearm_points: int = _count(10)
 
 
 @dataclass(frozen=True)

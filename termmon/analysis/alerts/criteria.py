@@ -35,7 +35,10 @@ class CriteriaDetector:
         headline: str,
         criteria: list[Criterion],
         tracker: EpisodeTracker,
+        context: Callable[[Run, int], str] | None = None,
     ) -> None:
+        """``context(run, row)``: text appended to the message (what was logged there, what to try)."""
+        self.context = context
         self.kind = kind
         self.severity = severity
         self.headline = headline
@@ -68,5 +71,7 @@ class CriteriaDetector:
                         metric, value = criterion.metric, float(values[j])
             detail = "; ".join(dict.fromkeys(r for r in reasons if r))
             message = f"{self.headline} at {at.where}" + (f": {detail}" if detail else "")
+            extra = self.context(run, at.row) if self.context is not None else ""
+            message += f"; {extra}" if extra else ""
             found.append(at.found(self.kind, self.severity, message, metric, value))
         return found

@@ -9,9 +9,12 @@ from termmon.analysis.alerts.criteria import CriteriaDetector, Criterion
 from termmon.analysis.alerts.episodes import EpisodeTracker
 from termmon.analysis.alerts.model import Severity
 from termmon.analysis.alerts.points import value_at
+from termmon.format import DATA_SANITY, SANITY_BAD_BATCHES, SANITY_BATCHES
 from termmon.model.run import Run
 
-_PREFIX = "data_sanity_check/"
+_PREFIX = DATA_SANITY
+BAD_BATCHES, BATCHES = SANITY_BAD_BATCHES, SANITY_BATCHES
+LABEL_ADVICE = "check the label mapping and n_codes against the data (an off-by-one, a vocabulary mismatch)"
 
 
 def _range_text(run: Run, row: int) -> str:
@@ -22,7 +25,10 @@ def _range_text(run: Run, row: int) -> str:
         parts.append(f"labels span {lo:,.0f}..{hi:,.0f}")
     if np.isfinite(n):
         parts.append(f"n_codes is {n:,.0f}")
-    return ", ".join(parts)
+    bad, batches = value_at(run, BAD_BATCHES, rows)[0], value_at(run, BATCHES, rows)[0]
+    if np.isfinite(bad) and np.isfinite(batches) and batches > 1:
+        parts.append(f"{bad:,.0f} of the {batches:,.0f} batches checked since the last log step were bad")
+    return ", ".join(parts) + f"; {LABEL_ADVICE}" if parts else ""
 
 
 def label_out_of_range_detector(config: LabelOutOfRangeConfig) -> CriteriaDetector:
@@ -42,6 +48,5 @@ def label_out_of_range_detector(config: LabelOutOfRangeConfig) -> CriteriaDetect
         ),
         Criterion(_PREFIX + "label_max", max_too_big, lambda run, row, value: _range_text(run, row)),
     ]
-    return CriteriaDetector(
-        "label_out_of_range", Severity.CRITICAL, "labels out of range", criteria, EpisodeTracker(1, 1)
-    )
+    tracker = EpisodeTracker(1, config.rearm_points)
+    return CriteriaDetector("label_out_of_range", Severity.CRITICAL, "labels out of range", criteria, tracker)

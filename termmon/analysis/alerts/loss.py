@@ -17,7 +17,7 @@ from termmon.model.run import Run
 from termmon.roles import Role, names_for
 
 
-def _earliest(run: Run, role: Role) -> str | None:
+def earliest_metric(run: Run, role: Role) -> str | None:
     """The candidate that appeared first in the run (then by preference): a choice that does not depend on
     how the run's records were split into updates, because no later metric can start at an earlier row."""
     names = names_for(role, run.metrics)
@@ -32,19 +32,42 @@ def _epoch_train_loss_before(run: Run, row: int) -> str | None:
     return next((n for n in names if run.metrics[n].rows.view[0] <= row), None)
 
 
+STOP_ADVICE = (
+    "If the lr just dropped (a schedule, a scheduler bug) it may be too small now; otherwise the model has "
+    "converged at this setting: try a higher lr floor, a larger model, or stop here"
+)
+#: The sudden-stop rule's windows: from this many points, growing by LADDER_GROWTH.
+FAST_MIN_WINDOW = 4
+LADDER_GROWTH = 1.5
+
+
+def window_ladder(lo: int, hi: int) -> list[int]:
+    """``lo, 1.5 lo, ...`` up to ``hi``: a few windows, so a point's cost does not grow with the run."""
+    out, w = [], lo
+    while w <= hi:
+        out.append(w)
+        w = max(w + 1, int(w * LADDER_GROWTH))
+    return out
+
+
 class LossPlateauDetector:
-    """The loss made real progress, and has stopped making it.
+    """Two ways a training loss fails to improve, both ``loss_plateau``:
 
-    Three means of W finite training-loss points, by prefix sums (O(1) a point): the first W after
-    warm-up, the W before the last W, and the last W. W is a quarter of the points since warm-up, clipped
-    to [min_window, max_window], so a long run is judged over a long stretch. Flat: the last two means
-    differ by less than ``z_score`` standard errors (noise from successive differences, which a trend
-    barely touches) and by less than ``min_rel_change`` of the loss. Stopped: that change per point is
-    under ``max_pace_ratio`` of the average pace since the first window, and that earlier progress is
-    itself significant. A run early in a long, slow descent has made no significant progress yet and a
-    steadily converging one keeps its pace, so neither is a plateau; nor is a loss that rises.
+    * **No progress since the start**: after ``start_points`` points spanning ``start_steps`` steps, the
+      mean of the second half of the run is not significantly (``z_score`` standard errors) below the
+      first half's, nor above it. Reported once, and only until the loss first makes significant progress.
+    * **Progress that stopped suddenly**: five consecutive windows of W points (W the shortest of a
+      ladder 4..``fast_max_window`` where it shows): three significant steps down, then none
+      (:meth:`_fast_windows`). The window is set by the noise and the pace, not by the history.
+    * **Progress that stopped, slowly**: three means of W finite points by prefix sums: the first W after
+      warm-up, the W before the last W, and the last W, with W a quarter of the points since warm-up
+      clipped to [min_window, max_window]. Flat: the last two differ by under ``z_score`` standard errors
+      and ``min_rel_change`` of the loss, the progress since the first window is significant, and the pace
+      between the last two is under ``max_pace_ratio`` of the average pace, for ``consecutive`` points.
 
-    The episode ends when the loss improves by ``min_rel_change`` on the level reported.
+    Noise is estimated from successive differences, which a trend barely touches. A point costs O(ladder),
+    whatever the length of the run. The episode ends when the loss improves by ``min_rel_change`` on the
+    level reported.
     """
 
     def __init__(self, config: LossPlateauConfig) -> None:
@@ -57,11 +80,19 @@ class LossPlateauDetector:
         self.sq_diffs.extend(np.zeros(1))
         self.last = math.nan
         self.tracker = EpisodeTracker(config.consecutive)
+        self.start_tracker = EpisodeTracker(config.start_consecutive)
+        self.fast_tracker = EpisodeTracker(config.fast_consecutive)
+        self.level_window = 0  # the window of the sudden-stop episode, 0 for the quarter-history rule
+        self.level_margin = 0.0  # and how far below its level (noise) the loss must fall to end it
+        self.ladder = window_ladder(FAST_MIN_WINDOW, config.fast_max_window)
+        self.progressed = False  # the loss has made significant progress since the start
+        self.start_reported = False
+        self.first_step = math.nan
         self.level: float | None = None  # the plateau reported, while its episode lasts
 
     def update(self, run: Run, now: float) -> list[Found]:
         if self.metric is None:
-            self.metric = _earliest(run, Role.TRAIN_LOSS)
+            self.metric = earliest_metric(run, Role.TRAIN_LOSS)
             if self.metric is None:
                 return []
         points = self.cursor.take(run, self.metric)
@@ -70,45 +101,16 @@ class LossPlateauDetector:
         return [f for block in blocks(points) for f in self._update_block(block)]
 
     def _update_block(self, points: Points) -> list[Found]:
-        assert self.metric is not None
         finite = np.isfinite(points.value)
         values = points.value[finite]
         if len(values) == 0:
             return []
-        first, prev, cur, w, flat = self._windows(values)
+        count = self._extend(values)
         kept = _subset(points, finite)
-        found = []
-        i = 0
-        while i < len(values):
-            if self.level is not None:
-                better = np.flatnonzero(cur[i:] < self.level - self.config.min_rel_change * abs(self.level))
-                if len(better) == 0:
-                    break
-                i += int(better[0]) + 1
-                self.level = None
-                self.tracker = EpisodeTracker(self.config.consecutive)
-                continue
-            fired = self.tracker.feed(flat[i:])
-            if not fired:
-                break
-            j = i + fired[0]
-            self.level = float(cur[j])
-            at = spot(kept, j)
-            rel = (cur[j] - prev[j]) / abs(prev[j]) if prev[j] else 0.0
-            message = (
-                f"{self.metric} plateaued at {at.where}: mean {fmt_value(float(cur[j]))} over the last "
-                f"{w[j]} points vs {fmt_value(float(prev[j]))} over the {w[j]} before ({rel:+.2%}), "
-                f"down from {fmt_value(float(first[j]))} after warm-up"
-            )
-            found.append(at.found("loss_plateau", Severity.WARNING, message, self.metric, float(cur[j])))
-            i = j + 1
-        return found
+        return self._from_start(kept, count) + self._stopped(kept, values)
 
-    def _windows(
-        self, values: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Add ``values`` to the prefix sums; per new point: first, previous and last window means, W, flat."""
-        cfg = self.config
+    def _extend(self, values: np.ndarray) -> np.ndarray:
+        """Add ``values`` to the prefix sums; the point count after each of them."""
         n0 = len(self.sums) - 1
         self.sums.extend(np.cumsum(np.concatenate([self.sums.view[-1:], values]))[1:])
         steps = (
@@ -116,6 +118,126 @@ class LossPlateauDetector:
         )
         self.sq_diffs.extend(np.cumsum(np.concatenate([self.sq_diffs.view[-1:], steps**2]))[1:])
         self.last = float(values[-1])
+        return np.arange(n0 + 1, n0 + len(values) + 1)
+
+    def _noise_stderr(self, count: np.ndarray, span: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Standard error of the difference of two means of ``w`` points, from the noise in the last ``span``."""
+        q = self.sq_diffs.view
+        lo = np.maximum(count - span + 1, 0)
+        var = (q[count] - q[lo]) / np.maximum(span - 1, 1) / 2
+        return np.sqrt(var * 2 / np.maximum(w, 1))
+
+    def _from_start(self, kept: Points, count: np.ndarray) -> list[Found]:
+        if self.progressed or self.start_reported:
+            return []
+        cfg = self.config
+        s = self.sums.view
+        half = np.maximum(count // 2, 1)
+        first = s[half] / half
+        second = (s[count] - s[count - half]) / half
+        se = self._noise_stderr(count, half, half)  # noise of the second half: an early drop is not noise
+        bound = np.maximum(cfg.z_score * se, cfg.min_rel_change * np.abs(first))
+        steps = kept.step - self.first_step if math.isfinite(self.first_step) else np.zeros(len(count))
+        if not math.isfinite(self.first_step) and len(kept.step):
+            self.first_step = float(kept.step[0])
+            steps = kept.step - self.first_step
+        ready = (count >= cfg.start_points) & ~(steps < cfg.start_steps)  # no step numbers: points decide
+        gain = first - second
+        # Progress ends the check for good, so before the window is full it must be beyond doubt.
+        sure = np.where(ready, cfg.z_score, 2 * cfg.z_score) * se
+        gained = (count >= 8) & (gain > sure)
+        rose = ready & (second - first > bound)
+        end = len(count)
+        progress_at = np.flatnonzero(gained)
+        if len(progress_at):
+            end = int(progress_at[0])
+            self.progressed = True
+        fired = self.start_tracker.feed((ready & ~gained & ~rose)[:end])
+        if not fired:
+            return []
+        self.start_reported = True
+        j = fired[0]
+        at = spot(kept, j)
+        h = int(half[j])
+        message = (
+            f"{self.metric} made no progress since the start: mean {fmt_value(float(second[j]))} over the "
+            f"last {h} points to {at.where} vs {fmt_value(float(first[j]))} over the first {h}. "
+            "Check the labels (do they match the inputs, are they shuffled apart from them?), the lr "
+            "(0 or far too small?) and the data pipeline (constant or all-zero inputs, a wrong "
+            "normalisation)"
+        )
+        return [at.found("loss_plateau", Severity.WARNING, message, self.metric, float(second[j]))]
+
+    def _stopped(self, kept: Points, values: np.ndarray) -> list[Found]:
+        """Progress that stopped: the original quarter-of-history windows (see the class docstring)."""
+        first, prev, cur, w, flat = self._windows(values)
+        fa, fb, fc, fw, fse, fast = self._fast_windows(values)
+        found = []
+        i = 0
+        while i < len(values):
+            if self.level is not None:
+                better = np.flatnonzero(self._below_level(cur, i))
+                if len(better) == 0:
+                    break
+                i += int(better[0]) + 1
+                self.level = None
+                self.tracker = EpisodeTracker(self.config.consecutive)
+                self.fast_tracker = EpisodeTracker(self.config.fast_consecutive)
+                continue
+            slow_fired = self.tracker.feed(flat[i:])
+            fast_fired = self.fast_tracker.feed(fast[i:])
+            if not slow_fired and not fast_fired:
+                break
+            if fast_fired and (not slow_fired or fast_fired[0] < slow_fired[0]):
+                j = i + fast_fired[0]
+                self.level = float(fc[j])
+                self.level_window = int(fw[j])
+                self.level_margin = self.config.fast_z * float(fse[j])
+                found.append(self._sudden(kept, j, int(fw[j]), float(fa[j]), float(fb[j]), float(fc[j])))
+                i = j + 1
+                continue
+            j = i + slow_fired[0]
+            self.level = float(cur[j])
+            self.level_window = 0
+            self.level_margin = 0.0
+            at = spot(kept, j)
+            rel = (cur[j] - prev[j]) / abs(prev[j]) if prev[j] else 0.0
+            message = (
+                f"{self.metric} plateaued at {at.where}: mean {fmt_value(float(cur[j]))} over the last "
+                f"{w[j]} points vs {fmt_value(float(prev[j]))} over the {w[j]} before ({rel:+.2%}), "
+                f"down from {fmt_value(float(first[j]))} after warm-up. {STOP_ADVICE}"
+            )
+            found.append(at.found("loss_plateau", Severity.WARNING, message, self.metric, float(cur[j])))
+            i = j + 1
+        return found
+
+    def _below_level(self, cur: np.ndarray, i: int) -> np.ndarray:
+        """Whether the loss improved by ``min_rel_change`` on the level reported, at each point from ``i``:
+        judged on the rule's own window (a sudden stop's is short, so a mean of it, not a point)."""
+        assert self.level is not None
+        target = self.level - max(self.config.min_rel_change * abs(self.level), self.level_margin)
+        if not self.level_window:
+            return cur[i:] < target
+        s, w = self.sums.view, self.level_window
+        count = np.arange(len(self.sums) - len(cur) + i, len(self.sums))
+        return (s[count] - s[np.maximum(count - w, 0)]) / w < target
+
+    def _sudden(self, kept: Points, j: int, w: int, a: float, b: float, cur: float) -> Found:
+        at = spot(kept, j)
+        rel = (cur - b) / abs(b) if b else 0.0
+        message = (
+            f"{self.metric} stopped improving at {at.where}: mean {fmt_value(cur)} over the last {w} points "
+            f"vs {fmt_value(b)} over the {w} before ({rel:+.2%}), after falling steadily from "
+            f"{fmt_value(a)} in the {w} before those. {STOP_ADVICE}"
+        )
+        return at.found("loss_plateau", Severity.WARNING, message, self.metric, cur)
+
+    def _windows(
+        self, values: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per new point (already in the prefix sums): first, previous and last window means, W, flat."""
+        cfg = self.config
+        n0 = len(self.sums) - 1 - len(values)  # _extend has added them already
         count = np.arange(n0 + 1, n0 + len(values) + 1)
         window = np.minimum((count - cfg.warmup_points) // 4, cfg.max_window)
         valid = window >= cfg.min_window
@@ -138,6 +260,49 @@ class LossPlateauDetector:
             & (change / w <= cfg.max_pace_ratio * pace)
         )
         return first, prev, cur, w, flat
+
+    def _fast_windows(
+        self, values: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per new point: means of the windows A, B, C (C the latest), W, the standard error of a difference
+        of two window means, and whether progress that was
+        steady over three windows (A00->A0->A->B, each beyond ``fast_z`` standard errors) stopped in the
+        last (B->C within noise, under ``min_rel_change`` and under ``fast_pace_ratio`` of either earlier
+        step), for the shortest W of the ladder where it shows."""
+        cfg = self.config
+        n = len(values)
+        count = np.arange(len(self.sums) - n, len(self.sums))
+        s = self.sums.view
+        flat = np.zeros(n, dtype=bool)
+        chosen = np.ones(n, dtype=np.int64)
+        noise = np.zeros(n)
+        means = np.zeros((3, n))
+        for w in self.ladder:
+            valid = count - cfg.fast_warmup_points >= 5 * w
+            if not valid.any():
+                break
+            c = np.where(valid, count, 5 * w)
+            a00, a0, a, b, cur = ((s[c - k * w] - s[c - (k + 1) * w]) / w for k in (4, 3, 2, 1, 0))
+            q = self.sq_diffs.view
+            var = (q[c] - q[c - 5 * w + 1]) / (5 * w - 1) / 2
+            se = np.sqrt(var * 2 / w)
+            # Three significant steps down in a row: steady progress, which one drop (an lr decay) is not.
+            first, second, recent = a0 - a, a - b, b - cur
+            hit = (
+                valid
+                & ~flat
+                & (a00 - a0 > cfg.fast_z * se)
+                & (first > cfg.fast_z * se)
+                & (second > cfg.fast_z * se)
+                & (np.abs(recent) <= cfg.z_score * se)
+                & (np.abs(recent) <= cfg.min_rel_change * np.abs(b))
+                & (recent <= cfg.fast_pace_ratio * np.minimum(first, second))
+            )
+            flat |= hit
+            chosen[hit] = w
+            noise[hit] = se[hit]
+            means[:, hit] = np.stack([a, b, cur])[:, hit]
+        return means[0], means[1], means[2], chosen, noise, flat
 
 
 def _subset(points: Points, keep: np.ndarray) -> Points:
@@ -166,7 +331,7 @@ class OverfittingDetector:
 
     def update(self, run: Run, now: float) -> list[Found]:
         if self.eval_metric is None:
-            self.eval_metric = _earliest(run, Role.EVAL_LOSS)
+            self.eval_metric = earliest_metric(run, Role.EVAL_LOSS)
             if self.eval_metric is None:
                 return []
         points = self.cursor.take(run, self.eval_metric)
@@ -182,8 +347,10 @@ class OverfittingDetector:
                     continue
             column = run.metrics[self.train_metric]
             train_rows, train_values = column.rows.view, column.values.view
-            lo = int(np.searchsorted(train_rows, self.prev_row, side="right"))
-            hi = int(np.searchsorted(train_rows, row, side="right"))
+            # needles in the column's dtype: a Python int makes numpy cast the whole column (O(run))
+            lo, hi = np.searchsorted(
+                train_rows, np.array([self.prev_row, row], dtype=train_rows.dtype), side="right"
+            ).tolist()
             recent = train_values[lo:hi]
             recent = recent[np.isfinite(recent)]
             train = float(recent.mean()) if len(recent) else math.nan

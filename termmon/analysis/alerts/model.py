@@ -85,7 +85,9 @@ def fmt_limit(value: float) -> str:
 
 
 def fmt_ratio(ratio: float) -> str:
-    """``1,200x`` for big ratios, ``3.5x`` for small ones."""
+    """``3.5x``, ``1,200x``; beyond a million a power of ten a person can read (``1.0e13x``)."""
+    if ratio >= 1e6:
+        return f"{fmt_value(ratio)}x"
     return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
 
 

@@ -17,6 +17,11 @@ from termmon.format import NAN_INF_DETECTED
 from termmon.model.run import Run
 from termmon.roles import Role, is_loss_like, role_of
 
+NONFINITE_ADVICE = (
+    "usual causes: an lr too high (lower it, clip gradients), log(0) or a division by zero in the loss "
+    "(add an eps), fp16 overflow (bf16 or a loss scaler), a NaN in the input batch"
+)
+
 
 def _watched(name: str) -> bool:
     return name == NAN_INF_DETECTED or role_of(name) == Role.GRAD_NORM or is_loss_like(name)
@@ -38,19 +43,20 @@ class NanInfDetector:
         found = []
         for i in self.tracker.feed(merged.flagged):
             at = spot(merged, i)
-            culprits = sorted(
-                (p.name == NAN_INF_DETECTED, p.name, float(p.value[j]))
+            culprits = sorted(  # the loss before the gradients computed from it
+                (p.name == NAN_INF_DETECTED, not is_loss_like(p.name), p.name, float(p.value[j]))
                 for p, bad in taken
                 for j in [int(np.searchsorted(p.rows, at.row))]
                 if j < len(p.rows) and p.rows[j] == at.row and bad[j]
             )
-            is_flag, metric, value = culprits[0]
+            is_flag, _, metric, value = culprits[0]
             if is_flag:
                 message = f"the trainer flagged NaN/Inf values ({metric}) at {at.where}"
             else:
                 message = f"{metric} is {fmt_value(value)} at {at.where}"
-                others = [name for flag, name, _ in culprits[1:] if not flag]
+                others = [name for flag, _, name, _ in culprits[1:] if not flag]
                 if others:
                     message += f" (also non-finite: {', '.join(others)})"
+            message += f"; {NONFINITE_ADVICE}"
             found.append(at.found("nan_inf", Severity.CRITICAL, message, metric, value))
         return found

@@ -85,7 +85,9 @@ def value_at(run: Run, name: str, rows: np.ndarray) -> np.ndarray:
     if column is None or len(rows) == 0:
         return out
     metric_rows = column.rows.view
-    index = np.searchsorted(metric_rows, rows)
+    # Needles in the haystack's dtype: numpy would otherwise cast the whole (int32) column each call,
+    # an O(run) cost on every refresh.
+    index = np.searchsorted(metric_rows, rows.astype(metric_rows.dtype, copy=False))
     inside = index < len(metric_rows)
     hit = np.zeros(len(rows), dtype=bool)
     hit[inside] = metric_rows[index[inside]] == rows[inside]

@@ -53,7 +53,12 @@ class LowGpuUtilDetector:
 
 
 def fmt_duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
+    """``12ms``, ``1.5s``, ``42s``, ``3m 05s``, ``2h 10m``: sub-second cadences must not read as 0s."""
+    if seconds < 1:
+        return f"{max(0.0, seconds) * 1000:.0f}ms"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds}s"
     minutes, secs = divmod(seconds, 60)
@@ -64,7 +69,8 @@ def fmt_duration(seconds: float) -> str:
 
 
 class StalledDetector:
-    """No ``end`` event and nothing new for ``max(min_seconds, intervals x the usual interval)``.
+    """No ``end`` event and nothing new for :meth:`Run.stall_limit`: the longest of ``min_seconds``,
+    ``intervals`` x the usual interval, and twice the longest silence the run has had so far.
 
     One alert per stall: the episode is tied to the last activity it saw, so records arriving (and later
     stopping again) start a new one. Formats without end events (results.json, debug logs) never stall.
@@ -80,15 +86,15 @@ class StalledDetector:
         activity = run.last_activity
         if not math.isfinite(activity) or activity == self.alerted_at:
             return []
-        interval = run.typical_interval()
-        limit = max(
-            self.config.min_seconds, self.config.intervals * interval if math.isfinite(interval) else 0.0
-        )
         idle = now - activity
-        if idle <= limit:
+        if idle <= run.stall_limit(self.config.min_seconds, self.config.intervals):
             return []
         self.alerted_at = activity
-        usual = f" (usual interval {fmt_duration(interval)})" if math.isfinite(interval) else ""
+        interval = run.typical_interval()
+        usual = f" (records usually every {fmt_duration(interval)})" if math.isfinite(interval) else ""
         at = Spot(len(run.time), run.last_step, run.last_epoch, now)
-        message = f"no new records for {fmt_duration(idle)}{usual}; last at {at.where}"
+        message = (
+            f"no new records for {fmt_duration(idle)}{usual}; last at {at.where}. The trainer may hang "
+            "(a dataloader worker, a collective waiting on another rank, I/O): py-spy dump --pid shows where"
+        )
         return [at.found("stalled", Severity.WARNING, message, None, idle)]
