@@ -157,7 +157,9 @@ def test_discovery_runs_remotely_with_globs_and_two_hosts(server: SshServer, tmp
     write(tmp_path / "exp_a" / "metrics.jsonl", [step(i) for i in range(3)])
     write(tmp_path / "exp_b" / "nested" / "deep" / "metrics.jsonl", [step(0)])
     write(tmp_path / "exp_b" / ".hidden" / "metrics.jsonl", [step(0)])  # hidden dirs are not searched
-    write(tmp_path / "exp_b" / "a" / "b" / "c" / "d" / "e" / "f" / "metrics.jsonl", [step(0)])  # deeper than 5
+    write(
+        tmp_path / "exp_b" / "a" / "b" / "c" / "d" / "e" / "f" / "metrics.jsonl", [step(0)]
+    )  # deeper than 5
     write(tmp_path / "other" / "metrics.jsonl", [step(0)])
     (tmp_path / "exp_a" / "control.json").write_text('{"log_every": 5}')
     local = tmp_path / "local_run"
