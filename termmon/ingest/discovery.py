@@ -115,13 +115,25 @@ def find_runs(root: Path, max_depth: int = MAX_DEPTH) -> list[RunLocation]:
         subdirs = sorted(
             entry.name
             for entry in entries
-            if not entry.name.startswith(".") and entry.name not in _SKIP_DIRS and _is_dir(entry)
+            if not entry.name.startswith(".")
+            and entry.name not in _SKIP_DIRS
+            and _is_dir(entry)
+            and not _links_to_sibling(directory, entry)
         )
         for name in subdirs:
             walk(directory / name, depth + 1)
 
     walk(root, 0)
     return found
+
+
+def _links_to_sibling(directory: Path, entry: os.DirEntry[str]) -> bool:
+    """A symlink to another entry of the same directory (wandb's ``latest-run``): walking it would
+    find that run twice. Given as a root, such a link is read as usual."""
+    try:
+        return entry.is_symlink() and Path(entry.path).resolve().parent == directory.resolve()
+    except OSError:
+        return False
 
 
 def _is_file(entry: os.DirEntry[str]) -> bool:
