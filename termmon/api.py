@@ -99,20 +99,24 @@ class _RecordReader:
 
     def __init__(self, location: RunLocation) -> None:
         self.source = RunSource(location)
-        self._results_seen = 0
+        self._seen = 0  # records handed on since the last reset
+        self._skip = 0  # records of a replayed reset still to pass over
 
     def read(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         while True:
             raw = self.source.read_objects()
             records = [r for obj in raw.objects if (r := normalize_record(obj)) is not None]
-            if self.source.format is not None and self.source.format.replays_on_reset:
-                # A re-read whole file holds its whole history: hand on only what was not seen.
-                fresh = records[self._results_seen :]
-                self._results_seen = (
-                    max(self._results_seen, len(records)) if raw.reset else self._results_seen
-                )
-                records = fresh if raw.reset else []
+            if raw.reset:
+                # A whole-file re-read (results.json, trainer_state.json) or Lightning's in-place
+                # rewrite delivers what was handed on again, then the new: pass over the former.
+                replays = self.source.format is not None and self.source.format.replays_on_reset
+                self._skip = self._seen if replays else 0
+                self._seen = 0
+            self._seen += len(records)
+            drop = min(self._skip, len(records))
+            self._skip -= drop
+            records = records[drop:]
             out.extend(records)
             if not raw.more:
                 return out

@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import termmon
 from termmon.ingest.discovery import find_runs
 from termmon.ingest.source import RunSource
 from tests.format_helpers import (
@@ -125,3 +128,25 @@ def test_several_keras_logs_in_one_dir_are_several_runs(tmp_path: Path) -> None:
 def test_diverged_csv_runs_raise_nan_inf(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, data, _ = summary([run], capsys)
     assert code == 0 and len(data["runs"]) == 1 and "nan_inf" in alert_kinds(data["runs"][0])
+
+
+def test_follow_hands_on_each_lightning_row_once_across_the_rewrite(tmp_path: Path) -> None:
+    final = (LIGHTNING / "csv" / VERSION / "metrics.csv").read_bytes()
+    before = (LIGHTNING / "csv" / "metrics.before_rewrite.snapshot").read_bytes()
+    run = tmp_path / VERSION
+    run.mkdir(parents=True)
+    (run / "metrics.csv").write_bytes(before)
+    stop = threading.Event()
+    got: list[dict] = []
+    deadline = time.monotonic() + 60
+    rewritten = False
+    for records in termmon.follow(run, stop=stop, poll_interval=0.05):
+        got += records
+        if not rewritten:
+            with open(run / "metrics.csv", "r+b") as fh:
+                fh.write(final)
+            rewritten = True
+        if len(got) >= 30 or time.monotonic() > deadline:
+            stop.set()
+    whole = [r for r in read_run(LIGHTNING / "csv") if r["event"] != "start"]
+    assert points(got) == points(whole)

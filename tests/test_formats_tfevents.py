@@ -3,6 +3,7 @@ scripts/make_format_fixtures.py): whole, torn, restarted, damaged, diverged, and
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import threading
@@ -16,6 +17,8 @@ from hypothesis import strategies as st
 import termmon
 from termmon.ingest.discovery import find_runs
 from termmon.ingest.formats.crc32c import crc32c_python, masked_crc
+from termmon.ingest.formats.protowire import WireError
+from termmon.ingest.formats.tfevents_decode import decode_event
 from termmon.ingest.formats.tfrecord import HEADER
 from tests.format_helpers import DATA, alert_kinds, grow_and_read, only_run, points, read_run, summary
 
@@ -168,3 +171,11 @@ def test_follow_sees_a_run_grow(tmp_path: Path) -> None:
             stop.set()
     writer.join()
     assert steps == list(range(40))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120))
+def test_the_event_decoder_rejects_garbage_with_wire_error_only(data: bytes) -> None:
+    with contextlib.suppress(WireError):
+        event = decode_event(data)
+        assert all(isinstance(tag, str) and isinstance(v, float) for tag, v in event.scalars)

@@ -1,7 +1,7 @@
 """CRC-32C (Castagnoli), as TensorFlow's record framing uses it, with the C extension when present.
 
 The ``crc32c`` wheel (a dependency, ~80 KB) checks a million records' CRCs in a few hundredths of a
-second; the pure-Python table below is the fallback for a platform without a wheel, ~100x slower
+second; the pure-Python table below is the fallback for a platform without a wheel, ~30x slower
 (docs/formats.md has both figures).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 _POLY = 0x82F63B78
-_MASK_DELTA = 0xA282EAD8
+MASK_DELTA = 0xA282EAD8
 
 
 def _table() -> list[int]:
@@ -50,4 +50,4 @@ IMPLEMENTATION = "python" if crc32c is crc32c_python else "c"
 def masked_crc(data: bytes) -> int:
     """TFRecord's masked CRC: rotate right by 15 and add a constant (a CRC of CRCs stays strong)."""
     crc = crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + MASK_DELTA) & 0xFFFFFFFF

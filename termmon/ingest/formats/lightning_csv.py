@@ -40,6 +40,7 @@ class LightningCsv(Format):
     label = "Lightning CSVLogger metrics.csv"
     pattern = "lightning_logs/version_N/metrics.csv"
     rank = 45
+    replays_on_reset = True  # its only reset is the in-place rewrite, which keeps the earlier rows
 
     def recognises(self, name: str) -> bool:
         return name == METRICS_CSV

@@ -15,9 +15,11 @@ float timestamp: it belongs to the run above it, and its hparams become the run'
 from __future__ import annotations
 
 import bisect
+import contextlib
+import gc
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from typing import Any
 from termmon.format import EV_START, EV_STEP
 from termmon.ingest.formats.base import Format, FormatReader, Located, ReadStatus, RunLocation, Sink
 from termmon.ingest.formats.protowire import WireError
-from termmon.ingest.formats.tfevents_decode import Event, decode_event
+from termmon.ingest.formats.tfevents_decode import decode_event
 from termmon.ingest.formats.tfrecord import RecordFile
 
 PREFIX = "events.out.tfevents."
@@ -44,6 +46,23 @@ def is_subrun_name(name: str) -> bool:
     except ValueError:
         return False
     return "." in name
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a chunk is decoded.
+
+    A chunk makes hundreds of thousands of small objects that hold no cycles (events, tuples, record
+    dicts); the collector, triggered by those allocations, walked them again and again: a third of
+    the read time on a 1M-scalar file (benchmarks/bench_tfevents.py). Re-enabled after the chunk.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def event_file_names(directory: Path) -> list[str]:
@@ -117,7 +136,6 @@ class _Stream:
         self.files = []
         self.most_recent: dict[str, int] = {}
         self.max_emitted = -math.inf
-        self.max_emitted_by_tag: dict[str, int] = {}
 
     def names(self) -> list[str]:
         return event_file_names(self.directory)
@@ -139,6 +157,10 @@ class TfEventsReader:
             stream.restart()
 
     def read(self, sink: Sink, max_bytes: int) -> ReadStatus:
+        with gc_paused():
+            return self._read(sink, max_bytes)
+
+    def _read(self, sink: Sink, max_bytes: int) -> ReadStatus:
         status = ReadStatus()
         out: list[dict[str, Any]] = []
         for directory in run_directories(self.directory):
@@ -175,65 +197,64 @@ class TfEventsReader:
                 status.error = frames.error
             if frames.reset:
                 return False
-            base = index * _FILE_SPAN
-            for offset, data in zip(frames.offsets, frames.records, strict=True):
-                if not self._event(stream, base + offset, data, out):
-                    return False
+            if not self._events(stream, index * _FILE_SPAN, frames.offsets, frames.records, out):
+                return False
         return True
 
-    def _event(self, stream: _Stream, position: int, data: bytes, out: list[dict[str, Any]]) -> bool:
-        try:
-            event = decode_event(data)
-        except WireError:
-            return True  # a record whose CRC holds but is not an Event: nothing to show
-        if event.hparams:
-            out.append({"event": EV_START, "time": event.wall_time, "config": event.hparams})
-        step = event.step
-        if position > stream.scanned:
-            stream.scanned = position
-            restarted = _restarted_tags(stream, event)
-            if restarted != []:
-                stream.purges.add(position, step, restarted)
-                if _handed_on(stream, step, restarted):
-                    return False
-        for tag, _ in event.scalars:
-            stream.most_recent[tag] = step
-        if not event.scalars:
-            return True
-        if stream.subrun:
-            # add_hparams' metrics describe the whole run: values without a place on the step axis.
-            out.append({"event": EV_STEP, "time": event.wall_time, **dict(event.scalars)})
-            return True
+    def _events(
+        self, stream: _Stream, base: int, offsets: list[int], records: list[bytes], out: list[dict[str, Any]]
+    ) -> bool:
+        """Decode and hand on one read's records; False when a restart takes back points handed on.
+
+        One loop with its state in locals: it runs once per scalar, so a million-scalar file spends
+        little here beyond the decode (benchmarks/bench_tfevents.py).
+        """
+        latest = stream.most_recent
         purges = stream.purges
-        last = out[-1] if out else None
-        for tag, value in event.scalars:
-            if purges and purges.purged(position, tag, step):
+        purging = bool(purges)  # purges change only where this returns False
+        last: dict[str, Any] | None = None
+        for offset, data in zip(offsets, records, strict=True):
+            try:
+                event = decode_event(data)
+            except WireError:
+                continue  # a record whose CRC holds but is not an Event: nothing to show
+            if event.hparams:
+                out.append({"event": EV_START, "time": event.wall_time, "config": event.hparams})
+                last = None
+            step = event.step
+            scalars = event.scalars
+            position = base + offset
+            new = position > stream.scanned  # not yet checked for purges
+            if new:
+                stream.scanned = position
+                if event.session_start:
+                    purges.add(position, step, None)
+                    if stream.max_emitted >= step:
+                        return False
+                    purging = True
+            if not scalars:
                 continue
-            if last is None or last.get("step") != step or tag in last or last["event"] != EV_STEP:
-                last = {"event": EV_STEP, "time": event.wall_time, "step": step}
-                out.append(last)
-            last[tag] = value
+            if stream.subrun:
+                # add_hparams' metrics describe the whole run: values without a place on the step axis.
+                out.append({"event": EV_STEP, "time": event.wall_time, **dict(scalars)})
+                last = None
+                continue
+            for tag, value in scalars:
+                previous = latest.get(tag)
+                if new and previous is not None and step < previous:
+                    # A restart: the tag's later points were handed on; take them back and re-read.
+                    purges.add(position, step, [t for t, _ in scalars if step < latest.get(t, step)])
+                    return False
+                latest[tag] = step
+                if purging and purges.purged(position, tag, step):
+                    continue
+                if last is None or last["step"] != step or tag in last:
+                    last = {"event": EV_STEP, "time": event.wall_time, "step": step}
+                    out.append(last)
+                last[tag] = value
             if step > stream.max_emitted:
                 stream.max_emitted = step
-            if step > stream.max_emitted_by_tag.get(tag, -math.inf):
-                stream.max_emitted_by_tag[tag] = step
         return True
-
-
-def _restarted_tags(stream: _Stream, event: Event) -> list[str] | None:
-    """What this event purges: every tag (None) for a SessionLog START, else the tags whose step went
-    backwards (often none)."""
-    if event.session_start:
-        return None
-    latest = stream.most_recent
-    return [tag for tag, _ in event.scalars if event.step < latest.get(tag, event.step)]
-
-
-def _handed_on(stream: _Stream, step: int, tags: list[str] | None) -> bool:
-    """Whether a purge at ``step`` removes points already handed on."""
-    if tags is None:
-        return stream.max_emitted >= step
-    return any(stream.max_emitted_by_tag.get(tag, -math.inf) >= step for tag in tags)
 
 
 class TfEvents(Format):

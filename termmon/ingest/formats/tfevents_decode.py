@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass, field
 from typing import Any
 
 from termmon.ingest.formats.protowire import (
@@ -32,56 +31,136 @@ _SCALARS_PLUGIN = "scalars"
 _HPARAMS_PLUGIN = "hparams"
 
 
-@dataclass
 class Event:
-    wall_time: float = math.nan
-    step: int = 0
-    scalars: list[tuple[str, float]] = field(default_factory=list)
-    session_start: bool = False
-    file_version: str | None = None
-    hparams: dict[str, Any] | None = None
+    """What termmon takes from one Event record."""
+
+    __slots__ = ("file_version", "hparams", "scalars", "session_start", "step", "wall_time")
+
+    def __init__(self) -> None:
+        self.wall_time = math.nan
+        self.step = 0
+        self.scalars: list[tuple[str, float]] = []
+        self.session_start = False
+        self.file_version: str | None = None
+        self.hparams: dict[str, Any] | None = None
+
+
+_unpack_double = struct.Struct("<d").unpack_from
+_unpack_float = struct.Struct("<f").unpack_from
+
+
+def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
+    byte = data[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    return varint(data, pos)
+
+
+def _skip(data: bytes, pos: int, wire: int) -> int:
+    """The position after a field's value, for fields termmon does not read."""
+    if wire == 0:
+        return varint(data, pos)[1]
+    if wire == WIRE_FIXED64:
+        return pos + 8
+    if wire == WIRE_FIXED32:
+        return pos + 4
+    if wire == WIRE_BYTES:
+        length, pos = _varint_at(data, pos)
+        return pos + length
+    raise WireError(f"unsupported wire type {wire}")
 
 
 def decode_event(data: bytes) -> Event:
-    """One Event record; raises WireError for bytes that are not one."""
+    """One Event record; raises WireError for bytes that are not one.
+
+    Walks positions in the one buffer (no copies, no generators) for the fields every scalar event
+    has; the rare ones (plugin payloads, tensors, hparams) go through :func:`fields`.
+    """
     event = Event()
-    for number, wire, value in fields(data):
-        if number == 1 and wire == WIRE_FIXED64:
-            event.wall_time = as_double(value)
-        elif number == 2 and not isinstance(value, bytes):
-            event.step = as_int64(value)
-        elif number == 3 and wire == WIRE_BYTES:
-            event.file_version = as_text(value)
-        elif number == 5 and wire == WIRE_BYTES:
-            _summary(value, event)  # type: ignore[arg-type]
-        elif number == 7 and wire == WIRE_BYTES:
-            for n, _, v in fields(value):  # type: ignore[arg-type]
-                if n == 1 and v == SESSION_START:
-                    event.session_start = True
+    pos, n = 0, len(data)
+    try:
+        while pos < n:
+            key = data[pos]
+            pos += 1
+            if key >= 0x80:
+                key, pos = varint(data, pos - 1)
+            if key == 0x09:  # 1: wall_time, double
+                event.wall_time = _unpack_double(data, pos)[0]
+                pos += 8
+            elif key == 0x10:  # 2: step, int64
+                step, pos = _varint_at(data, pos)
+                event.step = as_int64(step)
+            elif key == 0x2A:  # 5: summary
+                length = data[pos]
+                pos += 1
+                if length >= 0x80:
+                    length, pos = varint(data, pos - 1)
+                _summary(data, pos, pos + length, event)
+                pos += length
+            elif key == 0x1A:  # 3: file_version
+                length, pos = _varint_at(data, pos)
+                event.file_version = as_text(data[pos : pos + length])
+                pos += length
+            elif key == 0x3A:  # 7: session_log
+                length, pos = _varint_at(data, pos)
+                for number, _, value in fields(data[pos : pos + length]):
+                    if number == 1 and value == SESSION_START:
+                        event.session_start = True
+                pos += length
+            else:
+                pos = _skip(data, pos, key & 7)
+    except (IndexError, struct.error) as exc:
+        raise WireError("truncated event") from exc
+    if pos != n:
+        raise WireError("truncated event")
     return event
 
 
-def _summary(data: bytes, event: Event) -> None:
-    for number, wire, value in fields(data):
-        if number == 1 and wire == WIRE_BYTES:
-            _value(value, event)  # type: ignore[arg-type]
+def _summary(data: bytes, pos: int, end: int, event: Event) -> None:
+    while pos < end:
+        key = data[pos]
+        pos += 1
+        if key >= 0x80:
+            key, pos = varint(data, pos - 1)
+        if key == 0x0A:  # 1: repeated Value
+            length = data[pos]
+            pos += 1
+            if length >= 0x80:
+                length, pos = varint(data, pos - 1)
+            _value(data, pos, pos + length, event)
+            pos += length
+        else:
+            pos = _skip(data, pos, key & 7)
 
 
-def _value(data: bytes, event: Event) -> None:
+def _value(data: bytes, pos: int, end: int, event: Event) -> None:
     tag = ""
     simple: float | None = None
     tensor: bytes | None = None
     plugin = ""
     content = b""
-    for number, wire, value in fields(data):
-        if number == 1 and wire == WIRE_BYTES:
-            tag = as_text(value)
-        elif number == 2 and wire == WIRE_FIXED32:
-            simple = as_float(value)
-        elif number == 8 and wire == WIRE_BYTES:
-            tensor = value  # type: ignore[assignment]
-        elif number == 9 and wire == WIRE_BYTES:
-            plugin, content = _plugin(value)  # type: ignore[arg-type]
+    while pos < end:
+        key = data[pos]
+        pos += 1
+        if key >= 0x80:
+            key, pos = varint(data, pos - 1)
+        if key == 0x0A:  # 1: tag
+            length, pos = _varint_at(data, pos)
+            tag = data[pos : pos + length].decode("utf-8", "replace")
+            pos += length
+        elif key == 0x15:  # 2: simple_value, float
+            simple = _unpack_float(data, pos)[0]
+            pos += 4
+        elif key == 0x42:  # 8: tensor
+            length, pos = _varint_at(data, pos)
+            tensor = data[pos : pos + length]
+            pos += length
+        elif key == 0x4A:  # 9: metadata
+            length, pos = _varint_at(data, pos)
+            plugin, content = _plugin(data[pos : pos + length])
+            pos += length
+        else:
+            pos = _skip(data, pos, key & 7)
     if simple is not None:
         event.scalars.append((tag, simple))
     elif plugin == _SCALARS_PLUGIN and tensor is not None:

@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from termmon.ingest.formats.crc32c import masked_crc
+from termmon.ingest.formats.crc32c import MASK_DELTA, crc32c
 
 HEADER = 12
 FOOTER = 4
@@ -114,9 +114,11 @@ class RecordFile:
         n = len(chunk)
         records, offsets = result.records, result.offsets
         unpack_u64, unpack_u32 = _U64.unpack_from, _U32.unpack_from
+        crc, delta = crc32c, MASK_DELTA
         while n - pos >= HEADER:
             (length,) = unpack_u64(chunk, pos)
-            if unpack_u32(chunk, pos + 8)[0] != masked_crc(chunk[pos : pos + 8]):
+            c = crc(chunk[pos : pos + 8])
+            if unpack_u32(chunk, pos + 8)[0] != (((c >> 15) | (c << 17)) + delta) & 0xFFFFFFFF:
                 self._dead = (
                     f"{self.path}: not a readable event file: damaged record header at byte "
                     f"{self.offset + pos}"
@@ -127,7 +129,8 @@ class RecordFile:
             if end + FOOTER > n:
                 break  # the rest of this record is not here yet (or not in this chunk)
             data = chunk[pos + HEADER : end]
-            if unpack_u32(chunk, end)[0] == masked_crc(data):
+            c = crc(data)  # masked_crc, inlined: this loop runs once per record
+            if unpack_u32(chunk, end)[0] == (((c >> 15) | (c << 17)) + delta) & 0xFFFFFFFF:
                 records.append(data)
                 offsets.append(self.offset + pos)
             else:
