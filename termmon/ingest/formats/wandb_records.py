@@ -48,8 +48,76 @@ _UPDATE, _REMOVE = 1, 2
 _WANTED = frozenset({_HISTORY, _SUMMARY, _CONFIG, _RUN, _EXIT})
 
 
+class _Unusual(Exception):
+    """Bytes the fast paths below do not handle: decode them with :func:`protowire.fields`."""
+
+
+def _messages(data: bytes) -> list[tuple[int, bytes]]:
+    """The length-delimited fields of a message as ``(number, payload)``.
+
+    wandb's items and rows use one-byte tags and lengths below 16 KiB; this loop handles exactly that
+    (a third of the time of the generic decoder) and hands anything else to ``fields``.
+    """
+    out: list[tuple[int, bytes]] = []
+    pos, n = 0, len(data)
+    try:
+        while pos < n:
+            tag = data[pos]
+            if tag & 0x80 or tag & 7 != WIRE_BYTES:
+                raise _Unusual
+            length = data[pos + 1]
+            start = pos + 2
+            if length & 0x80:
+                high = data[pos + 2]
+                if high & 0x80:
+                    raise _Unusual
+                length = (length & 0x7F) | high << 7
+                start = pos + 3
+            end = start + length
+            if end > n:
+                raise _Unusual
+            out.append((tag >> 3, data[start:end]))
+            pos = end
+    except (IndexError, _Unusual):
+        return [(n, raw) for n, wire, raw in fields(data) if wire == WIRE_BYTES and isinstance(raw, bytes)]
+    return out
+
+
 def _item(data: bytes) -> tuple[str, Any]:
-    """A History/Summary/Config item's name and value (``value_json`` or a typed value)."""
+    """A History/Summary/Config item's name and value: ``key`` or ``nested_key`` parts, and
+    ``value_json`` (what wandb writes), on a fast path; typed values and the rest via ``fields``."""
+    key = ""
+    nested: list[str] = []
+    text: str | None = None
+    pos, n = 0, len(data)
+    try:
+        while pos < n:
+            tag = data[pos]
+            if tag == 0x82 and data[pos + 1] == 0x01:  # field 16, length-delimited: value_json
+                start = pos + 3
+                length = data[pos + 2]
+            elif tag in (0x0A, 0x12):  # field 1 (key) or 2 (nested_key)
+                start = pos + 2
+                length = data[pos + 1]
+            else:
+                raise _Unusual
+            end = start + length
+            if length & 0x80 or end > n:
+                raise _Unusual
+            piece = data[start:end].decode("utf-8", "replace")
+            if tag == 0x12:
+                nested.append(piece)
+            elif tag == 0x0A:
+                key = piece
+            else:
+                text = piece
+            pos = end
+    except (IndexError, _Unusual):
+        return _item_fields(data)
+    return (".".join(nested) if nested else key), (None if text is None else _json_value(text))
+
+
+def _item_fields(data: bytes) -> tuple[str, Any]:
     key = ""
     nested: list[str] = []
     value: Any = None
@@ -85,10 +153,9 @@ def _is_number(value: object) -> bool:
 
 def _updates(data: bytes, into: dict[str, Any]) -> None:
     """Apply a ConfigRecord/SummaryRecord's updates and removals to ``into``."""
-    for number, wire, raw in fields(data):
-        if wire != WIRE_BYTES or number not in (_UPDATE, _REMOVE):
+    for number, raw in _messages(data):
+        if number not in (_UPDATE, _REMOVE):
             continue
-        assert isinstance(raw, bytes)
         name, value = _item(raw)
         if number == _UPDATE:
             into[name] = value
@@ -127,10 +194,7 @@ class WandbRecords:
     def _history(self, data: bytes, out: list[dict[str, Any]]) -> None:
         record: dict[str, Any] = {"event": EV_STEP}
         step: int | None = None
-        for number, wire, raw in fields(data):
-            if wire != WIRE_BYTES:
-                continue
-            assert isinstance(raw, bytes)
+        for number, raw in _messages(data):
             if number == _ITEM:
                 name, value = _item(raw)
                 if not _is_number(value):
