@@ -243,3 +243,67 @@ def test_a_malformed_metric_line_is_counted_not_fatal(
         and out["runs"][0]["bad_lines"] == 1
         and out["runs"][0]["metrics"]["train/loss"]["count"] == 30
     )
+
+
+def test_one_run_of_a_database_is_named_by_its_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import termmon
+    from termmon.cli import main
+
+    db = unpack_db(tmp_path)
+    assert main(["report", str(db)]) == 2  # three runs: the message lists their paths
+    listed = capsys.readouterr().err.split("choose one of them: ")[1].strip().split(", ")
+    assert len(listed) == 3 and all(p.startswith(f"{db}/") for p in listed)
+    frames = {}
+    for path in listed:
+        frame = termmon.load(path)
+        frames[frame["run_name"].dropna().iloc[0]] = frame
+    assert sorted(frames) == ["crashed", "diverged", "healthy"]
+    assert frames["healthy"]["train/loss"].notna().sum() == 30
+    assert frames["crashed"]["status"].dropna().tolist() == ["crashed"]
+    with pytest.raises(Exception, match="no such file or directory"):
+        termmon.load(f"{db}/1/not-a-run")
+
+
+def test_follow_sees_a_database_run_grow(tmp_path: Path) -> None:
+    import termmon
+
+    db = unpack_db(tmp_path)
+    with sqlite3.connect(db) as conn:
+        run_uuid, experiment = conn.execute(
+            "SELECT run_uuid, experiment_id FROM runs WHERE name = 'healthy'"
+        ).fetchone()
+        rows = conn.execute(
+            "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ? ORDER BY rowid",
+            (run_uuid,),
+        ).fetchall()
+        conn.execute("DELETE FROM metrics WHERE run_uuid = ?", (run_uuid,))
+        conn.execute("UPDATE runs SET status = 'RUNNING' WHERE run_uuid = ?", (run_uuid,))
+
+    def write() -> None:
+        conn = sqlite3.connect(db, timeout=30)
+        for key, value, timestamp, step, is_nan in rows:
+            with conn:
+                conn.execute(
+                    "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, value, timestamp, run_uuid, step, is_nan),
+                )
+            time.sleep(0.002)
+        with conn:
+            conn.execute("UPDATE runs SET status = 'FINISHED' WHERE run_uuid = ?", (run_uuid,))
+        conn.close()
+
+    writer = threading.Thread(target=write)
+    stop = threading.Event()
+    seen: list[tuple[int, float]] = []
+    events: list[str] = []
+    deadline = time.monotonic() + 60
+    writer.start()
+    for records in termmon.follow(db / str(experiment) / run_uuid, stop=stop, poll_interval=0.02):
+        seen += series(records, "train/loss")
+        events += [r["event"] for r in records]
+        if "end" in events or time.monotonic() > deadline:
+            stop.set()
+    writer.join()
+    assert sorted(s for s, _ in seen) == list(range(30)) and events[0] == "start" and events[-1] == "end"

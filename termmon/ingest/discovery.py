@@ -74,19 +74,35 @@ def resolve_run(path: str | Path, prog: str = "termmon") -> RunLocation:
     """
     path = Path(path).expanduser()
     if not path.exists():
-        raise UsageError(f"{prog}: {path}: no such file or directory")
+        inside = _run_inside_file(path)
+        if inside is None:
+            raise UsageError(f"{prog}: {path}: no such file or directory")
+        return inside
+    file = None
     if path.is_file():
         if not registry.is_run_file(path.name):
             raise UsageError(f"{prog}: {path}: {not_a_run_file()}")
-        path = path.parent
+        file, path = path, path.parent
     found = find_runs(path)
+    if file is not None and any(r.file == file for r in found):
+        found = [r for r in found if r.file == file]  # the runs of that file, not of its folder
     if len(found) == 1:
         return found[0]
     if not found:
         raise NoRunsError(no_runs_message([path], prog))
     names = ", ".join(str(r.path) for r in found[:5])
     more = f", ... ({len(found)} in all)" if len(found) > 5 else ""
-    raise UsageError(f"{prog}: {path} holds {len(found)} runs; choose one of them: {names}{more}")
+    raise UsageError(f"{prog}: {file or path} holds {len(found)} runs; choose one of them: {names}{more}")
+
+
+def _run_inside_file(path: Path) -> RunLocation | None:
+    """The run a path below a many-runs file names (``mlflow.db/<experiment>/<run>``), or None."""
+    for parent in path.parents:
+        if parent.is_file():
+            return next((r for r in find_runs(parent.parent, max_depth=0) if r.path == path), None)
+        if parent.exists():
+            return None
+    return None
 
 
 def resolve_run_dir(path: str | Path, prog: str = "termmon") -> Path:
