@@ -102,6 +102,24 @@ def test_torn_at_any_byte_reads_as_whole(data: st.DataObject) -> None:
     assert json.dumps(whole, sort_keys=True) == json.dumps(grown, sort_keys=True) and pending == 0
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_file_cut_at_any_byte_reads_as_a_clean_prefix(data: st.DataObject) -> None:
+    src = log_file("long")
+    whole = json.dumps(read_run(RUNS["long"]), sort_keys=True)
+    cut = data.draw(st.integers(0, src.stat().st_size))
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "offline-run-x"
+        run.mkdir()
+        (run / src.name).write_bytes(src.read_bytes()[:cut])
+        source = RunSource(only_run(run))
+        update = source.read_objects()
+        source.close()
+    assert update.error is None
+    prefix = json.dumps(update.objects, sort_keys=True)
+    assert whole.startswith(prefix.removesuffix("]")) and (cut < 1000 or update.objects)
+
+
 def test_a_half_written_record_is_held_back(tmp_path: Path) -> None:
     src = log_file("healthy")
     data = src.read_bytes()
