@@ -6,8 +6,6 @@ so a format is tested as every command sees it.
 
 from __future__ import annotations
 
-import math
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -70,27 +68,6 @@ def grow_and_read(src: Path, dst: Path, cuts: list[int]) -> tuple[list[dict[str,
             if not update.more:
                 break
     return records, source
-
-
-def copy_tree(src: Path, dst: Path) -> Path:
-    """A writable copy of a committed fixture directory."""
-    shutil.copytree(src, dst)
-    return dst
-
-
-def same_records(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
-    """Equal record lists, with NaN equal to NaN (a diverged run's records must compare equal)."""
-    if len(a) != len(b):
-        return False
-    for x, y in zip(a, b, strict=True):
-        if x.keys() != y.keys():
-            return False
-        for key, value in x.items():
-            other = y[key]
-            both_nan = isinstance(value, float) and isinstance(other, float) and math.isnan(value)
-            if not (both_nan and math.isnan(other)) and value != other:
-                return False
-    return True
 
 
 def summary(paths: list[Path], capsys: Any) -> tuple[int, dict[str, Any], str]:

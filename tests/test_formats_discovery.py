@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,42 @@ def test_one_run_per_run_not_per_file() -> None:
     found = find_runs(DATA)
     assert len({r.path for r in found}) == len(found)
     assert not any(r.path.is_relative_to(o.path) and r != o for r in found for o in found)
+
+
+@run_async
+async def test_the_tui_follows_a_tensorboard_run_as_it_grows(tmp_path: Path) -> None:
+    src = next((DATA / "tensorboard" / "healthy").glob("events.out.tfevents.*"))
+    data = src.read_bytes()
+    run = tmp_path / "exp"
+    run.mkdir()
+    dst = run / src.name
+    dst.write_bytes(data[: len(data) // 3])
+    app = MonitorApp(Workspace([str(tmp_path)]), watched=[str(tmp_path)], poll=0.1)
+    async with app.run_test(size=(160, 40)) as pilot:
+
+        async def until(condition: Callable[[], bool]) -> None:
+            deadline = time.monotonic() + 30
+            while not condition():
+                assert time.monotonic() < deadline, "condition not met in time"
+                await pilot.pause(0.05)
+
+        def last_step() -> int | None:
+            model = app.workspace.runs.get(run)
+            return None if model is None else model.last_step
+
+        await until(lambda: last_step() is not None)
+        assert last_step() != 39
+        with open(dst, "ab") as fh:
+            fh.write(data[len(data) // 3 :])
+        await until(lambda: last_step() == 39)
+        assert app.workspace.runs[run].metrics["train/loss"].values.view.size == 40
+
+
+def test_control_refuses_a_run_whose_trainer_never_reads_control_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "tb"
+    shutil.copytree(DATA / "tensorboard" / "diverged", run)
+    assert main(["control", str(run), "--log-every", "10"]) == 2
+    assert "only trainers that use termmon's logger read control.json" in capsys.readouterr().err
+    assert not (run / "control.json").exists()

@@ -29,6 +29,11 @@ def test_an_output_dir_is_one_run_read_from_its_event_files() -> None:
     # HF's two events files: training, then the final evaluate() in the second; eval shares the step.
     loss_steps = [r["step"] for r in records if "train/loss" in r]
     assert loss_steps == [5, 10, 15, 20, 25, 30]
+    # HF writes TrainingArguments and the model config as JSON text summaries: the run's config.
+    config = [r for r in records if r["event"] == "start"][-1]["config"]
+    assert config["args"]["learning_rate"] == 5e-3 and config["model_config"]["n_layer"] == 1
+    # train/epoch keeps its name and also gives the run its (fractional) epoch axis.
+    assert [r["epoch"] for r in records if "train/loss" in r] == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
     eval_steps = [r["step"] for r in records if "eval/loss" in r]
     assert eval_steps[:3] == [10, 20, 30] and len(eval_steps) == 4
 
@@ -91,3 +96,19 @@ def test_a_damaged_trainer_state_keeps_the_last_good_and_says_so(tmp_path: Path)
 def test_checkpoint_copies_are_never_runs() -> None:
     names = {r.path.relative_to(HF).as_posix() for r in find_runs(HF)}
     assert names == {p.relative_to(HF).as_posix() for p in HF.glob("*/runs/*")}
+
+
+def test_a_run_in_progress_is_read_from_its_latest_checkpoint(tmp_path: Path) -> None:
+    out = state_only(tmp_path, "healthy")
+    final = (out / "trainer_state.json").read_bytes()
+    (out / "trainer_state.json").unlink()  # training not finished: only checkpoint-30/ has a state
+    run = only_run(out)
+    assert run.format == "hf_trainer" and run.dir == out
+    source = RunSource(run)
+    first = source.read_objects()
+    assert first.reset and [r["step"] for r in first.objects if "loss" in r] == [5, 10, 15, 20, 25, 30]
+    assert not any("train_runtime" in r for r in first.objects)  # the final entry comes at the end
+    (out / "trainer_state.json").write_bytes(final)
+    update = source.read_objects()
+    assert update.reset and any("train_runtime" in r for r in update.objects)
+    source.close()

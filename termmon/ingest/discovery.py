@@ -105,11 +105,6 @@ def _run_inside_file(path: Path) -> RunLocation | None:
     return None
 
 
-def resolve_run_dir(path: str | Path, prog: str = "termmon") -> Path:
-    """The identity path of the one run at ``path`` (see :func:`resolve_run`)."""
-    return resolve_run(path, prog).path
-
-
 def find_runs(root: Path, max_depth: int = MAX_DEPTH) -> list[RunLocation]:
     """Runs at or below ``root`` (depth-first, sorted), one per run however many files it has.
 

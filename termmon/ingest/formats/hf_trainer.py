@@ -11,8 +11,10 @@ NaN, which is what raises the alert.
 
 Layout: ``output_dir/{trainer_state.json, checkpoint-N/trainer_state.json, runs/<date>_<host>/events*}``.
 The event files are written at every log, so when ``runs/`` holds them *they* are the run (read live
-by the tfevents format) and trainer_state.json adds no second run; the checkpoints' copies are never
-runs of their own.
+by the tfevents format) and trainer_state.json adds no second run. Without them (``report_to="none"``)
+the output dir is the run, read from its newest trainer_state.json: the final one, else the latest
+checkpoint's, so a run in progress shows up at its first checkpoint. The checkpoints are never runs
+of their own.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from termmon.format import EV_START, EV_STEP
-from termmon.ingest.formats.base import Format, FormatReader, Located, RunLocation
+from termmon.ingest.formats.base import Format, FormatReader, Located, ReadStatus, RunLocation, Sink
 from termmon.ingest.formats.results_json import WholeJsonReader
 from termmon.ingest.formats.tfevents import event_file_names
 
@@ -75,6 +77,45 @@ def _has_tensorboard_runs(directory: Path) -> bool:
         return False
 
 
+def latest_state(directory: Path) -> Path | None:
+    """The newest trainer_state.json of an output dir: its own (written at the end), else the one in
+    the checkpoint with the highest step (written during training)."""
+    own = directory / TRAINER_STATE
+    if own.is_file():
+        return own
+    try:
+        steps = [
+            (int(p.name.split("-")[1]), p / TRAINER_STATE)
+            for p in directory.iterdir()
+            if _CHECKPOINT.fullmatch(p.name) and (p / TRAINER_STATE).is_file()
+        ]
+    except OSError:
+        return None
+    return max(steps)[1] if steps else None
+
+
+class HfStateReader:
+    """Reads the newest trainer_state.json; a newer checkpoint's (or the final one) starts it over."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._path: Path | None = None
+        self._reader: WholeJsonReader | None = None
+
+    pending_bytes = 0
+
+    def read(self, sink: Sink, max_bytes: int) -> ReadStatus:
+        path = latest_state(self.directory)
+        if path is None:
+            return ReadStatus()
+        if path != self._path or self._reader is None:
+            self._path, self._reader = path, WholeJsonReader(path, state_records)
+        return self._reader.read(sink, max_bytes)
+
+    def close(self) -> None:
+        """Nothing is held open between reads."""
+
+
 class HfTrainerState(Format):
     name = "hf_trainer"
     label = "Hugging Face trainer_state.json"
@@ -87,16 +128,20 @@ class HfTrainerState(Format):
         return name == TRAINER_STATE
 
     def locate(self, directory: Path, names: Sequence[str]) -> Located | None:
-        if TRAINER_STATE not in names:
+        checkpoints = [n for n in names if _CHECKPOINT.fullmatch(n)]
+        if TRAINER_STATE not in names and not checkpoints:
             return None
-        if _CHECKPOINT.fullmatch(directory.name):
+        if TRAINER_STATE in names and _CHECKPOINT.fullmatch(directory.name):
             return Located([], descend=False)  # a checkpoint's copy of the run above
         if _has_tensorboard_runs(directory):
             return Located([], descend=True)  # runs/* hold the same logs, live
+        if latest_state(directory) is None:
+            return None
         return Located([RunLocation(directory, self.name)])
 
     def files(self, location: RunLocation) -> list[Path]:
-        return [location.dir / TRAINER_STATE]
+        path = latest_state(location.dir)
+        return [] if path is None else [path]
 
     def open(self, location: RunLocation) -> FormatReader:
-        return WholeJsonReader(location.dir / TRAINER_STATE, state_records)
+        return HfStateReader(location.dir)

@@ -54,11 +54,6 @@ def is_run_file(name: str) -> bool:
     return any(f.recognises(name) for f in FORMATS)
 
 
-def format_of_file(name: str) -> Format | None:
-    """The best-ranked format that reads a file of this name."""
-    return next((f for f in FORMATS if f.recognises(name)), None)
-
-
 def locate(directory: Path, names: Sequence[str]) -> Located:
     """The runs every format sees in one directory listing, one per run.
 
@@ -68,16 +63,14 @@ def locate(directory: Path, names: Sequence[str]) -> Located:
     """
     runs: dict[Path, RunLocation] = {}
     descend = True
-    found = False
     for fmt in FORMATS:
         located = fmt.locate(directory, names)
         if located is None:
             continue
-        found = True
         descend = descend and located.descend
         for run in located.runs:
             runs.setdefault(run.path, run)
-    return Located(list(runs.values()), descend=descend or not found)
+    return Located(list(runs.values()), descend=descend)
 
 
 def best_for_dir(directory: Path, names: Sequence[str]) -> Format | None:

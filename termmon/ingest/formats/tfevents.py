@@ -29,6 +29,7 @@ from termmon.ingest.formats.base import Format, FormatReader, Located, ReadStatu
 from termmon.ingest.formats.protowire import WireError
 from termmon.ingest.formats.tfevents_decode import decode_event
 from termmon.ingest.formats.tfrecord import RecordFile
+from termmon.roles import Role, role_of
 
 PREFIX = "events.out.tfevents."
 #: Files are at most 2**40 bytes: a record's position in the stream is file_index * 2**40 + offset.
@@ -147,6 +148,8 @@ class TfEventsReader:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._streams: dict[Path, _Stream] = {}
+        self._epoch_tags: dict[str, bool] = {}  # tag -> plays the epoch role (termmon.roles)
+        self._config: dict[str, Any] = {}
 
     @property
     def pending_bytes(self) -> int:
@@ -175,6 +178,7 @@ class TfEventsReader:
         return status
 
     def _restart_all(self) -> None:
+        self._config = {}
         for stream in self._streams.values():
             stream.restart()
 
@@ -212,6 +216,7 @@ class TfEventsReader:
         latest = stream.most_recent
         purges = stream.purges
         purging = bool(purges)  # purges change only where this returns False
+        epoch_tags = self._epoch_tags
         last: dict[str, Any] | None = None
         for offset, data in zip(offsets, records, strict=True):
             try:
@@ -219,7 +224,10 @@ class TfEventsReader:
             except WireError:
                 continue  # a record whose CRC holds but is not an Event: nothing to show
             if event.hparams:
-                out.append({"event": EV_START, "time": event.wall_time, "config": event.hparams})
+                # Config arrives in pieces (add_hparams, HF's args and model_config texts): each start
+                # carries all of it so far, as the run keeps the last start.
+                self._config.update(event.hparams)
+                out.append({"event": EV_START, "time": event.wall_time, "config": dict(self._config)})
                 last = None
             step = event.step
             scalars = event.scalars
@@ -252,6 +260,11 @@ class TfEventsReader:
                     last = {"event": EV_STEP, "time": event.wall_time, "step": step}
                     out.append(last)
                 last[tag] = value
+                epoch_tag = epoch_tags.get(tag)
+                if epoch_tag is None:
+                    epoch_tag = epoch_tags[tag] = role_of(tag) == Role.EPOCH
+                if epoch_tag:
+                    last["epoch"] = value  # HF's train/epoch: the run's epoch axis too, name kept
             if step > stream.max_emitted:
                 stream.max_emitted = step
         return True

@@ -3,11 +3,13 @@
 Field numbers from tensorboard/compat/proto (event.proto, summary.proto, tensor.proto,
 plugins/hparams/plugin_data.proto). Scalars come as ``Summary.Value.simple_value`` (torch's
 SummaryWriter, TF1) or as a rank-0 tensor under the ``scalars`` plugin (TF2, ``new_style=True``);
-both are read. Other summaries (histograms, images, text) are skipped without decoding their payload.
+both are read. A text summary holding a JSON object (HF's ``args`` and ``model_config``) becomes
+config; other summaries (histograms, images, other text) are skipped without decoding their payload.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 from typing import Any
@@ -29,6 +31,8 @@ SESSION_START = 1
 _DT_FLOAT, _DT_DOUBLE, _DT_INT32, _DT_INT64, _DT_HALF, _DT_BFLOAT16 = 1, 2, 3, 9, 19, 14
 _SCALARS_PLUGIN = "scalars"
 _HPARAMS_PLUGIN = "hparams"
+_TEXT_PLUGIN = "text"
+_TEXT_SUFFIX = "/text_summary"
 
 
 class Event:
@@ -171,6 +175,24 @@ def _value(data: bytes, pos: int, end: int, event: Event) -> None:
         hparams = _session_hparams(content)
         if hparams:
             event.hparams = {**(event.hparams or {}), **hparams}
+    elif plugin == _TEXT_PLUGIN and tensor is not None:
+        config = _json_text(tensor)
+        if config is not None:
+            # HF's TensorBoardCallback writes its TrainingArguments and model config as JSON text.
+            name = tag.removesuffix(_TEXT_SUFFIX)
+            event.hparams = {**(event.hparams or {}), name: config}
+
+
+def _json_text(tensor: bytes) -> dict[str, Any] | None:
+    """A text summary (TensorProto.string_val) holding a JSON object, or None for any other text."""
+    for number, wire, value in fields(tensor):
+        if number == 8 and wire == WIRE_BYTES:
+            try:
+                parsed = json.loads(value)  # type: ignore[arg-type]
+            except (ValueError, RecursionError):
+                return None
+            return parsed if isinstance(parsed, dict) else None
+    return None
 
 
 def _plugin(metadata: bytes) -> tuple[str, bytes]:
