@@ -124,3 +124,32 @@ def test_the_database_read_while_trackio_style_writer_appends(tmp_path: Path) ->
     losses = series(records, "train/loss")
     assert errors == [] and [s for s, _ in losses] == list(range(steps)) and math.isnan(losses[-1][1])
     assert [r["event"] for r in records].count("start") == 1
+
+
+def test_a_database_from_before_run_ids_reads_runs_by_name(tmp_path: Path) -> None:
+    """trackio before 0.24 named runs only by run_name: the fixture's rows in that schema."""
+    source_db = unpack_db(tmp_path / "new")
+    legacy = tmp_path / "old" / "fixtures.db"
+    legacy.parent.mkdir()
+    with sqlite3.connect(legacy) as old, sqlite3.connect(source_db) as new:
+        old.execute(
+            "CREATE TABLE metrics (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp TEXT NOT NULL,"
+            " run_name TEXT NOT NULL, step INTEGER NOT NULL, metrics TEXT NOT NULL)"
+        )
+        old.execute(
+            "CREATE TABLE configs (id INTEGER PRIMARY KEY AUTOINCREMENT, run_name TEXT NOT NULL,"
+            " config TEXT NOT NULL, created_at TEXT NOT NULL, UNIQUE(run_name))"
+        )
+        old.executemany(
+            "INSERT INTO metrics (timestamp, run_name, step, metrics) VALUES (?, ?, ?, ?)",
+            new.execute("SELECT timestamp, run_name, step, metrics FROM metrics ORDER BY id").fetchall(),
+        )
+        old.executemany(
+            "INSERT INTO configs (run_name, config, created_at) VALUES (?, ?, ?)",
+            new.execute("SELECT run_name, config, created_at FROM configs ORDER BY id").fetchall(),
+        )
+    found = find_runs(legacy.parent)
+    assert sorted(r.key or "" for r in found) == ["crashed", "diverged", "healthy"]
+    runs = by_name(legacy.parent)
+    assert runs["healthy"][0]["config"] == {"lr": 0.05, "optimizer": "SGD"}
+    assert [s for s, _ in series(runs["healthy"], "train/loss")] == list(range(30))
