@@ -84,6 +84,9 @@ def wandb_run(root: str, kind: str) -> None:
         settings=settings,
     )
 
+    if kind == "healthy":
+        run.config.update({"batch_size": 64})  # a config record after init
+
     def log(step: int, metrics: dict[str, float]) -> None:
         extra = {}
         if "val_loss" in metrics:  # a nested dict (W&B names it eval.acc) and a text value, not series

@@ -47,9 +47,13 @@ def steps(records: list[dict[str, Any]], name: str) -> list[int]:
 
 def test_a_finished_run_reads_whole_with_config_names_and_end() -> None:
     records = read_run(RUNS["healthy"])
-    start, end = records[0], records[-1]
-    assert start["event"] == "start" and start["run_name"] == "healthy" and start["project"] == "fixtures"
+    starts = [r for r in records if r["event"] == "start"]
+    start, end = starts[0], records[-1]
+    assert start["run_name"] == "healthy" and start["project"] == "fixtures" and records[0] is start
     assert start["config"] == {"lr": 0.05, "optimizer": "SGD"}
+    # run.config.update after init is a config record: the start again, with the merged config.
+    assert len(starts) == 2 and starts[1]["config"] == {"lr": 0.05, "optimizer": "SGD", "batch_size": 64}
+    assert starts[1]["time"] == start["time"]
     assert steps(records, "train/loss") == list(range(30))
     assert steps(records, "train/lr") == list(range(30))
     # A nested dict is named as W&B shows it; text and W&B's own _runtime are not series.
