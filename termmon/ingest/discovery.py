@@ -82,17 +82,23 @@ def resolve_run(path: str | Path, prog: str = "termmon") -> RunLocation:
         path = mirrored[0]
     path = Path(path).expanduser()
     if not _exists(path, prog):
-        raise UsageError(f"{prog}: {path}: no such file or directory")
+        inside = _run_inside_file(path)
+        if inside is None:
+            raise UsageError(f"{prog}: {path}: no such file or directory")
+        return inside
+    file = None
     if path.is_file():
         if not registry.is_run_file(path.name):
             raise UsageError(f"{prog}: {path}: {not_a_run_file()}")
-        path = path.parent
+        file, path = path, path.parent
     elif not path.is_dir():  # /dev/null, a FIFO, a socket
         raise UsageError(f"{prog}: {path}: {not_a_run_file()}")
     errors: list[str] = []
     found = find_runs(path, errors=errors)
     if errors and not found:
         raise TermmonError(f"{prog}: {errors[0]}")
+    if file is not None and any(r.file == file for r in found):
+        found = [r for r in found if r.file == file]  # the runs of that file, not of its folder
     if len(found) == 1:
         return found[0]
     shown = display_path(path)
@@ -100,7 +106,19 @@ def resolve_run(path: str | Path, prog: str = "termmon") -> RunLocation:
         raise NoRunsError(no_runs_message([shown], prog))
     names = ", ".join(display_path(r.path) for r in found[:5])
     more = f", ... ({len(found)} in all)" if len(found) > 5 else ""
-    raise UsageError(f"{prog}: {shown} holds {len(found)} runs; choose one of them: {names}{more}")
+    raise UsageError(
+        f"{prog}: {display_path(file) if file else shown} holds {len(found)} runs; choose one of them: {names}{more}"
+    )
+
+
+def _run_inside_file(path: Path) -> RunLocation | None:
+    """The run a path below a many-runs file names (``mlflow.db/<experiment>/<run>``), or None."""
+    for parent in path.parents:
+        if parent.is_file():
+            return next((r for r in find_runs(parent.parent, max_depth=0) if r.path == path), None)
+        if parent.exists():
+            return None
+    return None
 
 
 def _remote_roots(raw: str, prog: str = "termmon") -> list[Path] | None:
@@ -156,13 +174,25 @@ def find_runs(root: Path, max_depth: int = MAX_DEPTH, errors: list[str] | None =
         subdirs = sorted(
             entry.name
             for entry in entries
-            if not entry.name.startswith(".") and entry.name not in _SKIP_DIRS and _is_dir(entry)
+            if not entry.name.startswith(".")
+            and entry.name not in _SKIP_DIRS
+            and _is_dir(entry)
+            and not _links_to_sibling(directory, entry)
         )
         for name in subdirs:
             walk(directory / name, depth + 1)
 
     walk(root, 0)
     return found
+
+
+def _links_to_sibling(directory: Path, entry: os.DirEntry[str]) -> bool:
+    """A symlink to another entry of the same directory (wandb's ``latest-run``): walking it would
+    find that run twice. Given as a root, such a link is read as usual."""
+    try:
+        return entry.is_symlink() and Path(entry.path).resolve().parent == directory.resolve()
+    except OSError:
+        return False
 
 
 def _is_file(entry: os.DirEntry[str]) -> bool:

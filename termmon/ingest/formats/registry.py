@@ -14,9 +14,13 @@ from termmon.ingest.formats.debug_log import DebugLog
 from termmon.ingest.formats.hf_trainer import HfTrainerState
 from termmon.ingest.formats.keras_csv import KerasCsv
 from termmon.ingest.formats.lightning_csv import LightningCsv
+from termmon.ingest.formats.mlflow_db import MlflowDb
+from termmon.ingest.formats.mlflow_files import MlflowFiles
 from termmon.ingest.formats.results_json import ResultsJson
 from termmon.ingest.formats.termmon_jsonl import TermmonJsonl
 from termmon.ingest.formats.tfevents import TfEvents
+from termmon.ingest.formats.trackio_db import TrackioDb
+from termmon.ingest.formats.wandb import Wandb
 
 #: Best rank first, so the first format that finds a directory's run is the one to read it with.
 FORMATS: tuple[Format, ...] = tuple(
@@ -29,6 +33,10 @@ FORMATS: tuple[Format, ...] = tuple(
             HfTrainerState(),
             LightningCsv(),
             KerasCsv(),
+            Wandb(),
+            MlflowFiles(),
+            MlflowDb(),
+            TrackioDb(),
         ),
         key=lambda f: f.rank,
     )
