@@ -65,7 +65,8 @@ def test_termmon_under_tmux(tmp_path: Path, size: tuple[int, int]) -> None:
         assert json.loads(control.read_text())["log_every"] == 40
         _wait(lambda: "requested, was 10" in screen(), screen)
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
-        _wait(exit_file.exists, screen)
+        # The shell creates the file before it writes the status: wait for the status itself.
+        _wait(lambda: exit_file.exists() and exit_file.read_text().strip() != "", screen)
         assert exit_file.read_text().strip() == "0"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
