@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("ingest", "alerts", "tui", "logger", "diagnostics")
+BENCHMARKS = ("ingest", "alerts", "tui", "logger", "diagnostics", "integrations")
 
 
 def main() -> int:
