@@ -182,3 +182,36 @@ def test_an_exception_inside_training_step_records_crashed_and_is_re_raised(tmp_
     assert end["status"] == "crashed"
     assert end["error"] == "RuntimeError: CUDA error: an illegal memory access was encountered"
     assert end["step"] == 3
+
+
+class AskOnRankZero(AskForLogEvery):
+    """The monitor talks to rank 0's run directory only; the other rank must follow through Telemetry."""
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        if trainer.is_global_zero:
+            super().on_train_batch_end(trainer, *args)
+
+
+def test_ddp_ranks_agree_on_a_live_log_every_and_only_rank_zero_writes(tmp_path: Path) -> None:
+    # Two CPU processes (gloo). Had the ranks disagreed on the log steps, Telemetry's per-log-step broadcast
+    # would pair with DDP's gradient all-reduce and the fit would fail or hang (pytest-timeout).
+    ask = AskOnRankZero(tmp_path / "lit", at_step=7, log_every=6)
+    t = trainer(
+        tmp_path,
+        [TermmonCallback(run_name="lit", control_poll_s=0.0), ask],
+        max_epochs=1,
+        strategy="ddp_spawn",
+        devices=2,
+        logger=False,
+        enable_checkpointing=False,
+    )
+    t.fit(Regressor(), loader(512))  # 16 optimizer steps a rank
+
+    recs = records(tmp_path / "lit")
+    assert [r["event"] for r in recs].count("start") == 1  # rank 1 wrote nothing
+    assert recs[0]["world_size"] == 2
+    [change] = [r for r in recs if r["event"] == "control_change"]
+    assert (change["old"], change["new"]) == (5, 6)
+    assert change["step"] == 10  # asked at step 7 on rank 0; agreed by broadcast at the next log step
+    assert [r["step"] for r in step_records(recs)] == [5, 10, 12]
+    assert recs[-1]["status"] == "finished"
