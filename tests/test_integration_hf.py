@@ -92,8 +92,9 @@ def test_a_trainer_run_is_a_termmon_run_with_metrics_by_role(
     recs = records(run_dir)
     start = recs[0]
     assert start["event"] == "start" and start["model"] == "GPT2LMHeadModel"
-    assert start["config"]["training_args"]["gradient_accumulation_steps"] == 2
-    assert start["config"]["training_args"]["logging_steps"] == 5
+    assert start["config"]["gradient_accumulation_steps"] == 2  # the Trainer's arguments are the config
+    assert start["config"]["logging_steps"] == 5
+    assert start["config"]["hub_token"] in (None, "<HUB_TOKEN>")  # HF masks tokens in to_dict()
 
     # One step per optimizer step (20, not the 40 micro-batches), logged at HF's own logging steps...
     logged = step_records(recs)

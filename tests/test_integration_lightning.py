@@ -82,7 +82,7 @@ def test_a_lightning_fit_is_a_termmon_run_with_metrics_by_role(
     run_dir = tmp_path / "lit"  # default: inside the trainer's default_root_dir
     recs = records(run_dir)
     assert recs[0]["event"] == "start" and recs[0]["model"] == "Regressor"
-    assert recs[0]["config"]["hparams"]["lr"] == 0.05
+    assert recs[0]["config"]["lr"] == 0.05
     assert recs[0]["config"]["trainer"]["accumulate_grad_batches"] == 2
 
     # 16 batches an epoch, 2 per optimizer step: 8 optimizer steps an epoch, logged on multiples of 5.

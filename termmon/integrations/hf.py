@@ -104,7 +104,7 @@ class TermmonCallback(TrainerCallback):
         steps_strategy = str(getattr(args.logging_strategy, "value", args.logging_strategy)) == "steps"
         log_every = self._log_every or (state.logging_steps if steps_strategy else None)
         options = {"track_learning_rates": False, **self._options, "log_on_multiples": True}
-        config: dict[str, Any] = {"training_args": args.to_dict()}
+        config: dict[str, Any] = args.to_dict()  # the Trainer's config is the run's config
         if self._config:
             config.update(self._config)
         tm = Telemetry(

@@ -55,7 +55,8 @@ class TermmonCallback(Callback):
 
     ``log_dir`` defaults to the trainer's ``default_root_dir``, ``run_name`` to ``run_<date>_<time>``,
     ``log_every`` to the trainer's ``log_every_n_steps``. Other keyword arguments are ``Telemetry`` options.
-    The ``start`` record's config is the module's ``hparams`` (plus ``config``, when given).
+    The ``start`` record's config is the module's ``hparams``, the trainer's settings under ``trainer``, and
+    ``config`` when given.
     """
 
     def __init__(
@@ -92,8 +93,8 @@ class TermmonCallback(Callback):
         if self.session is not None:
             self.session.close()
         self._trainer = trainer
-        config: dict[str, Any] = {"hparams": dict(pl_module.hparams)}
-        config["trainer"] = {
+        config: dict[str, Any] = dict(pl_module.hparams)  # the module's hparams are the run's config
+        settings = {
             "max_epochs": trainer.max_epochs,
             "max_steps": trainer.max_steps,
             "accumulate_grad_batches": trainer.accumulate_grad_batches,
@@ -101,6 +102,7 @@ class TermmonCallback(Callback):
             "world_size": trainer.world_size,
             "log_every_n_steps": _log_every_n_steps(trainer),
         }
+        config.setdefault("trainer", settings)  # an hparam of that name wins
         if self._config:
             config.update(self._config)
         options = {**self._options, "log_on_multiples": True}
