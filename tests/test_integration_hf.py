@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -242,3 +248,39 @@ def test_an_unwritable_log_dir_leaves_training_alone(
     trainer.train()  # no exception: telemetry is off, training is not
     assert trainer.state.global_step == 6
     assert "telemetry is off" in capsys.readouterr().err
+
+
+def test_two_processes_agree_on_a_live_logging_steps_and_only_rank_zero_writes(tmp_path: Path) -> None:
+    # torchrun, two CPU ranks (gloo). The Trainer gathers the loss across ranks at every log step, so had the
+    # ranks disagreed on logging_steps the run would fail or hang (pytest-timeout).
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    with socket.socket() as sock:  # a free port for the rendezvous (port 0 is not accepted there)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}"]
+    proc = subprocess.Popen(
+        [*cmd, str(root / "tests" / "hf_ddp_worker.py"), str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root, start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=280)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both ranks
+            proc.communicate()
+    assert proc.returncode == 0, stderr[-3000:]
+    results = sorted(
+        (json.loads(line.split("RESULT ", 1)[1]) for line in stdout.splitlines() if "RESULT " in line),
+        key=lambda r: r["rank"],
+    )
+    assert [r["rank"] for r in results] == [0, 1]
+    for r in results:  # both ranks' Trainers switched at the same step
+        assert r["logging_steps"] == 6
+        assert r["logged"] == [5, 10, 12]
+
+    recs = records(tmp_path / "tiny")
+    assert [r["event"] for r in recs].count("start") == 1 and recs[0]["world_size"] == 2
+    [change] = [r for r in recs if r["event"] == "control_change"]
+    assert (change["step"], change["old"], change["new"]) == (10, 5, 6)
+    assert [r["step"] for r in step_records(recs)] == [5, 10, 12]
