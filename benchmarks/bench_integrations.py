@@ -40,7 +40,7 @@ def _gpt2() -> tuple[torch.nn.Module, list[dict[str, torch.Tensor]]]:
 
 
 def _hf_round(steps: int, callback: Any, out: Path) -> float:
-    from transformers import Trainer, TrainingArguments
+    from transformers import PrinterCallback, Trainer, TrainingArguments
 
     model, dataset = _gpt2()
     args = TrainingArguments(
@@ -57,6 +57,9 @@ def _hf_round(steps: int, callback: Any, out: Path) -> float:
     )
     callbacks = [callback] if callback is not None else []
     trainer = Trainer(model=model, args=args, train_dataset=dataset, callbacks=callbacks)
+    trainer.remove_callback(
+        PrinterCallback
+    )  # HF prints every log to stdout without tqdm: keep the table clean
     t0 = time.perf_counter()
     trainer.train()
     return time.perf_counter() - t0

@@ -80,6 +80,7 @@ class TermmonCallback(TrainerCallback):
         self.session: FrameworkSession | None = None
         self._off = False
         self._epoch = 0
+        self._samples_per_step = 0
         self._epoch_losses: list[float] = []
         self._epoch_due: tuple[int, int] | None = None  # (epoch, step): its record waits for an evaluation
 
