@@ -54,10 +54,6 @@ class FrameworkSession:
         self._open: _OpenStep | None = None
         self._broken = False
 
-    @property
-    def log_every(self) -> int:
-        return self.tm.log_every
-
     def is_log_step(self, step: int) -> bool:
         """Whether the framework's optimizer step ``step`` is a termmon log step (same rule as the framework)."""
         return step % self.tm.log_every == 0
@@ -114,7 +110,8 @@ class FrameworkSession:
             self.guarded("control", lambda: self._on_log_every(self.tm.log_every))
 
     def guarded(self, feature: str, fn: Callable[[], Any]) -> Any:
-        """Run callback work that must never raise into training (Telemetry's own rule)."""
+        """Run framework-side work (writing the new interval into the trainer) that must never raise into
+        training: the first failure stops it for the run, with one alert (Telemetry's own rule)."""
         if self._broken:
             return None
         try:
@@ -130,10 +127,6 @@ class FrameworkSession:
             )
             print(f"termmon: {feature} failed ({type(exc).__name__}: {exc}); switched off", file=sys.stderr)
             return None
-
-    @property
-    def broken(self) -> bool:
-        return self._broken
 
     def close(self, status: str = "finished", error: str | None = None) -> None:
         if status == "finished":
