@@ -284,3 +284,17 @@ def test_two_processes_agree_on_a_live_logging_steps_and_only_rank_zero_writes(t
     [change] = [r for r in recs if r["event"] == "control_change"]
     assert (change["step"], change["old"], change["new"]) == (10, 5, 6)
     assert [r["step"] for r in step_records(recs)] == [5, 10, 12]
+
+
+def test_a_failing_callback_switches_itself_off_and_training_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # log_every=0 makes Telemetry refuse to start inside on_train_begin: the callback must swallow that.
+    args = arguments(tmp_path, max_steps=6)
+    trainer = Trainer(
+        model=tiny_gpt2(), args=args, train_dataset=CharWindows(64), callbacks=[TermmonCallback(log_every=0)]
+    )
+    trainer.train()
+    assert trainer.state.global_step == 6
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("termmon:")]
+    assert len(err) == 1 and "on_train_begin failed (ValueError" in err[0], err

@@ -103,7 +103,11 @@ class TermmonCallback(TrainerCallback):
         if self.session is not None:
             self.session.close()
         steps_strategy = str(getattr(args.logging_strategy, "value", args.logging_strategy)) == "steps"
-        log_every = self._log_every or (state.logging_steps if steps_strategy else None)
+        log_every = (
+            self._log_every
+            if self._log_every is not None
+            else (state.logging_steps if steps_strategy else None)
+        )
         options = {"track_learning_rates": False, **self._options, "log_on_multiples": True}
         config: dict[str, Any] = args.to_dict()  # the Trainer's config is the run's config
         if self._config:

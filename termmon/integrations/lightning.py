@@ -109,7 +109,9 @@ class TermmonCallback(Callback):
         tm = Telemetry(
             log_dir=self._log_dir if self._log_dir is not None else trainer.default_root_dir,
             run_name=self._run_name,
-            log_every=self._log_every or _log_every_n_steps(trainer) or None,
+            log_every=self._log_every
+            if self._log_every is not None
+            else (_log_every_n_steps(trainer) or None),
             config=config,
             **options,
         )
