@@ -6,7 +6,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -255,10 +254,8 @@ def test_two_processes_agree_on_a_live_logging_steps_and_only_rank_zero_writes(t
     # ranks disagreed on logging_steps the run would fail or hang (pytest-timeout).
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
-    with socket.socket() as sock:  # a free port for the rendezvous (port 0 is not accepted there)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}"]
+    # --standalone: a local rendezvous on a port torchrun picks itself (no race for a port chosen here).
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     proc = subprocess.Popen(
         [*cmd, str(root / "tests" / "hf_ddp_worker.py"), str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root, start_new_session=True,
