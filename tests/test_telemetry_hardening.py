@@ -210,6 +210,10 @@ def test_ctrl_c_is_recorded_as_killed_by_sigint(tmp_path: Path) -> None:
 
 
 def test_handlers_are_installed_from_the_main_thread_only_and_put_back_on_close(tmp_path: Path) -> None:
+    # Lightning restores, at teardown, the handler it saw when fit began: after a Lightning test in this
+    # process that is termmon's (inert once no run is open: it re-raises with the default action).
+    # Start from the default so that what this test installs and removes is its own.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     before = signal.getsignal(signal.SIGTERM)
     made: list[Telemetry] = []
     worker = threading.Thread(target=lambda: made.append(Telemetry(tmp_path, "in_thread", log_every=1)))

@@ -44,6 +44,10 @@ class TelemetryConfig:
     diagnostic_sample_size: int = 5000
     tensorboard: bool = False
     wandb: bool = False
+    #: Log at steps that are multiples of ``log_every`` (the rule of HF ``logging_steps`` and Lightning
+    #: ``log_every_n_steps``) rather than every ``log_every`` steps since the last log: a framework
+    #: integration needs termmon's log steps to be the framework's own.
+    log_on_multiples: bool = False
     #: Seconds between cheap ``os.stat`` checks of control.json.
     control_poll_s: float = 2.0
     #: Seconds between NVML utilisation samples (off-thread).

@@ -208,22 +208,26 @@ class Telemetry:
         optimizer: torch.optim.Optimizer | None = None,
         *,
         holdout: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+        optimizer_hooks: bool = True,
     ) -> None:
         """Follow ``model`` (gradients, weights, updates) and ``optimizer`` (lr, grads at step time).
 
         ``holdout=(inputs, labels)``: a fixed batch whose predictions are logged at every epoch end
-        (the first ``holdout_size`` rows).
+        (the first ``holdout_size`` rows). ``optimizer_hooks=False``: the caller reports the optimizer
+        step itself through ``before_optimizer_step()``/``after_optimizer_step()`` (a framework whose
+        ``optimizer.step`` runs the backward pass inside a closure has no gradients at the pre-hook).
         """
         if not self._active:
             return
         with self._lock:
-            self._watch(model, optimizer, holdout)
+            self._watch(model, optimizer, holdout, optimizer_hooks)
 
     def _watch(
         self,
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer | None,
         holdout: tuple[torch.Tensor, torch.Tensor | None] | None,
+        optimizer_hooks: bool,
     ) -> None:
         try:
             self._model = model
@@ -238,7 +242,7 @@ class Telemetry:
                 if self.settings.track_weight_delta and self._named_params:
                     self._sentinels = stats.UpdateSentinels([p for _, p in self._named_params])
                     self._interval_base = self._sentinels.sample()
-            if optimizer is not None and self._rank == 0:
+            if optimizer is not None and self._rank == 0 and optimizer_hooks:
                 self._hooks.append(optimizer.register_step_pre_hook(self._before_optimizer_step))
                 if self._sentinels is not None:
                     self._hooks.append(optimizer.register_step_post_hook(self._after_optimizer_step))
@@ -340,7 +344,7 @@ class Telemetry:
             self._window_samples += batch_size
         if metrics:
             self._hold(metrics)
-        if self.global_step - self._last_log_step >= self.log_every:
+        if self._log_due(self.global_step):
             self._last_log_step = self.global_step
             if self._world > 1:
                 self._agree_on_control()
@@ -367,8 +371,23 @@ class Telemetry:
         if first is not None:
             self._input_rows = int(first.shape[0])
 
+    def _log_due(self, step: int) -> bool:
+        if self.settings.log_on_multiples:
+            return step % self.log_every == 0
+        return step - self._last_log_step >= self.log_every
+
     def _is_next_log_step(self) -> bool:
-        return self.global_step + 1 - self._last_log_step >= self.log_every
+        return self._log_due(self.global_step + 1)
+
+    def before_optimizer_step(self) -> None:
+        """After ``watch(..., optimizer_hooks=False)``: the gradients of the coming step are final."""
+        if self._rank == 0:
+            self._before_optimizer_step(None, (), {})
+
+    def after_optimizer_step(self) -> None:
+        """After ``watch(..., optimizer_hooks=False)``: the optimizer has updated the parameters."""
+        if self._rank == 0:
+            self._after_optimizer_step(None, (), {})
 
     def _before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         """Grads are certain to exist here whatever the user does with ``zero_grad`` afterwards."""
@@ -747,6 +766,17 @@ class Telemetry:
         ]
         self._writer.put(CsvRows(HOLDOUT_CSV, HOLDOUT_COLUMNS, rows))
         return out
+
+    def record(self, metrics: Mapping[str, Any]) -> None:
+        """Metrics measured off the step cadence (an evaluation every ``eval_steps``): one ``step`` record
+        at the current step, written now, without counting a step."""
+        if not self._active or self._writer is None or not metrics:
+            return
+        try:
+            self._ensure_started()
+            self._emit(EV_STEP, flatten(_to_host(metrics)), step=self.global_step, epoch=self.current_epoch)
+        except Exception as exc:
+            self._failed("record", exc)
 
     def checkpoint(self, path: str | os.PathLike[str], **metrics: Any) -> None:
         """Record that a checkpoint was saved (the file itself is the user's)."""
