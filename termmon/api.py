@@ -90,7 +90,7 @@ def follow(
     """
     from termmon.ingest.watch import ChangeWatcher
 
-    run_dir = resolve_run_dir(path)
+    run_dir = resolve_run_dir(path).absolute()  # messages name files by their full path
     stop = stop or threading.Event()
     wake = threading.Event()
     reader = _RecordReader(run_dir)

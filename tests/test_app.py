@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from textual.pilot import Pilot
 from termmon.errors import UsageError
 from termmon.model.workspace import Workspace
 from termmon.views.app import MonitorApp, run_monitor
+from termmon.views.control_queue import DEBOUNCE_SECONDS
 from termmon.views.widgets.alert_log import AlertLog
 from termmon.views.widgets.chart import ChartPanel
 from termmon.views.widgets.run_picker import RunPicker
@@ -21,11 +23,23 @@ from tests.tui_fixtures import NOW, append, epoch, read_json, run_async, steps, 
 SIZES = [(80, 24), (120, 40)]
 
 
-def make_app(root: Path, live: bool = True) -> MonitorApp:
+class ManualClock:
+    """A monotonic clock that moves only when the test says so (drives the control debounce)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_app(root: Path, live: bool = True, monotonic: Callable[[], float] = time.monotonic) -> MonitorApp:
     workspace = Workspace([str(root)])
     if not live:
         workspace.refresh()
-    return MonitorApp(workspace, watched=["runs"], live=live, clock=lambda: NOW, export_dir=root)
+    return MonitorApp(
+        workspace, watched=["runs"], live=live, clock=lambda: NOW, export_dir=root, monotonic=monotonic
+    )
 
 
 async def wait_for(pilot: Pilot[int], condition: Callable[[], bool], timeout: float = 8.0) -> None:
@@ -88,7 +102,8 @@ async def test_smoothing_and_log_scale_toggle(tmp_path: Path, size: tuple[int, i
 @run_async
 async def test_plus_presses_coalesce_into_one_control_write(tmp_path: Path) -> None:
     root = workspace_dir(tmp_path)
-    app = make_app(root)
+    clock = ManualClock()  # presses are "within the debounce" however slowly a loaded machine sends them
+    app = make_app(root, monotonic=clock)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.selected_run is not None)
         run = app.selected_run
@@ -97,8 +112,10 @@ async def test_plus_presses_coalesce_into_one_control_write(tmp_path: Path) -> N
         await pilot.press("plus", "plus", "plus")
         status = str(app.status_text(NOW))
         assert "log_every 80 (requested, was 10)" in status
+        await pilot.pause(DEBOUNCE_SECONDS * 1.5)
+        assert not control.exists()  # no quiet time has passed on the debounce's clock
+        clock.now += 2 * DEBOUNCE_SECONDS
         await wait_for(pilot, control.exists)
-        await pilot.pause(0.6)
         written = read_json(control)
         assert written["log_every"] == 80 and written["seq"] == 1 and written["source"] == "termmon"
         # The trainer answers with a control_change event; the status line follows it.
@@ -120,6 +137,7 @@ async def test_plus_presses_coalesce_into_one_control_write(tmp_path: Path) -> N
         await wait_for(pilot, lambda: "log_every 80 (applied at step 1010)" in str(app.status_text(NOW)))
         # Halving starts from the applied value, and clamps at the floor.
         await pilot.press(*["minus"] * 6)
+        clock.now += 2 * DEBOUNCE_SECONDS
         await wait_for(pilot, lambda: read_json(control)["seq"] == 2)
         assert read_json(control)["log_every"] == 5
 

@@ -161,7 +161,7 @@ class RunSource:
                 self.close()
                 self._adapters.clear()
                 self._parsers.clear()
-                return SourceUpdate(reset=True, more=True, mtime=read.mtime)
+                return SourceUpdate(reset=True, more=True, mtime=read.mtime, error=read.error)
             read.bad_lines += tail.oversized_lines
             read.more = read.more or tail.more
             read.bytes_read += tail.bytes_read

@@ -51,9 +51,7 @@ def _read(source: RunSource, max_bytes: int) -> SourceUpdate:
     try:
         return source.read(max_bytes)
     except Exception as exc:
-        return SourceUpdate(
-            error=f"{source.run_dir}: reading failed: {type(exc).__name__}: {exc}", failed=True
-        )
+        return SourceUpdate(error=f"reading failed: {type(exc).__name__}: {exc}", failed=True)
 
 
 class Workspace:
@@ -152,7 +150,7 @@ class Workspace:
                 self._apply_one(item, changed)
             except Exception as exc:  # a failure in one run's update marks that run, never the others
                 run = self.runs[item.path]
-                message = f"{item.path}: reading failed: {type(exc).__name__}: {exc}"
+                message = f"reading failed: {type(exc).__name__}: {exc}"
                 if message not in run.errors:
                     run.errors.append(message)
                 changed.add(item.path)

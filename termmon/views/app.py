@@ -91,6 +91,7 @@ class MonitorApp(App[int]):
         live: bool = True,
         clock: Callable[[], float] = time.time,
         export_dir: Path | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         self.workspace = workspace
@@ -98,6 +99,8 @@ class MonitorApp(App[int]):
         self.poll_interval = poll
         self.live = live
         self.clock = clock
+        #: What the control debounce measures quiet time with (tests drive it by hand).
+        self.monotonic = monotonic
         self.export_dir = export_dir or Path.cwd()
         self.feed = AlertFeed(config)
         self.run_colors = RunColors()
@@ -116,6 +119,7 @@ class MonitorApp(App[int]):
         self._redraw_timer: Timer | None = None
         self._last_redraw = 0.0
         self._control_timer: Timer | None = None
+        self._last_press = -math.inf
         self._reported_errors: dict[Path, list[str]] = {}
         self._reported_workspace_errors = 0
         #: The last failure of the reading worker outside any one run (None while all is well).
@@ -454,14 +458,22 @@ class MonitorApp(App[int]):
         self.push_screen(LogEveryPrompt(run.name, self.control.current(run)), chosen)
 
     def request_log_every(self, run: Run, value: int) -> None:
-        """Queue a request; presses within DEBOUNCE_SECONDS of each other become one write."""
+        """Queue a request; presses within DEBOUNCE_SECONDS of each other become one write.
+
+        Quiet time is measured on :attr:`monotonic`, not by the timer itself: the timer only says
+        "look again", so a loaded machine that delays it can never split one burst of presses.
+        """
         self.control.request(run, value)
-        if self._control_timer is not None:
-            self._control_timer.stop()
-        self._control_timer = self.set_timer(DEBOUNCE_SECONDS, self._flush_control)
+        self._last_press = self.monotonic()
+        if self._control_timer is None:
+            self._control_timer = self.set_timer(DEBOUNCE_SECONDS, self._flush_control)
         self.schedule_redraw()
 
     def _flush_control(self) -> None:
+        quiet = self.monotonic() - self._last_press
+        if quiet < DEBOUNCE_SECONDS:  # pressed again since: wait for the rest of the quiet period
+            self._control_timer = self.set_timer(max(0.01, DEBOUNCE_SECONDS - quiet), self._flush_control)
+            return
         self._control_timer = None
         pending = self.control.take_pending()
         if pending:
