@@ -149,11 +149,11 @@ class Workspace:
             try:
                 self._apply_one(item, changed)
             except Exception as exc:  # a failure in one run's update marks that run, never the others
-                run = self.runs[item.path]
+                run = self.runs.get(item.path)
                 message = f"reading failed: {type(exc).__name__}: {exc}"
-                if message not in run.errors:
+                if run is not None and message not in run.errors:
                     run.errors.append(message)
-                changed.add(item.path)
+                    changed.add(item.path)
         return changed
 
     def _apply_one(self, item: RunUpdate, changed: set[Path]) -> None:
