@@ -45,7 +45,10 @@ def problems(workspace: Workspace) -> list[str]:
     the workspace's own errors, then each run's (alert detectors may add to these after loading)."""
     found = list(workspace.errors)
     for run in workspace.runs.values():
-        found.extend(error for error in run.errors if error not in found)
+        for error in run.errors:
+            where = error if str(run.path) in error else f"{run.path}: {error}"  # say which run
+            if where not in found:
+                found.append(where)
     return found
 
 

@@ -24,6 +24,7 @@ def one_thread() -> Iterator[None]:
 
 
 def test_denoiser_forms_three_blobs_mid_training(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
     train_denoiser(tmp_path)
     epochs = events(tmp_path / "denoiser_blobs", "epoch")
     assert len(epochs) == 20

@@ -9,6 +9,7 @@ from termmon.diagnostics import compute_lightweight_blob_metrics, full_blob_anal
 from termmon.diagnostics.blobs import RESULT_KEYS
 
 pytestmark = pytest.mark.torch
+pytest.importorskip("sklearn")  # the diagnostics extra: DBSCAN and the silhouette score
 torch.set_num_threads(1)
 
 CENTRES = torch.tensor([[-0.5, -0.4], [0.0, 0.0], [0.45, 0.5]])

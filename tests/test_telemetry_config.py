@@ -17,6 +17,7 @@ torch.set_num_threads(1)
 
 
 def test_a_yaml_telemetry_section_with_seed_option_names(tmp_path: Path) -> None:
+    pytest.importorskip("yaml")
     cfg = tmp_path / "train.yaml"
     cfg.write_text(
         f"lr: 0.01\n"
@@ -50,6 +51,7 @@ def test_a_json_section_can_switch_telemetry_off_and_unknown_keys_only_warn(tmp_
 
 
 def test_diagnostics_enabled_by_config_land_in_results_json(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(40, 20), torch.nn.ReLU(), torch.nn.Linear(20, 40))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)

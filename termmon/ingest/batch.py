@@ -9,6 +9,8 @@ non-numeric values) go through :func:`normalize_record`, the one definition of w
 from __future__ import annotations
 
 import math
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import chain, groupby
 from operator import itemgetter
@@ -36,7 +38,6 @@ KIND_STEP, KIND_EPOCH, KIND_META = 0, 1, 2
 _first = itemgetter(0)
 _second = itemgetter(1)
 _event = itemgetter("event")
-_NUMBER_TYPES = {int, float}
 
 
 #: Fields every record may carry that place it in the run rather than measure it.
@@ -50,15 +51,16 @@ MAX_NESTING = 64
 
 def number(value: object) -> float | None:
     """A JSON number as a float (an integer too big for a float as +-inf); None for anything else,
-    booleans included."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, int):
+    booleans included. (``type() is``, not isinstance: this runs for every value on the general path.)"""
+    kind = type(value)
+    if kind is float:
+        return value  # type: ignore[return-value]
+    if kind is int:
         try:
-            return float(value)
+            return float(value)  # type: ignore[arg-type]
         except OverflowError:
-            return math.inf if value > 0 else -math.inf
-    return value
+            return math.inf if value > 0 else -math.inf  # type: ignore[operator]
+    return None
 
 
 def _valid_reserved(key: str, value: object) -> bool:
@@ -100,12 +102,17 @@ def normalize_record(obj: object) -> dict[str, Any] | None:
         value = obj.get(key)
         if value is not None and not _valid_reserved(key, value):
             return None
-    if nesting_exceeds(obj):
+    kinds = set(map(type, obj.values()))
+    if (dict in kinds or list in kinds) and nesting_exceeds(obj):
         return None
-    nested = event not in META_EVENTS and any(type(v) is dict for v in obj.values())
+    nested = event not in META_EVENTS and dict in kinds
     record = flatten(obj) if nested else dict(obj)
     record["event"] = event
     return record
+
+
+#: Letters no string that ``float()`` accepts starts with (``inf`` and ``nan`` start with i and n).
+_WORD_START = frozenset("abcdefghjklmopqrstuvwxyzABCDEFGHJKLMOPQRSTUVWXYZ")
 
 
 def numeric_value(value: object) -> float | None:
@@ -114,9 +121,11 @@ def numeric_value(value: object) -> float | None:
     Booleans are 0/1 and a string that spells a number (``"1.5"``) is that number, as docs/formats.md
     says: the same conversion numpy applies on the column fast path (Python's ``float``).
     """
-    if isinstance(value, bool):
+    if type(value) is bool:
         return 1.0 if value else 0.0
-    if isinstance(value, str):
+    if type(value) is str:
+        if value[:1] in _WORD_START:  # "train", "ok": skip the cost of float() raising
+            return None
         try:
             return float(value)
         except ValueError:
@@ -155,6 +164,57 @@ class RecordBatch:
         return cls(z, z, z, np.empty(0, dtype=np.int8), np.empty(0, dtype=object), bad_lines=bad_lines)
 
 
+def _flat(keys: list[str], records: list[dict[str, Any]]) -> Iterator[Any]:
+    """The values of ``keys`` in every record, row by row, as one C-level iterator."""
+    getter = itemgetter(*keys)
+    return chain.from_iterable(map(getter, records)) if len(keys) > 1 else map(getter, records)
+
+
+def _float_block(keys: list[str], records: list[dict[str, Any]]) -> np.ndarray | None:
+    """Metric values as an (n, len(keys)) float block, or None when one needs the general path.
+
+    numpy converts as Python's ``float`` does (so ``"1.5"`` is 1.5 and true is 1.0, as
+    :func:`numeric_value` has it), but reads None as NaN: a NaN must be one the trainer wrote.
+    """
+    n, width = len(records), len(keys)
+    if width == 0:
+        return np.empty((n, 0))
+    try:
+        block = np.fromiter(_flat(keys, records), dtype=np.float64, count=n * width).reshape(n, width)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    for j in np.flatnonzero(np.isnan(block).any(axis=0)):
+        if any(r[keys[j]] is None for r in records):
+            return None
+    return block
+
+
+def _reserved_block(keys: list[str], records: list[dict[str, Any]]) -> np.ndarray | None:
+    """``time``/``step``/``epoch`` as a float block under :func:`normalize_record`'s rule, or None.
+
+    ``array('d')`` takes only real numbers, so a string (``"105"``), null, a container or a
+    400-digit integer fails in C; booleans are ints to it, so the rows reading 0 or 1 are looked at
+    one by one (few: only the first steps, or an epoch counter's first values).
+    """
+    n, width = len(records), len(keys)
+    if width == 0:
+        return np.empty((n, 0))
+    try:
+        block = np.frombuffer(array("d", _flat(keys, records)), dtype=np.float64).reshape(n, width)
+    except (TypeError, OverflowError):
+        return None
+    if not np.isfinite(block).all():
+        return None
+    for j, key in enumerate(keys):
+        column = block[:, j]
+        if key == "step" and not (np.abs(column) <= MAX_STEP).all():
+            return None
+        zero_one = np.flatnonzero((column == 0.0) | (column == 1.0))
+        if len(zero_one) and any(type(records[i][key]) is bool for i in zero_one.tolist()):
+            return None
+    return block
+
+
 class BatchBuilder:
     """Accumulates column pieces for one batch; finished by :meth:`build`."""
 
@@ -190,31 +250,19 @@ class BatchBuilder:
                     return False
             except TypeError:  # an unhashable "event": a bad record, sorted out by the slow path
                 return False
-        value_keys = [k for k in keys if k != "event"]
-        n, width = len(records), len(value_keys)
-        if width == 0:
-            block = np.empty((n, 0))
-        else:
-            getter = itemgetter(*value_keys)
-            flat = chain.from_iterable(map(getter, records)) if width > 1 else map(getter, records)
-            try:
-                block = np.fromiter(flat, dtype=np.float64, count=n * width).reshape(n, width)
-            except (TypeError, ValueError, OverflowError):
-                return False
-        # numpy reads None as NaN; a NaN must be one the trainer wrote, so look closer where any appear.
-        nan_cols = np.isnan(block).any(axis=0) if width else np.zeros(0, dtype=bool)
-        for j in np.flatnonzero(nan_cols):
-            if any(r[value_keys[j]] is None for r in records):
-                return False
-        # numpy also reads "105" and true as numbers; the reserved fields must be real, finite numbers.
-        for col, key in enumerate(value_keys):
-            if key in RESERVED and not self._reserved_ok(key, block[:, col], records):
-                return False
+        value_keys = [k for k in keys if k != "event" and k not in RESERVED]
+        reserved_keys = [k for k in keys if k in RESERVED]
+        n = len(records)
+        block = _float_block(value_keys, records)
+        fixed = _reserved_block(reserved_keys, records)
+        if block is None or fixed is None:
+            return False
         base = self.n
         columns = {k: block[:, j] for j, k in enumerate(value_keys)}
+        placed = {k: fixed[:, j] for j, k in enumerate(reserved_keys)}
         nan_col = np.full(n, np.nan)
         for name, target in (("time", self.time), ("step", self.step), ("epoch", self.epoch)):
-            target.append(columns.pop(name, nan_col))
+            target.append(placed.get(name, nan_col))
         kind = KIND_EPOCH if event == EV_EPOCH else KIND_STEP
         self.kind.append(np.full(n, kind, dtype=np.int8))
         self.event.append(np.full(n, event, dtype=object))
@@ -223,15 +271,6 @@ class BatchBuilder:
             self.add_metric(name, rows, values)
         self.n += n
         return True
-
-    @staticmethod
-    def _reserved_ok(key: str, column: np.ndarray, records: list[dict[str, Any]]) -> bool:
-        """:func:`normalize_record`'s rule for one reserved column, in C-level passes."""
-        if not set(map(type, map(itemgetter(key), records))) <= _NUMBER_TYPES:
-            return False
-        if not np.isfinite(column).all():
-            return False
-        return key != "step" or bool((np.abs(column) <= MAX_STEP).all())
 
     def add_record(self, record: dict[str, Any]) -> None:
         """One normalized record, the slow and general way."""

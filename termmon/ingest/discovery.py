@@ -80,7 +80,7 @@ def resolve_run(path: str | Path, prog: str = "termmon") -> RunLocation:
         if len(mirrored) > 1:
             raise UsageError(f"{prog}: {path} matches {len(mirrored)} directories; choose one of them")
         path = mirrored[0]
-    path = Path(path).expanduser()
+    path = Path(path).expanduser().absolute()  # messages name files by their full path
     if not _exists(path, prog):
         inside = _run_inside_file(path)
         if inside is None:

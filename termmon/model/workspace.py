@@ -53,9 +53,7 @@ def _read(source: RunSource, max_bytes: int) -> SourceUpdate:
     try:
         return source.read(max_bytes)
     except Exception as exc:
-        return SourceUpdate(
-            error=f"{source.location.path}: reading failed: {type(exc).__name__}: {exc}", failed=True
-        )
+        return SourceUpdate(error=f"reading failed: {type(exc).__name__}: {exc}", failed=True)
 
 
 class Workspace:
@@ -163,11 +161,11 @@ class Workspace:
             try:
                 self._apply_one(item, changed)
             except Exception as exc:  # a failure in one run's update marks that run, never the others
-                run = self.runs[item.path]
-                message = f"{item.path}: reading failed: {type(exc).__name__}: {exc}"
-                if message not in run.errors:
+                run = self.runs.get(item.path)
+                message = f"reading failed: {type(exc).__name__}: {exc}"
+                if run is not None and message not in run.errors:
                     run.errors.append(message)
-                changed.add(item.path)
+                    changed.add(item.path)
         return changed
 
     def _apply_one(self, item: RunUpdate, changed: set[Path]) -> None:

@@ -381,6 +381,11 @@ class MonitorApp(App[int]):
         if picker.option_count:
             current = picker.highlighted if picker.highlighted is not None else 0
             picker.highlighted = max(0, min(picker.option_count - 1, current + delta))
+            # Select now, not when the Highlighted message arrives: a redraw in between would put the
+            # highlight back on the old run and the key press would be lost (seen on a loaded machine).
+            if picker.selected_path not in (None, self.selected):
+                self.selected = picker.selected_path
+                self.schedule_redraw()
 
     def action_mark(self) -> None:
         if self.selected is None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from termmon.views.colors import NONFINITE_RGB, SEVERITY_RGB
 from termmon.views.panels import PanelData
+from termmon.views.text import sanitize
 
 
 def _y_range(data: PanelData) -> tuple[float, float]:
@@ -36,16 +37,18 @@ def draw_panel(plt: Any, data: PanelData, *, color: bool = True, labels: bool = 
     """Clear ``plt`` (a plotext figure) and draw the panel; the caller sets the size and builds.
 
     ``labels=False`` leaves title and x label to the caller (the TUI puts them on the panel border).
+    Titles and legend labels hold run and metric names from disk: they pass through the sanitiser.
     """
     plt.clear_data()
+    title = sanitize(data.title)
     if labels:
-        plt.title(data.title)
-        plt.xlabel(data.x_label)
+        plt.title(title)
+        plt.xlabel(sanitize(data.x_label))
     lo, hi = _y_range(data)
     nonfinite = 0
     legend = len(data.traces) > 1 or labels
     for trace in data.traces:
-        label = trace.label if legend else None
+        label = sanitize(trace.label) if legend else None
         pts = trace.points
         rgb = trace.color if color else "default"
         marker = "hd" if trace.epoch_level else "braille"
@@ -72,7 +75,7 @@ def draw_panel(plt: Any, data: PanelData, *, color: bool = True, labels: bool = 
     for mark in data.alerts:
         plt.vline(mark.x, SEVERITY_RGB.get(mark.severity, SEVERITY_RGB["warning"]) if color else "default")
     if nonfinite and labels:
-        plt.title(f"{data.title}  x = NaN/Inf")
+        plt.title(f"{title}  x = NaN/Inf")
     xs_all = [t.points.x for t in data.traces if len(t.points.x)] + [
         a for t in data.traces for a in (t.points.nan_x, t.points.posinf_x, t.points.neginf_x) if len(a)
     ]

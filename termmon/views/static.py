@@ -204,7 +204,8 @@ def _message_block(data: PanelData, width: int, height: int) -> list[str]:
     import textwrap
 
     inner = width - 4
-    lines = [f"┌─ {data.title} " + "─" * max(0, inner - len(data.title) - 1) + "┐"]
+    title = sanitize(data.title, inner)
+    lines = [f"┌─ {title} " + "─" * max(0, inner - len(title) - 1) + "┐"]
     body = textwrap.wrap(sanitize(data.message), inner)
     for i in range(height - 2):
         text = body[i] if i < len(body) else ""
