@@ -79,8 +79,10 @@ async def test_smoothing_and_log_scale_toggle(tmp_path: Path, size: tuple[int, i
         await pilot.press("s")
         await wait_for(pilot, lambda: all(t.smoothed is not None for t in loss_panel(app).data.traces))
         raw_max = max(float(t.points.y.max()) for t in loss_panel(app).data.traces)
+        loss_panel(app).focus()  # `l` acts on the focused panel
         await pilot.press("l")
-        await wait_for(pilot, lambda: loss_panel(app).data.y_label.startswith("log10"))
+        await wait_for(pilot, lambda: loss_panel(app).data.scale.kind == "log")
+        assert loss_panel(app).data.title == "loss (log)"
         log_max = max(float(t.points.y.max()) for t in loss_panel(app).data.traces)
         assert log_max == pytest.approx(math.log10(raw_max), abs=1e-6)
 

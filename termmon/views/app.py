@@ -106,7 +106,6 @@ class MonitorApp(App[int]):
         self.marked: list[Path] = []
         self.name_filter = ""
         self.smoothing = False
-        self.log_scale = False
         self.panel_specs: list[PanelSpec] = list(DEFAULT_PANELS)
         self.loaded = False
         self.watch_mode = "polling" if poll else "events"
@@ -248,14 +247,14 @@ class MonitorApp(App[int]):
         self.main_screen.query_one("#status", Static).update(self.status_text(now))
         self.redraw_panels()
 
-    def panel_data(self, spec: PanelSpec, runs: list[Run], width: int) -> PanelData:
+    def panel_data(self, panel: ChartPanel, runs: list[Run], width: int) -> PanelData:
         return build_panel(
-            spec,
+            panel.spec,
             runs,
             colors=self.run_colors,
             max_points=max(40, width * 2),
             smoothing=SMOOTHING_WEIGHT if self.smoothing else None,
-            log_y=self.log_scale,
+            scale=panel.scale_mode,
             alerts={run.path: self.feed.marks(run.path) for run in runs},
         )
 
@@ -268,11 +267,11 @@ class MonitorApp(App[int]):
                 panel.spec,
                 tuple((r.path, r.generation, r.version, self.feed.count(r.path)) for r in runs),
                 self.smoothing,
-                self.log_scale,
+                panel.scale_mode,
                 panel.size,
             )
             if signature != panel.signature:
-                panel.show(self.panel_data(panel.spec, runs, panel.size.width), signature)
+                panel.show(self.panel_data(panel, runs, panel.size.width), signature)
 
     def status_text(self, now: float) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
@@ -285,8 +284,6 @@ class MonitorApp(App[int]):
         text.append(f"  {self.watch_mode}", style="dim")
         if self.smoothing:
             text.append("  smoothing", style="cyan")
-        if self.log_scale:
-            text.append("  log", style="cyan")
         text.append("\n")
         run = self.selected_run
         if run is None:
@@ -414,7 +411,10 @@ class MonitorApp(App[int]):
         self.schedule_redraw()
 
     def action_toggle_log(self) -> None:
-        self.log_scale = not self.log_scale
+        """Log axis on the focused panel, or back to linear (whatever "auto" had chosen)."""
+        panel = self._focused_panel()
+        shown = panel.data.scale.kind if panel.data is not None else "linear"
+        panel.scale_mode = "linear" if shown != "linear" else "log"
         self.schedule_redraw()
 
     # --- log_every control --------------------------------------------------------------------------------
@@ -474,7 +474,7 @@ class MonitorApp(App[int]):
         runs = self.panel_runs()
         if not runs:
             return
-        panels = [self.panel_data(panel.spec, runs, 500) for panel in self.main_screen.query(ChartPanel)]
+        panels = [self.panel_data(panel, runs, 500) for panel in self.main_screen.query(ChartPanel)]
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.clock()))
         self._export(panels, self.export_dir / f"termmon-{stamp}.png")
 

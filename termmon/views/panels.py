@@ -27,6 +27,7 @@ from termmon.format import (
 from termmon.model.display import DisplaySeries, downsample, smooth
 from termmon.model.run import Run
 from termmon.views.colors import RunColors
+from termmon.views.scales import Scale, ScaleMode, choose_scale, is_integer_series, ticks
 
 DIAGNOSTICS_HINT = (
     "no diagnostics: enable_diagnostics in the logger (Telemetry(..., config={'enable_diagnostics': True}))"
@@ -47,7 +48,6 @@ class PanelSpec:
     title: str
     metrics: tuple[str, ...]
     hint: str = ""
-    loglike: bool = False  # a loss-like panel where `l` (log scale) applies
 
     @property
     def is_default(self) -> bool:
@@ -58,13 +58,13 @@ DEFAULT_PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("silhouette score", (DIAG_SILHOUETTE,), DIAGNOSTICS_HINT),
     PanelSpec("clusters (DBSCAN)", (DIAG_N_CLUSTERS,), DIAGNOSTICS_HINT),
     PanelSpec("weight correlation", (DIAG_WEIGHT_CORRELATION,), DIAGNOSTICS_HINT),
-    PanelSpec("loss", (TRAIN_LOSS, EPOCH_TRAIN_LOSS, EPOCH_TEST_LOSS), LOSS_HINT, loglike=True),
+    PanelSpec("loss", (TRAIN_LOSS, EPOCH_TRAIN_LOSS, EPOCH_TEST_LOSS), LOSS_HINT),
 )
 
 
 def metric_panel(name: str) -> PanelSpec:
-    """A panel holding one metric the user picked; loss-like names keep the log-scale key."""
-    return PanelSpec(name, (name,), loglike="loss" in name.lower())
+    """A panel holding one metric the user picked."""
+    return PanelSpec(name, (name,))
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,11 @@ class AlertMark:
 
 @dataclass(frozen=True)
 class PanelData:
-    """Everything a renderer needs; ``message`` replaces the chart when no run has the metrics."""
+    """Everything a renderer needs; ``message`` replaces the chart when no run has the metrics.
+
+    Trace values are already in axis units (``scale.forward``); ``y_range`` and ``x_range`` are the
+    limits to draw, the x range reaching the last record of any trace, NaN/Inf tail included.
+    """
 
     spec: PanelSpec
     x_label: str
@@ -103,10 +107,28 @@ class PanelData:
     traces: list[Trace] = field(default_factory=list)
     message: str = ""
     alerts: list[AlertMark] = field(default_factory=list)
+    scale: Scale = field(default_factory=Scale)
+    y_range: tuple[float, float] = (0.0, 1.0)
+    x_range: tuple[float, float] | None = None
+    integer: bool = False
 
     @property
     def title(self) -> str:
-        return self.spec.title
+        """The panel's title, saying so when the axis is not linear ("loss (log)")."""
+        return f"{self.spec.title} ({self.scale.label})" if self.scale.label else self.spec.title
+
+    @property
+    def nonfinite(self) -> int:
+        return sum(trace.nonfinite for trace in self.traces)
+
+    def y_ticks(self, target: int = 5) -> list[tuple[float, str]]:
+        """Tick positions (axis units) and labels: the same rules for every renderer."""
+        return ticks(*self.y_range, self.scale, integer=self.integer, target=target)
+
+    def x_ticks(self, target: int = 5) -> list[tuple[float, str]]:
+        if self.x_range is None:
+            return []
+        return ticks(*self.x_range, Scale(), integer=True, target=target)
 
 
 def x_axis(runs: Sequence[Run]) -> str:
@@ -152,6 +174,36 @@ def _hint(spec: PanelSpec, runs: Sequence[Run]) -> str:
     return hint
 
 
+def _y_range(traces: list[Trace]) -> tuple[float, float]:
+    values = [
+        ys for t in traces for ys in (t.points.y, t.smoothed[1] if t.smoothed else None) if ys is not None
+    ]
+    finite = np.concatenate(values) if values else np.empty(0)
+    finite = finite[np.isfinite(finite)]
+    if not len(finite):
+        return 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi - lo < 1e-12 * max(1.0, abs(hi)):
+        pad = abs(hi) * 0.05 or 0.5
+        return lo - pad, hi + pad
+    return lo, hi
+
+
+def _x_range(traces: list[Trace]) -> tuple[float, float] | None:
+    """Out to the last record of any trace, non-finite ones included (a NaN tail is part of the run)."""
+    xs = [
+        a
+        for t in traces
+        for a in (t.points.x, t.points.nan_x, t.points.posinf_x, t.points.neginf_x)
+        if len(a)
+    ]
+    if not xs:
+        return None
+    lo = min(float(a.min()) for a in xs)
+    hi = max(float(a.max()) for a in xs)
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
 def build_panel(
     spec: PanelSpec,
     runs: Sequence[Run],
@@ -159,56 +211,72 @@ def build_panel(
     colors: RunColors,
     max_points: int = 400,
     smoothing: float | None = None,
-    log_y: bool = False,
+    scale: ScaleMode = "auto",
+    x_view: tuple[float, float] | None = None,
     alerts: dict[Path, list[tuple[float | None, float | None, str]]] | None = None,
 ) -> PanelData:
     """The display data for one panel: ``runs[0]`` is the selected run, the rest are overlays.
 
     ``alerts`` maps a run to (step, epoch, severity) triples, placed on the panel's x axis.
-    Log scale is drawn as log10 values on a linear axis (plotext breaks on log axes rebuilt on
-    repaint); values <= 0 become -inf markers rather than vanishing.
+    ``scale`` "auto" picks log or symlog when the values span more than a few decades
+    (:mod:`termmon.views.scales`); values are transformed here so every renderer draws them on a
+    linear axis. ``x_view`` limits the x range (the TUI's zoom); integer series are never smoothed.
     """
     axis = x_axis(runs)
-    log_y = log_y and spec.loglike
     overlay = len(runs) > 1
-    traces: list[Trace] = []
+    raw: list[tuple[Run, str, int, int, np.ndarray, np.ndarray, np.ndarray]] = []
     for run in runs:
         present = [m for m in spec.metrics if m in run.metrics]
         for i, metric in enumerate(present):
             x, y, epoch_level = _x_values(run, metric, axis)
-            if log_y:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    y = np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.where(y == 0, -np.inf, y))
-            is_epoch = bool(len(epoch_level)) and bool(epoch_level.all())
-            color = (
-                colors(run.name) if overlay or len(present) == 1 else METRIC_COLORS[i % len(METRIC_COLORS)]
+            if x_view is not None:
+                keep = (x >= x_view[0]) & (x <= x_view[1])
+                x, y, epoch_level = x[keep], y[keep], epoch_level[keep]
+            raw.append((run, metric, i, len(present), x, y, epoch_level))
+    every_y = np.concatenate([item[5] for item in raw]) if raw else np.empty(0)
+    chosen = choose_scale(every_y, scale)
+    integer = is_integer_series(every_y)
+    traces: list[Trace] = []
+    for run, metric, i, count, x, y, epoch_level in raw:
+        y = chosen.forward(y)
+        is_epoch = bool(len(epoch_level)) and bool(epoch_level.all())
+        color = colors(run.name) if overlay or count == 1 else METRIC_COLORS[i % len(METRIC_COLORS)]
+        smoothed = None
+        if smoothing is not None and not integer and len(y) > 2:
+            sx, sy = smooth(x, y, smoothing)
+            small = downsample(sx, sy, max_points)
+            smoothed = (small.x, small.y)
+        traces.append(
+            Trace(
+                run_path=run.path,
+                label=_label(run, metric, spec, overlay, is_epoch),
+                metric=metric,
+                color=color,
+                epoch_level=is_epoch,
+                points=downsample(x, y, max_points),
+                smoothed=smoothed,
             )
-            smoothed = None
-            if smoothing is not None and len(y) > 2:
-                sx, sy = smooth(x, y, smoothing)
-                small = downsample(sx, sy, max_points)
-                smoothed = (small.x, small.y)
-            traces.append(
-                Trace(
-                    run_path=run.path,
-                    label=_label(run, metric, spec, overlay, is_epoch),
-                    metric=metric,
-                    color=color,
-                    epoch_level=is_epoch,
-                    points=downsample(x, y, max_points),
-                    smoothed=smoothed,
-                )
-            )
+        )
     y_label = spec.title if len(spec.metrics) == 1 else "loss"
-    if log_y:
-        y_label = f"log10 {y_label}"
+    x_range = x_view if x_view is not None else _x_range(traces)
     marks: list[AlertMark] = []
     for run in runs[:1]:
         for step, epoch, severity in (alerts or {}).get(run.path, []):
             pos = step if axis == "step" else epoch
-            if pos is not None and np.isfinite(pos) and severity != "info":
+            if pos is None or not np.isfinite(pos) or severity == "info":
+                continue
+            if x_range is None or x_range[0] <= pos <= x_range[1]:  # never over the tick labels
                 marks.append(AlertMark(float(pos), severity))
     message = "" if traces else _hint(spec, runs)
     return PanelData(
-        spec=spec, x_label=axis, y_label=y_label, traces=traces, message=message, alerts=marks[-20:]
+        spec=spec,
+        x_label=axis,
+        y_label=y_label,
+        traces=traces,
+        message=message,
+        alerts=marks[-20:],
+        scale=chosen,
+        y_range=_y_range(traces),
+        x_range=x_range,
+        integer=integer,
     )

@@ -11,8 +11,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from termmon.errors import TermmonError, UsageError
 from termmon.loading import load_runs
@@ -22,6 +21,9 @@ from termmon.views.colors import NONFINITE_RGB, SEVERITY_RGB, RunColors
 from termmon.views.panels import DEFAULT_PANELS, PanelData, build_panel
 from termmon.views.plotext_draw import draw_panel
 from termmon.views.text import sanitize
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 FORMATS = (".png", ".svg", ".pdf")
 FIGURE_POINTS = 1500
@@ -56,6 +58,18 @@ def build_panels(runs: Sequence[Run], feed: AlertFeed, max_points: int) -> list[
         )
         for spec in DEFAULT_PANELS
     ]
+
+
+def apply_ticks(ax: Axes, data: PanelData) -> None:
+    """The panel's limits and ticks on a matplotlib axis: values are in axis units already, so the
+    ticks :mod:`termmon.views.scales` chose are placed as they are (the same ones the terminal shows)."""
+    ax.set_ylim(*data.y_range)
+    y_ticks = data.y_ticks(target=6)
+    ax.set_yticks([p for p, _ in y_ticks], [label.strip() for _, label in y_ticks])
+    if data.x_range is not None:
+        ax.set_xlim(*data.x_range)
+        x_ticks = data.x_ticks(target=7)
+        ax.set_xticks([p for p, _ in x_ticks], [label.strip() for _, label in x_ticks])
 
 
 def export_figure(panels: list[PanelData], output: Path, heading: str = "") -> str:
@@ -144,14 +158,11 @@ def export_figure(panels: list[PanelData], output: Path, heading: str = "") -> s
                     linewidth=1,
                     linestyle=":",
                 )
-            if _spans_decades([trace.points.y for trace in data.traces]):
-                # A diverging run (1e30 before its NaN) would flatten every other curve to zero.
-                ax.set_yscale("log")
-                ax.set_title(f"{data.title} (log scale)")
+            apply_ticks(ax, data)
             ax.set_xlabel(data.x_label)
             ax.set_ylabel(sanitize(data.y_label))
             ax.grid(alpha=0.25)
-            ax.legend(fontsize=7, loc="best")
+            ax.legend(fontsize=7, loc="best", framealpha=0.7)
         if heading:
             fig.suptitle(sanitize(heading))
         fig.tight_layout()
@@ -175,7 +186,7 @@ def render_text(panels: list[PanelData], width: int = 120, height: int = 40, col
             blocks.append(_message_block(data, cell_w, cell_h))
             continue
         plot = Plot()
-        draw_panel(plot, data, color=color)
+        draw_panel(plot, data, color=color, size=(cell_w, cell_h))
         plot.plotsize(cell_w, cell_h)
         if not color:
             plot.theme("clear")
@@ -230,17 +241,3 @@ def render_static(paths: list[str], output: Path | None, config: Path | None) ->
     note = export_figure(panels, output, heading=heading)
     print(note, file=sys.stderr if note.startswith("matplotlib") else sys.stdout)
     return 0
-
-
-#: Positive values spanning more than this ratio are drawn on a log axis.
-LOG_SCALE_RATIO = 1e4
-
-
-def _spans_decades(series: list[np.ndarray]) -> bool:
-    values = np.concatenate(series) if series else np.empty(0)
-    values = values[np.isfinite(values)]
-    return (
-        bool(len(values))
-        and bool((values > 0).all())
-        and float(values.max() / values.min()) > LOG_SCALE_RATIO
-    )

@@ -1,4 +1,8 @@
-"""A chart panel: a plotext plot of one :class:`PanelData`, or the panel's message when it has no data."""
+"""A chart panel: a plotext plot of one :class:`PanelData`, or the panel's message when it has no data.
+
+Title, x label and legend go on the border, so nothing covers the plot: the title says the scale
+("loss (log)") and how many NaN/Inf points are marked, the subtitle names each line in its colour.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,26 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
+from termmon.views.colors import NONFINITE_RGB, hex_color
 from termmon.views.panels import PanelData, PanelSpec
 from termmon.views.plotext_draw import draw_panel
+from termmon.views.scales import ScaleMode
 from termmon.views.text import sanitize
 
 
+def legend(data: PanelData, width: int) -> Text:
+    """``step · ━ run_a ━ run_b``: the x axis and each line's name in its colour, cut to ``width``."""
+    text = Text(data.x_label, no_wrap=True, overflow="ellipsis")
+    if len(data.traces) > 1:
+        for trace in data.traces:
+            text.append(" ━ ", style=hex_color(trace.color))
+            text.append(sanitize(trace.label, 40))
+    text.truncate(max(4, width - 4), overflow="ellipsis")
+    return text
+
+
 class ChartPanel(PlotextPlot):
-    """Focusable, so the metric picker (``m``) knows which panel to change."""
+    """Focusable, so the panel keys (``m``, ``l``, arrows) know which panel to change."""
 
     can_focus = True
 
@@ -21,22 +38,27 @@ class ChartPanel(PlotextPlot):
         self.spec = spec
         self.data: PanelData | None = None
         self.signature: object = None
+        #: ``l`` on this panel: "auto" follows the data, "log"/"linear" are the user's choice.
+        self.scale_mode: ScaleMode = "auto"
 
     def show(self, data: PanelData, signature: object) -> None:
         """Draw ``data``; ``signature`` identifies it so an unchanged panel is not rebuilt."""
         self.data = data
         self.signature = signature
+        size = self.content_region.size
         if not data.message:
-            draw_panel(self.plt, data, labels=False)
-        nonfinite = sum(trace.nonfinite for trace in data.traces)
+            draw_panel(self.plt, data, labels=False, size=(size.width, size.height))
         # Text, not str: Textual parses a str title as markup, and a metric name is data.
-        self.border_title = Text(sanitize(data.title) + (f" · x = {nonfinite} NaN/Inf" if nonfinite else ""))
-        self.border_subtitle = Text(data.x_label if not data.message else "")
+        title = Text(sanitize(data.title))
+        if data.nonfinite:
+            title.append(f" · x = {data.nonfinite} NaN/Inf", style=f"bold {hex_color(NONFINITE_RGB)}")
+        self.border_title = title
+        self.border_subtitle = legend(data, self.size.width) if not data.message else Text("")
         self.refresh()
 
     def render(self) -> RenderResult:
         if self.data is None:
             return Text("loading…", style="dim")
         if self.data.message:
-            return Text(sanitize(self.data.message), style="italic")
+            return Text(sanitize(self.data.message), style="italic", no_wrap=True, overflow="ellipsis")
         return super().render()
