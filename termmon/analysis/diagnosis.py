@@ -19,14 +19,10 @@ from typing import Final
 import numpy as np
 
 from termmon.analysis.alerts import Alert, AlertConfig, AlertEngine
-from termmon.format import EV_STEP, GRAD_NORM, LR
+from termmon.format import EV_STEP
 from termmon.model.run import Run, RunStatus
+from termmon.roles import Role, names_for
 
-LOSS_STEP_METRICS: Final = ("train_loss", "loss")
-ACCURACY_STEP_METRICS: Final = ("train_accuracy", "train_acc", "accuracy")
-LOSS_EPOCH_METRICS: Final = ("train/loss", "loss")
-ACCURACY_EPOCH_METRICS: Final = ("train/accuracy", "train/acc", "accuracy")
-GRAD_NORM_METRICS: Final = (GRAD_NORM, "gradients/global/total_norm")
 #: Seed 004 compares the first and the last ten logged steps.
 IMPROVEMENT_WINDOW: Final = 10
 #: A change smaller than this fraction of the loss (or accuracy) is "flat", not an improvement.
@@ -225,6 +221,11 @@ class Diagnosis:
 
 
 # --- series helpers ---------------------------------------------------------------------------------------
+def role_metrics(run: Run, role: Role) -> list[str]:
+    """The run's metrics that play ``role``, best first (see termmon.roles)."""
+    return names_for(role, run.metrics)
+
+
 def _step_points(run: Run, names: Sequence[str]) -> tuple[str, np.ndarray, np.ndarray, np.ndarray] | None:
     """(name, step, epoch, value) of the first of ``names`` with step-level points."""
     for name in names:
@@ -274,9 +275,9 @@ def _ranked(run: Run, pattern: re.Pattern[str]) -> list[NamedValue]:
 # --- sections ----------------------------------------------------------------------------------------------
 def progression(run: Run) -> Progression | None:
     """Seed 004's per-epoch table (loss/accuracy first -> last, averages, lr) plus epoch-level metrics."""
-    loss = _step_points(run, LOSS_STEP_METRICS)
-    accuracy = _step_points(run, ACCURACY_STEP_METRICS)
-    lr = _step_points(run, (LR,))
+    loss = _step_points(run, role_metrics(run, Role.TRAIN_LOSS))
+    accuracy = _step_points(run, role_metrics(run, Role.TRAIN_ACCURACY))
+    lr = _step_points(run, role_metrics(run, Role.LR))
     epoch_metrics = {
         name: Span.of(series.value[series.epoch_level])
         for name in run.metric_names()
@@ -347,23 +348,26 @@ def _finite_mean(values: np.ndarray) -> float:
 
 
 def improvement(run: Run) -> Improvement | None:
-    def check(step_names: Sequence[str], epoch_names: Sequence[str], higher: bool) -> Change | None:
-        steps = _step_points(run, step_names)
+    def check(role: Role, higher: bool) -> Change | None:
+        names = role_metrics(run, role)
+        steps = _step_points(run, names)
         if steps is not None and len(steps[3]) >= 2:
             return compare_ends(steps[0], "steps", steps[3], higher_is_better=higher)
-        epochs = _epoch_points(run, epoch_names)
+        epochs = _epoch_points(run, names)
         if epochs is not None:
             return compare_ends(epochs[0], "epochs", epochs[1], higher_is_better=higher)
         return None
 
-    loss = check(LOSS_STEP_METRICS, LOSS_EPOCH_METRICS, False)
-    accuracy = check(ACCURACY_STEP_METRICS, ACCURACY_EPOCH_METRICS, True)
+    loss = check(Role.TRAIN_LOSS, False)
+    accuracy = check(Role.TRAIN_ACCURACY, True)
     return None if loss is None and accuracy is None else Improvement(loss, accuracy)
 
 
 def gradients(run: Run, config: AlertConfig) -> Gradients | None:
     near_zero_threshold = config.vanishing_gradients.threshold
-    series = next((s for name in GRAD_NORM_METRICS if (s := run.series(name)) is not None), None)
+    series = next(
+        (s for name in role_metrics(run, Role.GRAD_NORM) if (s := run.series(name)) is not None), None
+    )
     modules = _ranked(run, _MODULE_NORM)
     if series is None and not modules:
         return None

@@ -13,48 +13,43 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from termmon.analysis.diagnosis import (
-    ACCURACY_EPOCH_METRICS,
-    ACCURACY_STEP_METRICS,
-    GRAD_NORM_METRICS,
-    LOSS_EPOCH_METRICS,
-    LOSS_STEP_METRICS,
-    Diagnosis,
-)
-from termmon.format import LR
+from termmon.analysis.diagnosis import Diagnosis, role_metrics
 from termmon.model.display import downsample, smooth
 from termmon.model.run import Run, Series
+from termmon.roles import Role
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 MAX_POINTS: Final = 4000
-_TEST_LOSS: Final = "test/loss"
 
 
 def write_plots(run: Run, diagnosis: Diagnosis, base: Path) -> dict[str, Path]:
     """The PNGs that have data, as ``{"loss": BASE_loss.png, ...}``; charts without data are not written."""
     written: dict[str, Path] = {}
-    loss = _first(run, LOSS_STEP_METRICS, epoch_level=False) or _first(
-        run, LOSS_EPOCH_METRICS, epoch_level=True
-    )
+    losses = role_metrics(run, Role.TRAIN_LOSS)
+    loss = _first(run, losses, epoch_level=False) or _first(run, losses, epoch_level=True)
     if loss is not None:
-        accuracy = _first(run, ACCURACY_STEP_METRICS, epoch_level=False) or _first(
-            run, ACCURACY_EPOCH_METRICS, epoch_level=True
-        )
+        accuracies = role_metrics(run, Role.TRAIN_ACCURACY)
+        accuracy = _first(run, accuracies, epoch_level=False) or _first(run, accuracies, epoch_level=True)
         written["loss"] = _plot_loss(run, loss, accuracy, base.with_name(f"{base.name}_loss.png"))
-    grad = next((s for name in GRAD_NORM_METRICS if (s := run.series(name)) is not None and len(s)), None)
+    grad = next(
+        (s for name in role_metrics(run, Role.GRAD_NORM) if (s := run.series(name)) is not None and len(s)),
+        None,
+    )
     if grad is not None and diagnosis.gradients is not None:
         path = base.with_name(f"{base.name}_grad_norm.png")
         written["grad_norm"] = _plot_grad_norm(grad, diagnosis, path)
-    lr = run.series(LR)
-    if lr is not None and len(lr):
+    lr = next(
+        (s for name in role_metrics(run, Role.LR) if (s := run.series(name)) is not None and len(s)), None
+    )
+    if lr is not None:
         written["lr"] = _plot_lr(lr, base.with_name(f"{base.name}_lr.png"))
     return written
 
 
-def _first(run: Run, names: tuple[str, ...], *, epoch_level: bool) -> Series | None:
+def _first(run: Run, names: list[str], *, epoch_level: bool) -> Series | None:
     for name in names:
         series = run.series(name)
         if series is None:
@@ -102,9 +97,10 @@ def _plot_loss(run: Run, loss: Series, accuracy: Series | None, path: Path) -> P
     fig = _figure(height=7.0 if accuracy is not None else 4.5)
     axes = fig.subplots(2, 1, sharex=True) if accuracy is not None else [fig.add_subplot()]
     xlabel = _draw(axes[0], loss, label=loss.name, color="tab:blue", smoothed=True)
-    test = _first(run, (_TEST_LOSS,), epoch_level=True)
+    evals = role_metrics(run, Role.EVAL_LOSS)
+    test = _first(run, evals, epoch_level=True) or _first(run, evals, epoch_level=False)
     if test is not None and _x(test)[1] == xlabel:  # epoch records carry steps when the trainer had them
-        _draw(axes[0], test, label=_TEST_LOSS, color="tab:orange", smoothed=False)
+        _draw(axes[0], test, label=test.name, color="tab:orange", smoothed=False)
     axes[0].set_ylabel("loss")
     axes[0].set_title(f"Loss: {run.name}")
     if accuracy is not None:
@@ -138,7 +134,7 @@ def _plot_grad_norm(grad: Series, diagnosis: Diagnosis, path: Path) -> Path:
 def _plot_lr(lr: Series, path: Path) -> Path:
     fig = _figure(height=3.5)
     ax = fig.add_subplot()
-    xlabel = _draw(ax, lr, label=LR, color="tab:brown", smoothed=False)
+    xlabel = _draw(ax, lr, label=lr.name, color="tab:brown", smoothed=False)
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     ax.set_ylabel("learning rate")
     ax.set_xlabel(xlabel)

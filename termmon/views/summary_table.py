@@ -14,10 +14,8 @@ from termmon.analysis.summary import summarize
 from termmon.format import strict_json_value
 from termmon.loading import load_runs
 from termmon.model.run import RunStatus
+from termmon.roles import Role, first
 from termmon.views.colors import SEVERITY_STYLE, STATUS_GLYPH
-
-#: Metrics shown in the human table, first match wins per column.
-_LOSS_NAMES = ("train_loss", "train/loss", "loss")
 
 
 def print_summary(paths: list[str], *, as_json: bool, config: Path | None) -> int:
@@ -60,7 +58,8 @@ def _print_table(data: dict[str, Any]) -> None:
     for column in ("run", "status", "step", "epoch", "records", "loss (last / min)", "alerts"):
         table.add_column(column, justify="left" if column in ("run", "status") else "right")
     for block in data["runs"]:
-        loss = next((block["metrics"][n] for n in _LOSS_NAMES if n in block["metrics"]), None)
+        loss_name = first(Role.TRAIN_LOSS, block["metrics"])
+        loss = None if loss_name is None else block["metrics"][loss_name]
         loss_text = "-" if loss is None else f"{_fmt(loss['last'])} / {_fmt(loss['min'])}"
         alerts = block["alerts"]
         worst = next(

@@ -16,8 +16,10 @@ from typing import Any
 
 from termmon.errors import UsageError
 from termmon.model.run import STALL_INTERVALS, STALL_MIN_SECONDS
+from termmon.roles import Role, spec
 
-GRAD_NORM_METRICS = ("grad_norm", "gradients/global/total_norm")
+#: The gradient norms the gradient detectors watch unless a config names others.
+GRAD_NORM_METRICS = spec(Role.GRAD_NORM).names
 
 
 def _num(default: float, lo: float = 0.0, hi: float = math.inf, *, above: bool = False) -> Any:

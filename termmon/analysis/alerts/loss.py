@@ -11,36 +11,25 @@ from termmon.analysis.alerts.config import LossPlateauConfig, OverfittingConfig
 from termmon.analysis.alerts.episodes import EpisodeTracker
 from termmon.analysis.alerts.model import Severity, fmt_value
 from termmon.analysis.alerts.points import Cursor, Points, blocks
+from termmon.format import EPOCH_TRAIN_LOSS
 from termmon.model.columns import GrowableArray
 from termmon.model.run import Run
-
-TRAIN_LOSS_METRICS = ("train_loss", "loss", "train/loss", "loss/total")
-EVAL_LOSS_METRICS = (
-    "test/loss",
-    "val/loss",
-    "valid/loss",
-    "validation/loss",
-    "eval/loss",
-    "test_loss",
-    "val_loss",
-    "eval_loss",
-)
+from termmon.roles import Role, names_for
 
 
-#: At an evaluation, the epoch's own training loss is the better comparison than step-level points.
-EPOCH_TRAIN_LOSS_METRICS = ("train/loss", "train_loss", "loss", "loss/total")
-
-
-def _earliest(run: Run, names: tuple[str, ...]) -> str | None:
+def _earliest(run: Run, role: Role) -> str | None:
     """The candidate that appeared first in the run (then by preference): a choice that does not depend on
     how the run's records were split into updates, because no later metric can start at an earlier row."""
-    present = [(int(run.metrics[n].rows.view[0]), i, n) for i, n in enumerate(names) if n in run.metrics]
+    names = names_for(role, run.metrics)
+    present = [(int(run.metrics[n].rows.view[0]), i, n) for i, n in enumerate(names)]
     return min(present)[2] if present else None
 
 
-def _preferred_before(run: Run, names: tuple[str, ...], row: int) -> str | None:
-    """The first of ``names`` that has a point at or before ``row``."""
-    return next((n for n in names if n in run.metrics and run.metrics[n].rows.view[0] <= row), None)
+def _epoch_train_loss_before(run: Run, row: int) -> str | None:
+    """The training loss to compare an evaluation with: one with a point at or before ``row``, the epoch's
+    own (``train/loss``) before step-level points."""
+    names = sorted(names_for(Role.TRAIN_LOSS, run.metrics), key=lambda n: n != EPOCH_TRAIN_LOSS)
+    return next((n for n in names if run.metrics[n].rows.view[0] <= row), None)
 
 
 class LossPlateauDetector:
@@ -72,7 +61,7 @@ class LossPlateauDetector:
 
     def update(self, run: Run, now: float) -> list[Found]:
         if self.metric is None:
-            self.metric = _earliest(run, TRAIN_LOSS_METRICS)
+            self.metric = _earliest(run, Role.TRAIN_LOSS)
             if self.metric is None:
                 return []
         points = self.cursor.take(run, self.metric)
@@ -177,7 +166,7 @@ class OverfittingDetector:
 
     def update(self, run: Run, now: float) -> list[Found]:
         if self.eval_metric is None:
-            self.eval_metric = _earliest(run, EVAL_LOSS_METRICS)
+            self.eval_metric = _earliest(run, Role.EVAL_LOSS)
             if self.eval_metric is None:
                 return []
         points = self.cursor.take(run, self.eval_metric)
@@ -188,7 +177,7 @@ class OverfittingDetector:
         for i in np.flatnonzero(np.isfinite(points.value)).tolist():
             row, value = int(points.rows[i]), float(points.value[i])
             if self.train_metric is None:
-                self.train_metric = _preferred_before(run, EPOCH_TRAIN_LOSS_METRICS, row)
+                self.train_metric = _epoch_train_loss_before(run, row)
                 if self.train_metric is None:  # no training loss yet to compare with
                     continue
             column = run.metrics[self.train_metric]

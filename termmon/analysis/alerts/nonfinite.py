@@ -9,16 +9,17 @@ from __future__ import annotations
 import numpy as np
 
 from termmon.analysis.alerts.base import Found, spot
-from termmon.analysis.alerts.config import GRAD_NORM_METRICS, NanInfConfig
+from termmon.analysis.alerts.config import NanInfConfig
 from termmon.analysis.alerts.episodes import EpisodeTracker
 from termmon.analysis.alerts.model import Severity, fmt_value
-from termmon.analysis.alerts.points import LOSS_LIKE, Cursor, Points, merge_flags
+from termmon.analysis.alerts.points import Cursor, Points, merge_flags
 from termmon.format import NAN_INF_DETECTED
 from termmon.model.run import Run
+from termmon.roles import Role, is_loss_like, role_of
 
 
 def _watched(name: str) -> bool:
-    return name == NAN_INF_DETECTED or name in GRAD_NORM_METRICS or LOSS_LIKE.fullmatch(name) is not None
+    return name == NAN_INF_DETECTED or role_of(name) == Role.GRAD_NORM or is_loss_like(name)
 
 
 class NanInfDetector:

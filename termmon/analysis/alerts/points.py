@@ -8,16 +8,12 @@ records were split into batches: that is what makes incremental evaluation equal
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
 from termmon.model.run import Run
-
-#: Loss-like names (issue 3): train_loss, loss, */loss, loss/*, *_loss.
-LOSS_LIKE = re.compile(r"(^|.*/)loss(/.*)?$|.*_loss$")
 
 
 class _RowFields:

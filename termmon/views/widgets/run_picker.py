@@ -13,8 +13,8 @@ from textual.binding import Binding, BindingType
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from termmon.format import EPOCH_TRAIN_LOSS, TRAIN_LOSS
 from termmon.model.run import Run, RunStatus
+from termmon.roles import Role, first
 from termmon.views.colors import STATUS_GLYPH, hex_color
 from termmon.views.text import sanitize
 
@@ -23,11 +23,8 @@ SPARK_WIDTH = 8
 
 
 def loss_metric(run: Run) -> str | None:
-    """The loss a run's row summarises: step-level train loss, else the epoch train loss."""
-    for name in (TRAIN_LOSS, EPOCH_TRAIN_LOSS):
-        if name in run.metrics:
-            return name
-    return None
+    """The loss a run's row summarises: its training loss by role (termmon.roles)."""
+    return first(Role.TRAIN_LOSS, run.metrics)
 
 
 def sparkline(values: np.ndarray, width: int = SPARK_WIDTH) -> Text:
