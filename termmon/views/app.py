@@ -31,7 +31,17 @@ from termmon.model.workspace import RunUpdate, Workspace
 from termmon.views.alert_feed import AlertFeed
 from termmon.views.colors import STATUS_GLYPH, RunColors, hex_color
 from termmon.views.control_queue import DEBOUNCE_SECONDS, LogEveryControl
-from termmon.views.panels import DEFAULT_PANELS, PanelData, PanelSpec, build_panel, metric_panel
+from termmon.views.panels import (
+    DIAGNOSTICS_PANELS,
+    PANELS_PER_PAGE,
+    PanelData,
+    PanelSpec,
+    build_panel,
+    loss_first,
+    metric_pages,
+    metric_panel,
+    run_panels,
+)
 from termmon.views.screens import HelpScreen, LogEveryPrompt, MetricPicker
 from termmon.views.text import sanitize
 from termmon.views.widgets.alert_log import AlertLog
@@ -106,7 +116,11 @@ class MonitorApp(App[int]):
         self.marked: list[Path] = []
         self.name_filter = ""
         self.smoothing = False
-        self.panel_specs: list[PanelSpec] = list(DEFAULT_PANELS)
+        #: The user's own panels for the first page (m, a, x); None: the panels follow the selected run.
+        self.layout: list[PanelSpec] | None = None
+        #: 0: the run's panels; 1..: every metric, PANELS_PER_PAGE a page (`]` / `[`).
+        self.page = 0
+        self._panel_ids = 0
         self.loaded = False
         self.watch_mode = "polling" if poll else "events"
         self._wake = threading.Event()
@@ -131,8 +145,8 @@ class MonitorApp(App[int]):
                 yield RunPicker(id="picker")
                 yield AlertLog(self.run_colors, id="alerts")
             with Container(id="charts"):
-                for index, spec in enumerate(self.panel_specs):
-                    yield ChartPanel(spec, id=f"panel-{index}")
+                for spec in DIAGNOSTICS_PANELS:
+                    yield self._new_panel(spec)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -194,6 +208,42 @@ class MonitorApp(App[int]):
         if self.selected is None and self.workspace.runs:
             self.selected = next(iter(self.workspace.runs))
         self.schedule_redraw()
+
+    def _new_panel(self, spec: PanelSpec) -> ChartPanel:
+        panel = ChartPanel(spec, id=f"panel-{self._panel_ids}")
+        self._panel_ids += 1
+        return panel
+
+    @property
+    def compact(self) -> bool:
+        """The narrow (80-column) layout: charts two abreast under the picker, loss first."""
+        return self.main_screen.has_class("-narrow")
+
+    def page_count(self) -> int:
+        return 1 + len(metric_pages(self.panel_runs(), PANELS_PER_PAGE))
+
+    def page_specs(self) -> list[PanelSpec]:
+        """The panels the screen shows now: the run's (or the user's) on page 0, else a page of metrics."""
+        if self.page > 0:
+            pages = metric_pages(self.panel_runs(), PANELS_PER_PAGE)
+            if pages:
+                return pages[min(self.page, len(pages)) - 1]
+        specs = list(self.layout) if self.layout is not None else run_panels(self.selected_run)
+        return loss_first(specs) if self.compact else specs
+
+    def sync_panels(self) -> None:
+        """Make the chart widgets match :meth:`page_specs`, reusing the widgets already there."""
+        specs = self.page_specs()
+        charts = self.main_screen.query_one("#charts")
+        panels = list(charts.query(ChartPanel))
+        for panel, spec in zip(panels, specs, strict=False):
+            if panel.spec != spec:
+                panel.set_spec(spec)
+        if len(specs) > len(panels):
+            charts.mount(*(self._new_panel(spec) for spec in specs[len(panels) :]))
+            self.call_after_refresh(self.schedule_redraw)  # draw them once they have a size
+        for panel in panels[len(specs) :]:
+            panel.remove()
 
     def on_unmount(self) -> None:
         self._stop.set()
@@ -259,6 +309,8 @@ class MonitorApp(App[int]):
         )
 
     def redraw_panels(self) -> None:
+        if self.loaded:
+            self.sync_panels()
         runs = self.panel_runs()
         for panel in self.main_screen.query(ChartPanel):
             if not self.loaded:
@@ -390,20 +442,52 @@ class MonitorApp(App[int]):
             self.main_screen.query_one(AlertLog).note(f"{run.name} has no metrics yet", "info")
             return
 
+        index = list(self.main_screen.query(ChartPanel)).index(panel)
+
         def chosen(name: str | None) -> None:
             if name is not None:
-                self._set_panel(panel, metric_panel(name))
+                specs = self._own_layout()
+                specs[min(index, len(specs) - 1)] = metric_panel(name)
+                self.schedule_redraw()
 
         self.push_screen(MetricPicker(metrics, panel.spec.title), chosen)
 
-    def action_default_metric(self) -> None:
-        panel = self._focused_panel()
-        index = list(self.main_screen.query(ChartPanel)).index(panel)
-        self._set_panel(panel, DEFAULT_PANELS[index])
+    def _own_layout(self) -> list[PanelSpec]:
+        """The first page as the user's own from now on (it stops following the run), shown."""
+        if self.layout is None:
+            self.layout = self.page_specs() if self.page == 0 else run_panels(self.selected_run)
+        self.page = 0
+        return self.layout
 
-    def _set_panel(self, panel: ChartPanel, spec: PanelSpec) -> None:
-        panel.spec = spec
-        panel.signature = None
+    def action_default_metric(self) -> None:
+        """Back to the panels that follow the run."""
+        self.layout = None
+        self.page = 0
+        self.schedule_redraw()
+
+    def action_add_panel(self) -> None:
+        run = self.selected_run
+        if run is None or not run.metrics:
+            return
+
+        def chosen(name: str | None) -> None:
+            if name is not None:
+                self._own_layout().append(metric_panel(name))
+                self.schedule_redraw()
+
+        self.push_screen(MetricPicker(run.metric_names(), "new panel"), chosen)
+
+    def action_remove_panel(self) -> None:
+        panel = self._focused_panel()
+        specs = self._own_layout()
+        if panel.spec in specs and len(specs) > 1:
+            specs.remove(panel.spec)
+            self.main_screen.query_one(RunPicker).focus()
+            self.schedule_redraw()
+
+    def action_page(self, delta: int) -> None:
+        """Page through every metric of the shown runs; page 0 is the run's own panels."""
+        self.page = max(0, min(self.page_count() - 1, self.page + delta))
         self.schedule_redraw()
 
     def action_toggle_smoothing(self) -> None:

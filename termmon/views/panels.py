@@ -19,23 +19,17 @@ from termmon.format import (
     DIAG_WEIGHT_CORRELATION,
     EPOCH_TEST_LOSS,
     EPOCH_TRAIN_LOSS,
-    GPU_UTIL,
-    GRAD_NORM,
-    LR,
     TRAIN_LOSS,
 )
 from termmon.model.display import DisplaySeries, downsample, smooth
 from termmon.model.run import Run
+from termmon.roles import Role, first
+from termmon.roles import spec as role_spec
 from termmon.views.colors import RunColors
 from termmon.views.scales import Scale, ScaleMode, choose_scale, is_integer_series, ticks
 
-DIAGNOSTICS_HINT = (
-    "no diagnostics: enable_diagnostics in the logger (Telemetry(..., config={'enable_diagnostics': True}))"
-)
-LOSS_HINT = "no loss yet: tm.step(loss=...) logs train_loss, tm.epoch(train={'loss': ...}) train/loss"
-
-#: Metrics worth suggesting when a run lacks a panel's metric, most useful first.
-SUGGESTED = (LR, GRAD_NORM, GPU_UTIL, TRAIN_LOSS)
+#: What a panel says, in one short line, when none of the runs has its metric.
+NO_RECORDS = "no records yet"
 
 #: Colours for the metrics of a single run in one panel (a run's own colour goes to its first metric).
 METRIC_COLORS: tuple[tuple[int, int, int], ...] = ((86, 180, 233), (230, 159, 0), (0, 200, 140))
@@ -49,17 +43,70 @@ class PanelSpec:
     metrics: tuple[str, ...]
     hint: str = ""
 
-    @property
-    def is_default(self) -> bool:
-        return self in DEFAULT_PANELS
 
-
-DEFAULT_PANELS: tuple[PanelSpec, ...] = (
-    PanelSpec("silhouette score", (DIAG_SILHOUETTE,), DIAGNOSTICS_HINT),
-    PanelSpec("clusters (DBSCAN)", (DIAG_N_CLUSTERS,), DIAGNOSTICS_HINT),
-    PanelSpec("weight correlation", (DIAG_WEIGHT_CORRELATION,), DIAGNOSTICS_HINT),
-    PanelSpec("loss", (TRAIN_LOSS, EPOCH_TRAIN_LOSS, EPOCH_TEST_LOSS), LOSS_HINT),
+#: Seed 001's four panels, for runs that log blob diagnostics.
+DIAGNOSTICS_PANELS: tuple[PanelSpec, ...] = (
+    PanelSpec(
+        "silhouette score", (DIAG_SILHOUETTE,), "silhouette: none yet (null while DBSCAN finds one cluster)"
+    ),
+    PanelSpec("clusters (DBSCAN)", (DIAG_N_CLUSTERS,)),
+    PanelSpec("weight correlation", (DIAG_WEIGHT_CORRELATION,)),
+    PanelSpec("loss", (TRAIN_LOSS, EPOCH_TRAIN_LOSS, EPOCH_TEST_LOSS), "no loss logged yet"),
 )
+#: How many panels a run's first page shows.
+PANELS_PER_PAGE = 4
+
+
+def has_blob_diagnostics(run: Run) -> bool:
+    return any(spec.metrics[0] in run.metrics for spec in DIAGNOSTICS_PANELS[:3])
+
+
+def run_panels(run: Run | None, count: int = PANELS_PER_PAGE) -> list[PanelSpec]:
+    """The panels that follow ``run``: seed 001's four when it has blob diagnostics, otherwise its
+    most useful metrics by role, then its other metrics, so no panel is empty while a metric exists."""
+    if run is None or not run.metrics:
+        return list(DIAGNOSTICS_PANELS)
+    if has_blob_diagnostics(run):
+        return list(DIAGNOSTICS_PANELS)
+    specs = role_panels(run)
+    shown = {m for spec in specs for m in spec.metrics}
+    specs += [metric_panel(name) for name in run.metric_names() if name not in shown]
+    return specs[:count]
+
+
+def metric_pages(runs: Sequence[Run], per_page: int) -> list[list[PanelSpec]]:
+    """Every metric of the runs, one panel each, in pages of ``per_page`` (like W&B leet's grid)."""
+    names = sorted(set().union(*(run.metrics for run in runs))) if runs else []
+    specs = [metric_panel(name) for name in names]
+    return [specs[i : i + per_page] for i in range(0, len(specs), max(1, per_page))]
+
+
+def loss_first(specs: list[PanelSpec]) -> list[PanelSpec]:
+    """The same panels with any loss panel first (the compact 80x24 layout leads with loss)."""
+    return sorted(specs, key=lambda spec: "loss" not in spec.title)
+
+
+#: The panels an ordinary run gets, by role: loss with eval loss, lr, grad norm, then throughput or GPU.
+ROLE_PANELS: tuple[tuple[Role, ...], ...] = (
+    (Role.TRAIN_LOSS, Role.EVAL_LOSS),
+    (Role.LR,),
+    (Role.GRAD_NORM,),
+    (Role.THROUGHPUT,),
+    (Role.GPU_MEM,),
+    (Role.GPU_UTIL,),
+)
+
+
+def role_panels(run: Run) -> list[PanelSpec]:
+    """The run's most useful metrics by role (:mod:`termmon.roles`), one panel a role group; a group
+    the run does not log is skipped. The loss panel holds the preferred train loss and eval loss."""
+    names = run.metric_names()
+    specs = []
+    for group in ROLE_PANELS:
+        metrics = tuple(name for role in group if (name := first(role, names)) is not None)
+        if metrics:
+            specs.append(PanelSpec(role_spec(group[0]).title, metrics))
+    return specs
 
 
 def metric_panel(name: str) -> PanelSpec:
@@ -164,14 +211,10 @@ def _label(run: Run, metric: str, spec: PanelSpec, overlay: bool, epoch_level: b
 
 
 def _hint(spec: PanelSpec, runs: Sequence[Run]) -> str:
-    names = set().union(*(run.metrics for run in runs)) if runs else set()
-    if not names:
-        return "no records yet"
-    hint = spec.hint or f"no {spec.title} in {'these runs' if len(runs) > 1 else 'this run'}"
-    others = [m for m in SUGGESTED if m in names and m not in spec.metrics]
-    if others:
-        hint += f" — press m for another metric ({', '.join(others[:3])})"
-    return hint
+    """One short line for a panel with nothing to draw."""
+    if not any(run.metrics for run in runs):
+        return NO_RECORDS
+    return spec.hint or f"no {spec.title} logged{'' if len(runs) == 1 else ' by these runs'}"
 
 
 def _y_range(traces: list[Trace]) -> tuple[float, float]:
@@ -186,7 +229,8 @@ def _y_range(traces: list[Trace]) -> tuple[float, float]:
     if hi - lo < 1e-12 * max(1.0, abs(hi)):
         pad = abs(hi) * 0.05 or 0.5
         return lo - pad, hi + pad
-    return lo, hi
+    pad = (hi - lo) * 0.03  # the top value and the NaN marks along the edge stay inside the frame
+    return lo - pad, hi + pad
 
 
 def _x_range(traces: list[Trace]) -> tuple[float, float] | None:
@@ -267,7 +311,10 @@ def build_panel(
                 continue
             if x_range is None or x_range[0] <= pos <= x_range[1]:  # never over the tick labels
                 marks.append(AlertMark(float(pos), severity))
-    message = "" if traces else _hint(spec, runs)
+    if traces and not any(len(t.points.x) or t.nonfinite for t in traces):
+        message = f"no {spec.title} in this x range"
+    else:
+        message = "" if traces else _hint(spec, runs)
     return PanelData(
         spec=spec,
         x_label=axis,

@@ -18,7 +18,7 @@ from termmon.loading import load_runs
 from termmon.model.run import Run
 from termmon.views.alert_feed import AlertFeed
 from termmon.views.colors import NONFINITE_RGB, SEVERITY_RGB, RunColors
-from termmon.views.panels import DEFAULT_PANELS, PanelData, build_panel
+from termmon.views.panels import PanelData, build_panel, run_panels
 from termmon.views.plotext_draw import draw_panel
 from termmon.views.text import sanitize
 
@@ -47,6 +47,7 @@ def load(paths: list[str], config: Path | None) -> tuple[list[Run], AlertFeed]:
 
 
 def build_panels(runs: Sequence[Run], feed: AlertFeed, max_points: int) -> list[PanelData]:
+    """The panels the monitor shows first for these runs (they follow the first run's metrics)."""
     colors = RunColors()
     return [
         build_panel(
@@ -56,7 +57,7 @@ def build_panels(runs: Sequence[Run], feed: AlertFeed, max_points: int) -> list[
             max_points=max_points,
             alerts={r.path: feed.marks(r.path) for r in runs},
         )
-        for spec in DEFAULT_PANELS
+        for spec in run_panels(runs[0] if runs else None)
     ]
 
 
@@ -89,8 +90,11 @@ def export_figure(panels: list[PanelData], output: Path, heading: str = "") -> s
     from matplotlib import pyplot as plt
     from matplotlib.transforms import blended_transform_factory
 
-    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5), dpi=100)
+    rows = max(1, -(-len(panels) // 2))
+    fig, axes = plt.subplots(rows, 2, figsize=(13, 4.25 * rows), dpi=100, squeeze=False)
     try:
+        for ax in axes.flat[len(panels) :]:
+            ax.set_visible(False)
         for ax, data in zip(axes.flat, panels, strict=False):
             ax.set_title(data.title)
             if data.message:
@@ -176,7 +180,7 @@ def export_figure(panels: list[PanelData], output: Path, heading: str = "") -> s
 
 
 def render_text(panels: list[PanelData], width: int = 120, height: int = 40, color: bool = False) -> str:
-    """The four panels as a 2x2 grid of plotext charts (a message box where a panel has no data)."""
+    """The panels as a grid of plotext charts, two abreast (a message box where a panel has no data)."""
     from textual_plotext.plot import Plot
 
     cell_w, cell_h = max(30, width // 2), max(10, height // 2)
@@ -194,7 +198,9 @@ def render_text(panels: list[PanelData], width: int = 120, height: int = 40, col
         lines = (text if color else Plot.uncolorize(text)).splitlines()
         blocks.append(lines[:cell_h])
     rows = []
-    for left, right in ((blocks[0], blocks[1]), (blocks[2], blocks[3])):
+    if len(blocks) % 2:
+        blocks.append([])
+    for left, right in zip(blocks[::2], blocks[1::2], strict=True):
         for i in range(max(len(left), len(right))):
             a = left[i] if i < len(left) else ""
             b = right[i] if i < len(right) else ""

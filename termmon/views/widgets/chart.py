@@ -41,6 +41,12 @@ class ChartPanel(PlotextPlot):
         #: ``l`` on this panel: "auto" follows the data, "log"/"linear" are the user's choice.
         self.scale_mode: ScaleMode = "auto"
 
+    def set_spec(self, spec: PanelSpec) -> None:
+        """Another metric in this widget: its scale choice starts over."""
+        self.spec = spec
+        self.signature = None
+        self.scale_mode = "auto"
+
     def show(self, data: PanelData, signature: object) -> None:
         """Draw ``data``; ``signature`` identifies it so an unchanged panel is not rebuilt."""
         self.data = data
