@@ -48,7 +48,10 @@ from termmon.views.widgets.alert_log import AlertLog
 from termmon.views.widgets.chart import ChartPanel
 from termmon.views.widgets.run_picker import RunPicker, row_info
 
-REDRAW_SECONDS = 0.25
+#: At most two frames a second while runs are live: over a slow SSH link every frame is lag.
+REDRAW_SECONDS = 0.5
+#: A chart that only gained records is redrawn at most this often.
+CHART_SECONDS = 1.0
 SMOOTHING_WEIGHT = 0.6
 
 
@@ -130,6 +133,8 @@ class MonitorApp(App[int]):
         self._last_redraw = 0.0
         self._control_timer: Timer | None = None
         self._reported_errors: dict[Path, list[str]] = {}
+        self._status_shown: Text | None = None
+        self._chart_timer: Timer | None = None
 
     # --- layout ---------------------------------------------------------------------------------------
     @property
@@ -294,7 +299,10 @@ class MonitorApp(App[int]):
             ],
             self.selected,
         )
-        self.main_screen.query_one("#status", Static).update(self.status_text(now))
+        status = self.status_text(now)
+        if status != self._status_shown:  # an unchanged line is not sent to the terminal again
+            self._status_shown = status
+            self.main_screen.query_one("#status", Static).update(status)
         self.redraw_panels()
 
     def panel_data(self, panel: ChartPanel, runs: list[Run], width: int) -> PanelData:
@@ -309,21 +317,33 @@ class MonitorApp(App[int]):
         )
 
     def redraw_panels(self) -> None:
-        if self.loaded:
-            self.sync_panels()
+        """Redraw the panels whose picture changed. A panel that only gained records is redrawn at most
+        every CHART_SECONDS: a chart is most of what a frame sends to the terminal."""
+        if not self.loaded:
+            return
+        self.sync_panels()
         runs = self.panel_runs()
+        now = time.monotonic()
+        data_key = tuple((r.path, r.generation, r.version, self.feed.count(r.path)) for r in runs)
+        later: list[float] = []
         for panel in self.main_screen.query(ChartPanel):
-            if not self.loaded:
+            view_key = (panel.spec, tuple(r.path for r in runs), self.smoothing, panel.view_key(), panel.size)
+            signature = (view_key, data_key)
+            if signature == panel.signature:
                 continue
-            signature = (
-                panel.spec,
-                tuple((r.path, r.generation, r.version, self.feed.count(r.path)) for r in runs),
-                self.smoothing,
-                panel.scale_mode,
-                panel.size,
-            )
-            if signature != panel.signature:
-                panel.show(self.panel_data(panel, runs, panel.size.width), signature)
+            drawn = panel.signature
+            wait = panel.drawn_at + CHART_SECONDS - now
+            if isinstance(drawn, tuple) and drawn[0] == view_key and wait > 0:
+                later.append(wait)  # new records only: drawn a little later
+                continue
+            panel.show(self.panel_data(panel, runs, panel.size.width), signature)
+            panel.drawn_at = now
+        if later and self._chart_timer is None:
+            self._chart_timer = self.set_timer(min(later), self._chart_due)
+
+    def _chart_due(self) -> None:
+        self._chart_timer = None
+        self.schedule_redraw()
 
     def status_text(self, now: float) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")

@@ -40,6 +40,11 @@ class ChartPanel(PlotextPlot):
         self.signature: object = None
         #: ``l`` on this panel: "auto" follows the data, "log"/"linear" are the user's choice.
         self.scale_mode: ScaleMode = "auto"
+        self.drawn_at = -1e9  # time.monotonic() of the last draw
+
+    def view_key(self) -> object:
+        """What, besides the data, decides the picture (the scale chosen with ``l``)."""
+        return self.scale_mode
 
     def set_spec(self, spec: PanelSpec) -> None:
         """Another metric in this widget: its scale choice starts over."""

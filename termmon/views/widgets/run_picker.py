@@ -138,19 +138,24 @@ class RunPicker(OptionList):
         super().__init__(id=id)
         self.paths: list[Path] = []
         self._infos: list[RowInfo] = []
+        self._rows: list[Text] = []
 
     def show(self, infos: list[RowInfo], selected: Path | None) -> None:
         """Show these rows, keeping the highlight on ``selected`` (state survives every update)."""
         width = max(20, self.scrollable_content_region.width or self.size.width or 40)
         paths = [info.path for info in infos]
+        # Compared as rendered rows, not RowInfo: a NaN in a loss tail is never equal to itself, and an
+        # unchanged row must not be sent to the terminal again.
+        rows = [render_row(info, width) for info in infos]
         if paths == self.paths:
-            for index, info in enumerate(infos):
-                if index >= len(self._infos) or info != self._infos[index]:
-                    self.replace_option_prompt_at_index(index, render_row(info, width))
+            for index, row in enumerate(rows):
+                if index >= len(self._rows) or row != self._rows[index]:
+                    self.replace_option_prompt_at_index(index, row)
         else:
-            self.set_options(Option(render_row(info, width)) for info in infos)
+            self.set_options(Option(row) for row in rows)
             self.paths = paths
         self._infos = infos
+        self._rows = rows
         if selected in paths:
             index = paths.index(selected)
             if self.highlighted != index:
