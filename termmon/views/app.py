@@ -8,7 +8,9 @@ touches the runs or the widgets.
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -18,7 +20,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Container, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
@@ -28,7 +30,8 @@ from textual.worker import get_current_worker
 from termmon.errors import TermmonError
 from termmon.model.run import Run
 from termmon.model.workspace import RunUpdate, Workspace
-from termmon.views.alert_feed import AlertFeed
+from termmon.views.actions import ACTIONS, bindings
+from termmon.views.alert_feed import AlertFeed, AlertRow
 from termmon.views.colors import STATUS_GLYPH, RunColors, hex_color
 from termmon.views.control_queue import DEBOUNCE_SECONDS, LogEveryControl
 from termmon.views.panels import (
@@ -41,10 +44,13 @@ from termmon.views.panels import (
     metric_pages,
     metric_panel,
     run_panels,
+    x_extent,
+    zoom_view,
 )
 from termmon.views.screens import HelpScreen, LogEveryPrompt, MetricPicker
+from termmon.views.static import FIGURE_POINTS
 from termmon.views.text import sanitize
-from termmon.views.widgets.alert_log import AlertLog
+from termmon.views.widgets.alert_log import AlertLog, alert_text
 from termmon.views.widgets.chart import ChartPanel
 from termmon.views.widgets.run_picker import RunPicker, row_info
 
@@ -52,7 +58,8 @@ from termmon.views.widgets.run_picker import RunPicker, row_info
 REDRAW_SECONDS = 0.5
 #: A chart that only gained records is redrawn at most this often.
 CHART_SECONDS = 1.0
-SMOOTHING_WEIGHT = 0.6
+#: `s` cycles these: (name, debiased EMA weight); integer series are never smoothed.
+SMOOTHING: tuple[tuple[str, float | None], ...] = (("off", None), ("light", 0.6), ("strong", 0.9))
 
 
 def _ago(seconds: float) -> str:
@@ -76,23 +83,7 @@ class MonitorApp(App[int]):
     # Textual declares these as plain attributes, so no ClassVar here.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # noqa: RUF012
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit_monitor", "Quit"),
-        Binding("question_mark", "help", "Keys"),
-        Binding("space", "mark", "Mark"),
-        Binding("slash", "filter", "Filter"),
-        Binding("m", "pick_metric", "Metric"),
-        Binding("d", "default_metric", "Default", show=False),
-        Binding("plus", "log_every(2.0)", "log×2"),
-        Binding("minus", "log_every(0.5)", "log÷2"),
-        Binding("equals_sign", "log_every_exact", "log=", show=False),
-        Binding("s", "toggle_smoothing", "Smooth"),
-        Binding("l", "toggle_log", "Log", show=False),
-        Binding("e", "export", "Export"),
-        Binding("j,down", "move(1)", "Next run", show=False),
-        Binding("k,up", "move(-1)", "Prev run", show=False),
-        Binding("escape", "escape", "Back", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = list(bindings("app"))
 
     def __init__(
         self,
@@ -104,6 +95,7 @@ class MonitorApp(App[int]):
         live: bool = True,
         clock: Callable[[], float] = time.time,
         export_dir: Path | None = None,
+        bell: bool = True,
     ) -> None:
         super().__init__()
         self.workspace = workspace
@@ -111,14 +103,20 @@ class MonitorApp(App[int]):
         self.poll_interval = poll
         self.live = live
         self.clock = clock
-        self.export_dir = export_dir or Path.cwd()
+        #: None: each export goes beside its run (the run directory's parent).
+        self.export_dir = export_dir
         self.feed = AlertFeed(config)
         self.run_colors = RunColors()
         self.control = LogEveryControl()
         self.selected: Path | None = None
         self.marked: list[Path] = []
         self.name_filter = ""
-        self.smoothing = False
+        self.smoothing = 0  # index into SMOOTHING
+        self.pinned: list[Path] = []
+        self.ring_bell = bell
+        self.exporting: Path | None = None
+        self.banner_run: Path | None = None
+        self.last_critical: Path | None = None
         #: The user's own panels for the first page (m, a, x); None: the panels follow the selected run.
         self.layout: list[PanelSpec] | None = None
         #: 0: the run's panels; 1..: every metric, PANELS_PER_PAGE a page (`]` / `[`).
@@ -144,6 +142,7 @@ class MonitorApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
+        yield Static(id="banner")
         with Container(id="main"):
             with Vertical(id="side"):
                 yield Input(placeholder="filter runs by name", id="filter")
@@ -158,6 +157,7 @@ class MonitorApp(App[int]):
         self.main_screen.query_one("#picker").border_title = "runs"
         self.main_screen.query_one("#alerts").border_title = "alerts"
         self.main_screen.query_one("#filter").display = False
+        self.main_screen.query_one("#banner").display = False
         self.main_screen.query_one(RunPicker).focus()
         if self.workspace.runs:  # handed a loaded workspace (tests, static snapshots)
             self._ingested(set(self.workspace.runs), [])
@@ -206,13 +206,47 @@ class MonitorApp(App[int]):
         log = self.main_screen.query_one(AlertLog)
         for path in sorted(changed, key=list(self.workspace.runs).index):
             run = self.workspace.runs[path]
-            log.add_alerts(self.feed.update(run, self.clock()))
+            self._add_alerts(log, self.feed.update(run, self.clock()))
             for error in run.errors[len(self._reported_errors.setdefault(path, [])) :]:
                 log.note(f"{run.name}: {error}")
                 self._reported_errors[path].append(error)
         if self.selected is None and self.workspace.runs:
             self.selected = next(iter(self.workspace.runs))
         self.schedule_redraw()
+
+    def _add_alerts(self, log: AlertLog, rows: list[AlertRow]) -> None:
+        """Into the alert log; a new critical one on a run not on screen also raises the banner."""
+        log.add_alerts(rows)
+        critical = [row for row in rows if row.severity == "critical"]
+        if not critical:
+            return
+        self.last_critical = critical[-1].run_path
+        fresh = [row for row in critical if row.run_path != self.selected]
+        if self.loaded and fresh:  # not for what the runs already held when the monitor started
+            banner = self.main_screen.query_one("#banner", Static)
+            text = Text(" CRIT ", style="bold reverse red")
+            text.append(" ")
+            text.append_text(alert_text(fresh[-1], self.run_colors))
+            text.append("   b: go to the run · esc: dismiss", style="dim")
+            banner.update(text)
+            banner.display = True
+            self.banner_run = fresh[-1].run_path
+            if self.ring_bell:
+                self.bell()
+
+    def action_jump_alert(self) -> None:
+        """Select the run of the banner (or of the last critical alert)."""
+        target = self.banner_run or self.last_critical
+        if target is None or target not in self.workspace.runs:
+            return
+        self._hide_banner()
+        self.name_filter = ""
+        self.selected = target
+        self.schedule_redraw()
+
+    def _hide_banner(self) -> None:
+        self.banner_run = None
+        self.main_screen.query_one("#banner", Static).display = False
 
     def _new_panel(self, spec: PanelSpec) -> ChartPanel:
         panel = ChartPanel(spec, id=f"panel-{self._panel_ids}")
@@ -270,8 +304,11 @@ class MonitorApp(App[int]):
             self.redraw()
 
     def visible_runs(self) -> list[Run]:
+        """The runs the picker lists: filtered by name, pinned ones first (in the order pinned)."""
         needle = self.name_filter.lower()
-        return [run for run in self.workspace.runs.values() if needle in run.name.lower()]
+        runs = [run for run in self.workspace.runs.values() if needle in run.name.lower()]
+        pins = {path: i for i, path in enumerate(self.pinned)}
+        return sorted(runs, key=lambda run: pins.get(run.path, len(pins)))
 
     @property
     def selected_run(self) -> Run | None:
@@ -311,8 +348,10 @@ class MonitorApp(App[int]):
             runs,
             colors=self.run_colors,
             max_points=max(40, width * 2),
-            smoothing=SMOOTHING_WEIGHT if self.smoothing else None,
+            smoothing=SMOOTHING[self.smoothing][1],
             scale=panel.scale_mode,
+            x_view=zoom_view(x_extent(runs), panel.zoom, panel.pan),
+            cursor=panel.cursor,
             alerts={run.path: self.feed.marks(run.path) for run in runs},
         )
 
@@ -355,7 +394,11 @@ class MonitorApp(App[int]):
         text.append(f"  {count} run{'s' if count != 1 else ''}", style="dim")
         text.append(f"  {self.watch_mode}", style="dim")
         if self.smoothing:
-            text.append("  smoothing", style="cyan")
+            text.append(f"  smoothing {SMOOTHING[self.smoothing][0]}", style="cyan")
+        if self.exporting is not None:
+            text.append(f"  exporting {sanitize(self.exporting.name)}…", style="bold cyan")
+        if self.page:
+            text.append(f"  page {self.page + 1}/{self.page_count()}", style="cyan")
         text.append("\n")
         run = self.selected_run
         if run is None:
@@ -391,7 +434,7 @@ class MonitorApp(App[int]):
         log = self.main_screen.query_one(AlertLog)
         for run in self.workspace.runs.values():
             if run.end is None:
-                log.add_alerts(self.feed.update(run, now))
+                self._add_alerts(log, self.feed.update(run, now))
         self.schedule_redraw()
 
     # --- events ---------------------------------------------------------------------------------------
@@ -418,10 +461,53 @@ class MonitorApp(App[int]):
         self.push_screen(HelpScreen())
 
     def action_move(self, delta: int) -> None:
+        """Next / previous run; stops at either end (no wrapping round)."""
         picker = self.main_screen.query_one(RunPicker)
         if picker.option_count:
             current = picker.highlighted if picker.highlighted is not None else 0
             picker.highlighted = max(0, min(picker.option_count - 1, current + delta))
+
+    def action_clear_marks(self) -> None:
+        self.marked.clear()
+        self.schedule_redraw()
+
+    def action_pin(self) -> None:
+        if self.selected is None:
+            return
+        if self.selected in self.pinned:
+            self.pinned.remove(self.selected)
+        else:
+            self.pinned.append(self.selected)
+        self.schedule_redraw()
+
+    def action_pan(self, delta: int) -> None:
+        """Focused panel: move the inspector's cursor if it is on, else scroll a zoomed x range."""
+        panel = self._focused_panel()
+        if panel.cursor is not None:
+            panel.move_cursor(delta)
+        else:
+            panel.pan = max(0.0, panel.pan - delta * 0.5) if panel.zoom else 0.0
+        self.schedule_redraw()
+
+    def action_zoom(self, delta: int) -> None:
+        """Focused panel: ↑ halves the x range (the most recent steps), ↓ doubles it back."""
+        panel = self._focused_panel()
+        panel.zoom = max(0, min(12, panel.zoom + delta))
+        if panel.zoom == 0:
+            panel.pan = 0.0
+        self.schedule_redraw()
+
+    def action_zoom_all(self) -> None:
+        panel = self._focused_panel()
+        panel.zoom, panel.pan = 0, 0.0
+        self.schedule_redraw()
+
+    def action_inspect(self) -> None:
+        """A value cursor on the focused panel: the step under it and each run's value there."""
+        panel = self._focused_panel()
+        panel.toggle_cursor()
+        panel.focus()
+        self.schedule_redraw()
 
     def action_mark(self) -> None:
         if self.selected is None:
@@ -438,6 +524,14 @@ class MonitorApp(App[int]):
         box.focus()
 
     def action_escape(self) -> None:
+        """Close, innermost first: the filter box, the inspector's cursor, the banner."""
+        panel = self.focused
+        if isinstance(panel, ChartPanel) and panel.cursor is not None:
+            panel.toggle_cursor()
+            self.schedule_redraw()
+            return
+        if self.banner_run is not None:
+            self._hide_banner()
         box = self.main_screen.query_one("#filter", Input)
         if box.display:
             box.value = ""
@@ -510,8 +604,8 @@ class MonitorApp(App[int]):
         self.page = max(0, min(self.page_count() - 1, self.page + delta))
         self.schedule_redraw()
 
-    def action_toggle_smoothing(self) -> None:
-        self.smoothing = not self.smoothing
+    def action_cycle_smoothing(self) -> None:
+        self.smoothing = (self.smoothing + 1) % len(SMOOTHING)
         self.schedule_redraw()
 
     def action_toggle_log(self) -> None:
@@ -574,45 +668,76 @@ class MonitorApp(App[int]):
         self.schedule_redraw()
 
     # --- export -------------------------------------------------------------------------------------------
-    def action_export(self) -> None:
-        runs = self.panel_runs()
-        if not runs:
-            return
-        panels = [self.panel_data(panel, runs, 500) for panel in self.main_screen.query(ChartPanel)]
+    def export_path(self, run: Run) -> Path:
+        """``--export-dir`` if given, else beside the run: RUN_PARENT/RUN-termmon-STAMP.png."""
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.clock()))
-        self._export(panels, self.export_dir / f"termmon-{stamp}.png")
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run.name).strip("._") or "run"
+        folder = self.export_dir if self.export_dir is not None else run.path.parent
+        return folder / f"{safe}-termmon-{stamp}.png"
+
+    def action_export(self) -> None:
+        """The panels on screen, as a titled PNG, written off the UI thread; the status line says so."""
+        runs = self.panel_runs()
+        if not runs or self.exporting is not None:
+            return
+        panels = [
+            self.panel_data(panel, runs, FIGURE_POINTS // 2) for panel in self.main_screen.query(ChartPanel)
+        ]
+        output = self.export_path(runs[0])
+        heading = ", ".join(run.name for run in runs[:6]) + (
+            f" and {len(runs) - 6} more" if len(runs) > 6 else ""
+        )
+        self.exporting = output
+        self._status_shown = None
+        self.schedule_redraw()
+        self._export(panels, output, heading)
 
     @work(thread=True, group="export", exit_on_error=False)
-    def _export(self, panels: list[PanelData], output: Path) -> None:
+    def _export(self, panels: list[PanelData], output: Path, heading: str) -> None:
         from termmon.views.static import export_figure
 
         try:
-            note = export_figure(panels, output)
-            message, severity = note, "info"
+            message, severity = export_figure(panels, output, heading=heading), "info"
         except TermmonError as exc:
             message, severity = str(exc), "critical"
-        self.call_from_thread(self.main_screen.query_one(AlertLog).note, message, severity)
+        self.call_from_thread(self._exported, message, severity)
+
+    def _exported(self, message: str, severity: str) -> None:
+        self.exporting = None
+        self.main_screen.query_one(AlertLog).note(message, severity)
+        self.notify(
+            sanitize(message), severity="error" if severity == "critical" else "information", markup=False
+        )
+        self.schedule_redraw()
 
     # --- command palette ----------------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand(
-            "Toggle smoothing", "Debiased EMA on every panel (s)", self.action_toggle_smoothing
-        )
-        yield SystemCommand("Toggle log scale", "log10 of the loss panel (l)", self.action_toggle_log)
-        yield SystemCommand("Export PNG", "Write the current view to a PNG (e)", self.action_export)
-        yield SystemCommand("Pick metric", "Another metric in the focused panel (m)", self.action_pick_metric)
-        yield SystemCommand(
-            "Set log_every", "Exact log interval for the selected run (=)", self.action_log_every_exact
-        )
-        yield SystemCommand("Keys", "Show every key (?)", self.action_help)
+        """Textual's own commands (theme, screenshot...) less those the table has, then the table's."""
+        ours = {action.name for action in ACTIONS}
+        for command in super().get_system_commands(screen):
+            if command.title not in ours:
+                yield command
+        for action in ACTIONS:
+            if action.palette:
+                yield SystemCommand(
+                    action.name,
+                    f"{action.help} ({action.shown})",
+                    functools.partial(self.run_action, action.action),
+                )
 
 
-def run_monitor(paths: list[str], poll: float | None, config: Path | None) -> int:
+def run_monitor(
+    paths: list[str],
+    poll: float | None,
+    config: Path | None,
+    *,
+    export_dir: Path | None = None,
+    bell: bool = True,
+) -> int:
     """``termmon [PATH ...]``: raise UsageError for a missing path before any screen is drawn."""
     workspace = Workspace(paths)
     try:
-        app = MonitorApp(workspace, watched=paths, poll=poll, config=config)
+        app = MonitorApp(workspace, watched=paths, poll=poll, config=config, export_dir=export_dir, bell=bell)
         code = app.run()
     finally:
         workspace.close()

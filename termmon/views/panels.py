@@ -158,6 +158,9 @@ class PanelData:
     y_range: tuple[float, float] = (0.0, 1.0)
     x_range: tuple[float, float] | None = None
     integer: bool = False
+    #: The inspector: the x under the cursor and each trace's (label, colour, value) nearest to it.
+    cursor_x: float | None = None
+    readout: list[tuple[str, tuple[int, int, int], float]] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -248,6 +251,34 @@ def _x_range(traces: list[Trace]) -> tuple[float, float] | None:
     return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
 
 
+def x_extent(runs: Sequence[Run]) -> tuple[float, float] | None:
+    """The first and last x (step, else epoch) of any record of the runs: what "all steps" means."""
+    axis = x_axis(runs)
+    ends = []
+    for run in runs:
+        values = (run.step if axis == "step" else run.epoch).view
+        finite = values[np.isfinite(values)]
+        if len(finite):
+            ends += [float(finite.min()), float(finite.max())]
+    return (min(ends), max(ends)) if ends else None
+
+
+def zoom_view(extent: tuple[float, float] | None, zoom: int, pan: float) -> tuple[float, float] | None:
+    """The x range of a panel zoomed ``zoom`` times (each halves it) and panned ``pan`` windows back."""
+    if extent is None or zoom <= 0:
+        return None
+    lo, hi = extent
+    width = (hi - lo) / 2**zoom
+    right = max(lo + width, hi - pan * width)
+    return (right - width, right)
+
+
+def _nearest(x: np.ndarray, y: np.ndarray, at: float) -> float:
+    if not len(x):
+        return float("nan")
+    return float(y[int(np.argmin(np.abs(x - at)))])
+
+
 def build_panel(
     spec: PanelSpec,
     runs: Sequence[Run],
@@ -257,6 +288,7 @@ def build_panel(
     smoothing: float | None = None,
     scale: ScaleMode = "auto",
     x_view: tuple[float, float] | None = None,
+    cursor: float | None = None,
     alerts: dict[Path, list[tuple[float | None, float | None, str]]] | None = None,
 ) -> PanelData:
     """The display data for one panel: ``runs[0]`` is the selected run, the rest are overlays.
@@ -265,6 +297,8 @@ def build_panel(
     ``scale`` "auto" picks log or symlog when the values span more than a few decades
     (:mod:`termmon.views.scales`); values are transformed here so every renderer draws them on a
     linear axis. ``x_view`` limits the x range (the TUI's zoom); integer series are never smoothed.
+    ``cursor`` (0..1 across the x range) is the inspector: the readout holds each trace's value there,
+    read from the full series, not the downsampled one.
     """
     axis = x_axis(runs)
     overlay = len(runs) > 1
@@ -315,6 +349,13 @@ def build_panel(
         message = f"no {spec.title} in this x range"
     else:
         message = "" if traces else _hint(spec, runs)
+    cursor_x = None
+    readout: list[tuple[str, tuple[int, int, int], float]] = []
+    if cursor is not None and x_range is not None:
+        cursor_x = x_range[0] + cursor * (x_range[1] - x_range[0])
+        readout = [
+            (t.label, t.color, _nearest(r[4], r[5], cursor_x)) for t, r in zip(traces, raw, strict=True)
+        ]
     return PanelData(
         spec=spec,
         x_label=axis,
@@ -326,4 +367,6 @@ def build_panel(
         y_range=_y_range(traces),
         x_range=x_range,
         integer=integer,
+        cursor_x=cursor_x,
+        readout=readout,
     )

@@ -51,6 +51,8 @@ def draw_panel(
             plt.plot(pts.x.tolist(), pts.y.tolist(), marker=marker, color=rgb, label=label)
     for mark in data.alerts:
         plt.vline(mark.x, SEVERITY_RGB.get(mark.severity, SEVERITY_RGB["warning"]) if color else "default")
+    if data.cursor_x is not None:
+        plt.vline(data.cursor_x, "white" if color else "default")
     # Markers last, so no line or alert drawn later can hide them.
     for trace in data.traces:
         pts = trace.points

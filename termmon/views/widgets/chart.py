@@ -6,14 +6,19 @@ Title, x label and legend go on the border, so nothing covers the plot: the titl
 
 from __future__ import annotations
 
+import math
+from typing import ClassVar
+
 from rich.text import Text
 from textual.app import RenderResult
+from textual.binding import BindingType
 from textual_plotext import PlotextPlot
 
+from termmon.views.actions import bindings
 from termmon.views.colors import NONFINITE_RGB, hex_color
 from termmon.views.panels import PanelData, PanelSpec
 from termmon.views.plotext_draw import draw_panel
-from termmon.views.scales import ScaleMode
+from termmon.views.scales import ScaleMode, compact
 from termmon.views.text import sanitize
 
 
@@ -28,10 +33,27 @@ def legend(data: PanelData, width: int) -> Text:
     return text
 
 
+def readout(data: PanelData, width: int) -> Text:
+    """The inspector's line: ``step 1.2k · run_a 0.53 · run_b NaN``, values in their trace's colour."""
+    assert data.cursor_x is not None
+    text = Text(f"{data.x_label} {compact(data.cursor_x, 4)}", no_wrap=True, overflow="ellipsis")
+    for label, color, value in data.readout:
+        text.append(" · ")
+        text.append(sanitize(label, 24), style=hex_color(color))
+        text.append(f" {compact(value, 4)}", style="bold" if math.isfinite(value) else "bold red")
+    text.truncate(max(4, width - 4), overflow="ellipsis")
+    return text
+
+
+#: Presses of ← / → that take the inspector's cursor across the whole x range.
+CURSOR_STEPS = 40
+
+
 class ChartPanel(PlotextPlot):
     """Focusable, so the panel keys (``m``, ``l``, arrows) know which panel to change."""
 
     can_focus = True
+    BINDINGS: ClassVar[list[BindingType]] = list(bindings("panel"))
 
     def __init__(self, spec: PanelSpec, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -41,16 +63,29 @@ class ChartPanel(PlotextPlot):
         #: ``l`` on this panel: "auto" follows the data, "log"/"linear" are the user's choice.
         self.scale_mode: ScaleMode = "auto"
         self.drawn_at = -1e9  # time.monotonic() of the last draw
+        #: Arrows on this panel: each zoom step halves the x range; pan moves it back, in windows.
+        self.zoom = 0
+        self.pan = 0.0
+        #: The inspector's cursor, 0..1 across the x range, or None when off (``i``).
+        self.cursor: float | None = None
 
     def view_key(self) -> object:
-        """What, besides the data, decides the picture (the scale chosen with ``l``)."""
-        return self.scale_mode
+        """What, besides the data, decides the picture: scale (``l``), zoom, pan and cursor."""
+        return (self.scale_mode, self.zoom, self.pan, self.cursor)
+
+    def toggle_cursor(self) -> None:
+        self.cursor = None if self.cursor is not None else 1.0
+
+    def move_cursor(self, delta: int) -> None:
+        if self.cursor is not None:
+            self.cursor = min(1.0, max(0.0, self.cursor + delta / CURSOR_STEPS))
 
     def set_spec(self, spec: PanelSpec) -> None:
         """Another metric in this widget: its scale choice starts over."""
         self.spec = spec
         self.signature = None
         self.scale_mode = "auto"
+        self.zoom, self.pan, self.cursor = 0, 0.0, None
 
     def show(self, data: PanelData, signature: object) -> None:
         """Draw ``data``; ``signature`` identifies it so an unchanged panel is not rebuilt."""
@@ -64,7 +99,12 @@ class ChartPanel(PlotextPlot):
         if data.nonfinite:
             title.append(f" · x = {data.nonfinite} NaN/Inf", style=f"bold {hex_color(NONFINITE_RGB)}")
         self.border_title = title
-        self.border_subtitle = legend(data, self.size.width) if not data.message else Text("")
+        if data.message:
+            self.border_subtitle = Text("")
+        elif data.cursor_x is not None:
+            self.border_subtitle = readout(data, self.size.width)
+        else:
+            self.border_subtitle = legend(data, self.size.width)
         self.refresh()
 
     def render(self) -> RenderResult:

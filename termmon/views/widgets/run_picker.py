@@ -9,12 +9,13 @@ from typing import ClassVar
 
 import numpy as np
 from rich.text import Text
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from termmon.model.run import Run, RunStatus
 from termmon.roles import Role, first
+from termmon.views.actions import bindings
 from termmon.views.colors import STATUS_GLYPH, hex_color
 from termmon.views.text import sanitize
 
@@ -129,10 +130,7 @@ def render_row(info: RowInfo, width: int) -> Text:
 class RunPicker(OptionList):
     """Rows of runs; highlighting a row selects that run (the app listens for OptionHighlighted)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = list(bindings("picker"))
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
