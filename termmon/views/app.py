@@ -44,8 +44,6 @@ from termmon.views.panels import (
     metric_pages,
     metric_panel,
     run_panels,
-    x_extent,
-    zoom_view,
 )
 from termmon.views.screens import HelpScreen, LogEveryPrompt, MetricPicker
 from termmon.views.static import FIGURE_POINTS
@@ -350,7 +348,8 @@ class MonitorApp(App[int]):
             max_points=max(40, width * 2),
             smoothing=SMOOTHING[self.smoothing][1],
             scale=panel.scale_mode,
-            x_view=zoom_view(x_extent(runs), panel.zoom, panel.pan),
+            zoom=panel.zoom,
+            pan=panel.pan,
             cursor=panel.cursor,
             alerts={run.path: self.feed.marks(run.path) for run in runs},
         )
@@ -486,7 +485,7 @@ class MonitorApp(App[int]):
         if panel.cursor is not None:
             panel.move_cursor(delta)
         else:
-            panel.pan = max(0.0, panel.pan - delta * 0.5) if panel.zoom else 0.0
+            panel.pan = min(2.0**panel.zoom - 1, max(0.0, panel.pan - delta * 0.5)) if panel.zoom else 0.0
         self.schedule_redraw()
 
     def action_zoom(self, delta: int) -> None:

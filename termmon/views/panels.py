@@ -251,18 +251,6 @@ def _x_range(traces: list[Trace]) -> tuple[float, float] | None:
     return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
 
 
-def x_extent(runs: Sequence[Run]) -> tuple[float, float] | None:
-    """The first and last x (step, else epoch) of any record of the runs: what "all steps" means."""
-    axis = x_axis(runs)
-    ends = []
-    for run in runs:
-        values = (run.step if axis == "step" else run.epoch).view
-        finite = values[np.isfinite(values)]
-        if len(finite):
-            ends += [float(finite.min()), float(finite.max())]
-    return (min(ends), max(ends)) if ends else None
-
-
 def zoom_view(extent: tuple[float, float] | None, zoom: int, pan: float) -> tuple[float, float] | None:
     """The x range of a panel zoomed ``zoom`` times (each halves it) and panned ``pan`` windows back."""
     if extent is None or zoom <= 0:
@@ -287,7 +275,8 @@ def build_panel(
     max_points: int = 400,
     smoothing: float | None = None,
     scale: ScaleMode = "auto",
-    x_view: tuple[float, float] | None = None,
+    zoom: int = 0,
+    pan: float = 0.0,
     cursor: float | None = None,
     alerts: dict[Path, list[tuple[float | None, float | None, str]]] | None = None,
 ) -> PanelData:
@@ -296,7 +285,8 @@ def build_panel(
     ``alerts`` maps a run to (step, epoch, severity) triples, placed on the panel's x axis.
     ``scale`` "auto" picks log or symlog when the values span more than a few decades
     (:mod:`termmon.views.scales`); values are transformed here so every renderer draws them on a
-    linear axis. ``x_view`` limits the x range (the TUI's zoom); integer series are never smoothed.
+    linear axis. ``zoom`` halves the x range that many times, ending at the newest record, ``pan``
+    moves it back by that many windows (the TUI's arrows); integer series are never smoothed.
     ``cursor`` (0..1 across the x range) is the inspector: the readout holds each trace's value there,
     read from the full series, not the downsampled one.
     """
@@ -307,10 +297,17 @@ def build_panel(
         present = [m for m in spec.metrics if m in run.metrics]
         for i, metric in enumerate(present):
             x, y, epoch_level = _x_values(run, metric, axis)
-            if x_view is not None:
-                keep = (x >= x_view[0]) & (x <= x_view[1])
-                x, y, epoch_level = x[keep], y[keep], epoch_level[keep]
             raw.append((run, metric, i, len(present), x, y, epoch_level))
+    finite_x = [x[np.isfinite(x)] for *_, x, _, _ in raw]
+    finite_x = [x for x in finite_x if len(x)]
+    full = (
+        (min(float(x.min()) for x in finite_x), max(float(x.max()) for x in finite_x)) if finite_x else None
+    )
+    x_view = zoom_view(full, zoom, pan)
+    if x_view is not None:
+        lo, hi = x_view
+        kept = [(x >= lo) & (x <= hi) for *_, x, _, _ in raw]
+        raw = [(r, m, i, n, x[k], y[k], e[k]) for (r, m, i, n, x, y, e), k in zip(raw, kept, strict=True)]
     every_y = np.concatenate([item[5] for item in raw]) if raw else np.empty(0)
     chosen = choose_scale(every_y, scale)
     integer = is_integer_series(every_y)

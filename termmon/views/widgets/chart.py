@@ -36,7 +36,9 @@ def legend(data: PanelData, width: int) -> Text:
 def readout(data: PanelData, width: int) -> Text:
     """The inspector's line: ``step 1.2k · run_a 0.53 · run_b NaN``, values in their trace's colour."""
     assert data.cursor_x is not None
-    text = Text(f"{data.x_label} {compact(data.cursor_x, 4)}", no_wrap=True, overflow="ellipsis")
+    x = data.cursor_x
+    where = f"{x:.0f}" if x == round(x) else compact(x, 4)
+    text = Text(f"{data.x_label} {where}", no_wrap=True, overflow="ellipsis")
     for label, color, value in data.readout:
         text.append(" · ")
         text.append(sanitize(label, 24), style=hex_color(color))
