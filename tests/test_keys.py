@@ -7,12 +7,15 @@ A key added to :data:`termmon.views.actions.ACTIONS` without an entry in ``EFFEC
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from textual.command import CommandPalette
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from termmon.model.workspace import Workspace
 from termmon.views.actions import ACTIONS, Action
@@ -382,6 +385,8 @@ async def test_help_and_palette_list_the_table(tmp_path: Path) -> None:
             assert wanted in commands
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
-        shown = str(app.screen.query_one("#help-box").query_one("Static").render())
+        console = Console(width=200, record=True, file=io.StringIO())
+        console.print(app.screen.query_one("#help-keys", Static).content)
+        shown = console.export_text()
         for action in ACTIONS:
             assert action.help in shown

@@ -198,13 +198,14 @@ class MonitorApp(App[int]):
         self._ingested(changed, updates)
 
     def _ingested(self, changed: set[Path], updates: list[RunUpdate]) -> None:
+        initial = not self.loaded
         if not self.loaded and not any(item.update.more for item in updates):
             self.loaded = True
             changed = changed | set(self.workspace.runs)
         log = self.main_screen.query_one(AlertLog)
         for path in sorted(changed, key=list(self.workspace.runs).index):
             run = self.workspace.runs[path]
-            self._add_alerts(log, self.feed.update(run, self.clock()))
+            self._add_alerts(log, self.feed.update(run, self.clock()), initial=initial)
             for error in run.errors[len(self._reported_errors.setdefault(path, [])) :]:
                 log.note(f"{run.name}: {error}")
                 self._reported_errors[path].append(error)
@@ -212,7 +213,7 @@ class MonitorApp(App[int]):
             self.selected = next(iter(self.workspace.runs))
         self.schedule_redraw()
 
-    def _add_alerts(self, log: AlertLog, rows: list[AlertRow]) -> None:
+    def _add_alerts(self, log: AlertLog, rows: list[AlertRow], *, initial: bool = False) -> None:
         """Into the alert log; a new critical one on a run not on screen also raises the banner."""
         log.add_alerts(rows)
         critical = [row for row in rows if row.severity == "critical"]
@@ -220,12 +221,11 @@ class MonitorApp(App[int]):
             return
         self.last_critical = critical[-1].run_path
         fresh = [row for row in critical if row.run_path != self.selected]
-        if self.loaded and fresh:  # not for what the runs already held when the monitor started
+        if not initial and fresh:  # not for what the runs already held when the monitor started
             banner = self.main_screen.query_one("#banner", Static)
-            text = Text(" CRIT ", style="bold reverse red")
-            text.append(" ")
-            text.append_text(alert_text(fresh[-1], self.run_colors))
-            text.append("   b: go to the run · esc: dismiss", style="dim")
+            text = Text(" ")
+            text.append_text(alert_text(fresh[-1], self.run_colors, plain=True))
+            text.append("   b: go to the run · esc: dismiss")
             banner.update(text)
             banner.display = True
             self.banner_run = fresh[-1].run_path
@@ -462,9 +462,15 @@ class MonitorApp(App[int]):
     def action_move(self, delta: int) -> None:
         """Next / previous run; stops at either end (no wrapping round)."""
         picker = self.main_screen.query_one(RunPicker)
-        if picker.option_count:
-            current = picker.highlighted if picker.highlighted is not None else 0
-            picker.highlighted = max(0, min(picker.option_count - 1, current + delta))
+        if not picker.paths:
+            return
+        current = picker.paths.index(self.selected) if self.selected in picker.paths else 0
+        index = max(0, min(len(picker.paths) - 1, current + delta))
+        # The selection moves now, not when the highlight event arrives: a redraw in between would
+        # put the highlight back and lose the key press.
+        self.selected = picker.paths[index]
+        picker.highlighted = index
+        self.schedule_redraw()
 
     def action_clear_marks(self) -> None:
         self.marked.clear()

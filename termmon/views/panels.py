@@ -229,8 +229,8 @@ def _y_range(traces: list[Trace]) -> tuple[float, float]:
     if not len(finite):
         return 0.0, 1.0
     lo, hi = float(finite.min()), float(finite.max())
-    if hi - lo < 1e-12 * max(1.0, abs(hi)):
-        pad = abs(hi) * 0.05 or 0.5
+    if hi - lo < 1e-12 * max(1.0, abs(hi)):  # a constant: half its size either side, so ticks are round
+        pad = abs(hi) * 0.5 or 0.5
         return lo - pad, hi + pad
     pad = (hi - lo) * 0.03  # the top value and the NaN marks along the edge stay inside the frame
     return lo - pad, hi + pad
@@ -350,6 +350,9 @@ def build_panel(
     readout: list[tuple[str, tuple[int, int, int], float]] = []
     if cursor is not None and x_range is not None:
         cursor_x = x_range[0] + cursor * (x_range[1] - x_range[0])
+        first_x = raw[0][4][np.isfinite(raw[0][4])] if raw else np.empty(0)
+        if len(first_x):  # on a record of the selected run: the readout names a real step
+            cursor_x = float(first_x[int(np.argmin(np.abs(first_x - cursor_x)))])
         readout = [
             (t.label, t.color, _nearest(r[4], r[5], cursor_x)) for t, r in zip(traces, raw, strict=True)
         ]

@@ -15,8 +15,8 @@ from termmon.views.panels import PanelData
 
 
 def tick_targets(width: int, height: int) -> tuple[int, int]:
-    """How many (x, y) ticks fit a chart of this many cells: a y tick every ~3 rows, x every ~12 columns."""
-    return max(2, min(6, width // 12)), max(2, min(6, height // 3))
+    """How many (x, y) ticks fit a chart of this many cells: a y tick every ~3 rows, x every ~9 columns."""
+    return max(3, min(8, width // 9)), max(2, min(6, height // 3))
 
 
 def draw_panel(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -21,13 +22,17 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "dismiss", "Close")]
 
     def compose(self) -> ComposeResult:
-        text = Text("termmon keys\n\n", style="bold")
+        """Built from the action table: every key, in the table's order, its help wrapped beside it."""
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(justify="right", style="bold cyan", no_wrap=True)
+        keys.add_column()
         for action in ACTIONS:
-            text.append(f"{action.shown:>8}  ", style="bold cyan")
-            text.append(f"{action.help}\n")
-        text.append("\nx on a chart marks NaN/Inf values; ▌ marks runs overlaid in the panels.", style="dim")
+            keys.add_row(action.shown, action.help)
+        note = Text("x on a chart marks NaN/Inf values; ▌ marks runs overlaid in the panels.", style="dim")
         with VerticalScroll(id="help-box", classes="modal-box"):
-            yield Static(text)
+            yield Static(Text("termmon keys", style="bold"))
+            yield Static(keys, id="help-keys")
+            yield Static(note)
 
     def action_dismiss(self) -> None:  # type: ignore[override]
         self.dismiss(None)

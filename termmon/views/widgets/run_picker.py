@@ -162,8 +162,9 @@ class RunPicker(OptionList):
             self.highlighted = 0
 
     def on_resize(self) -> None:
+        selected = self.selected_path  # before the rows go: a resize must not move the selection
         self.paths = []  # re-fit every row to the new width
-        self.show(self._infos, self.selected_path)
+        self.show(self._infos, selected)
 
     @property
     def selected_path(self) -> Path | None:
