@@ -26,7 +26,7 @@ from termmon.model.run import Run
 from termmon.roles import Role, first
 from termmon.roles import spec as role_spec
 from termmon.views.colors import RunColors
-from termmon.views.scales import Scale, ScaleMode, choose_scale, is_integer_series, ticks
+from termmon.views.scales import Scale, ScaleMode, axis_range, choose_scale, is_integer_series, ticks
 
 #: What a panel says, in one short line, when none of the runs has its metric.
 NO_RECORDS = "no records yet"
@@ -224,16 +224,7 @@ def _y_range(traces: list[Trace]) -> tuple[float, float]:
     values = [
         ys for t in traces for ys in (t.points.y, t.smoothed[1] if t.smoothed else None) if ys is not None
     ]
-    finite = np.concatenate(values) if values else np.empty(0)
-    finite = finite[np.isfinite(finite)]
-    if not len(finite):
-        return 0.0, 1.0
-    lo, hi = float(finite.min()), float(finite.max())
-    if hi - lo < 1e-12 * max(1.0, abs(hi)):  # a constant: half its size either side, so ticks are round
-        pad = abs(hi) * 0.5 or 0.5
-        return lo - pad, hi + pad
-    pad = (hi - lo) * 0.03  # the top value and the NaN marks along the edge stay inside the frame
-    return lo - pad, hi + pad
+    return axis_range(np.concatenate(values) if values else np.empty(0))
 
 
 def _x_range(traces: list[Trace]) -> tuple[float, float] | None:

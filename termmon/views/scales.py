@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -139,11 +139,10 @@ def compact(value: float, digits: int = 2, *, sci: bool = False) -> str:
         for base, suffix in _SUFFIXES:
             if size >= base:
                 return _plain(value / base, digits) + suffix
-    exponent = math.floor(math.log10(size))
-    mantissa = _plain(value / 10.0**exponent, digits)
-    if mantissa.lstrip("-") == "10":  # 9.96e5 rounded up a decade
-        mantissa, exponent = mantissa.replace("10", "1"), exponent + 1
-    return f"{mantissa}e{exponent}"
+    mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def labels_for(values: list[float], *, sci: bool = False) -> list[str]:
@@ -155,7 +154,7 @@ def labels_for(values: list[float], *, sci: bool = False) -> list[str]:
     spacing = float(np.abs(gaps).min()) if len(gaps) else max(abs(values[0]), 1.0)
     tolerance = max(spacing * 1e-3, 1e-300)
     labels: list[str] = []
-    for digits in range(1, 7):
+    for digits in range(1, 16):  # more only for ticks far closer together than their size
         labels = [compact(v, digits, sci=sci) for v in values]
         exact = all(abs(_round_sig(v, digits) - v) <= max(tolerance, abs(v) * 1e-9) for v in values)
         if exact and len(set(labels)) == len(labels):
@@ -234,3 +233,28 @@ def ticks(
         chosen = [c for i, c in enumerate(chosen) if (i - zero) % stride == 0]
     values = [v for _, v in chosen]
     return list(zip([p for p, _ in chosen], labels_for(values, sci=True), strict=True))
+
+
+def axis_range(values: np.ndarray) -> tuple[float, float]:
+    """The drawn y limits for values already in axis units: their finite span, padded 3% so the top
+    value and the NaN marks along the edge stay inside the frame; a constant gets half its size either
+    side, so its ticks are round."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if not len(finite):
+        return 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi - lo < 1e-12 * max(1.0, abs(hi)):
+        pad = abs(hi) * 0.5 or 0.5
+        return lo - pad, hi + pad
+    pad = (hi - lo) * 0.03
+    return lo - pad, hi + pad
+
+
+def set_y_axis(
+    ax: Any, scale: Scale, lo: float, hi: float, *, integer: bool = False, target: int = 6
+) -> None:
+    """A matplotlib Axes drawn in axis units gets these limits and the ticks of :func:`ticks`."""
+    ax.set_ylim(lo, hi)
+    placed = ticks(lo, hi, scale, integer=integer, target=target)
+    ax.set_yticks([p for p, _ in placed], [label.strip() for _, label in placed])

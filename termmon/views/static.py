@@ -20,6 +20,7 @@ from termmon.views.alert_feed import AlertFeed
 from termmon.views.colors import NONFINITE_RGB, SEVERITY_RGB, RunColors
 from termmon.views.panels import PanelData, build_panel, run_panels
 from termmon.views.plotext_draw import draw_panel
+from termmon.views.scales import set_y_axis
 from termmon.views.text import sanitize
 
 if TYPE_CHECKING:
@@ -64,9 +65,7 @@ def build_panels(runs: Sequence[Run], feed: AlertFeed, max_points: int) -> list[
 def apply_ticks(ax: Axes, data: PanelData) -> None:
     """The panel's limits and ticks on a matplotlib axis: values are in axis units already, so the
     ticks :mod:`termmon.views.scales` chose are placed as they are (the same ones the terminal shows)."""
-    ax.set_ylim(*data.y_range)
-    y_ticks = data.y_ticks(target=6)
-    ax.set_yticks([p for p, _ in y_ticks], [label.strip() for _, label in y_ticks])
+    set_y_axis(ax, data.scale, *data.y_range, integer=data.integer)
     if data.x_range is not None:
         ax.set_xlim(*data.x_range)
         x_ticks = data.x_ticks(target=7)
