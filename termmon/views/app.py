@@ -50,7 +50,7 @@ from termmon.views.static import FIGURE_POINTS
 from termmon.views.text import sanitize
 from termmon.views.widgets.alert_log import AlertLog, alert_text
 from termmon.views.widgets.chart import ChartPanel
-from termmon.views.widgets.run_picker import RunPicker, row_info
+from termmon.views.widgets.run_picker import RunPicker, is_starting, row_info
 
 #: At most two frames a second while runs are live: over a slow SSH link every frame is lag.
 REDRAW_SECONDS = 0.5
@@ -94,6 +94,7 @@ class MonitorApp(App[int]):
         clock: Callable[[], float] = time.time,
         export_dir: Path | None = None,
         bell: bool = True,
+        select: Path | None = None,
     ) -> None:
         super().__init__()
         self.workspace = workspace
@@ -106,6 +107,8 @@ class MonitorApp(App[int]):
         self.feed = AlertFeed(config)
         self.run_colors = RunColors()
         self.control = LogEveryControl()
+        #: The run to select once it is found (the demo's live run); else the first run.
+        self.wanted = select.resolve() if select is not None else None
         self.selected: Path | None = None
         self.marked: list[Path] = []
         self.name_filter = ""
@@ -209,6 +212,10 @@ class MonitorApp(App[int]):
             for error in run.errors[len(self._reported_errors.setdefault(path, [])) :]:
                 log.note(f"{run.name}: {error}")
                 self._reported_errors[path].append(error)
+        if self.wanted is not None:
+            found = next((p for p in self.workspace.runs if p.resolve() == self.wanted), None)
+            if found is not None:
+                self.selected, self.wanted = found, None
         if self.selected is None and self.workspace.runs:
             self.selected = next(iter(self.workspace.runs))
         self.schedule_redraw()
@@ -409,6 +416,9 @@ class MonitorApp(App[int]):
         glyph, style = STATUS_GLYPH[status]
         text.append(f" {glyph} ", style=style)
         text.append(sanitize(run.name, 60), style=f"bold {hex_color(self.run_colors(run.name))}")
+        if is_starting(run, status):
+            text.append(" starting: waiting for the trainer's first record", style=style)
+            return text
         text.append(f" {status.value}", style=style)
         where = []
         if run.last_epoch is not None:
@@ -738,11 +748,20 @@ def run_monitor(
     *,
     export_dir: Path | None = None,
     bell: bool = True,
+    select: Path | None = None,
 ) -> int:
     """``termmon [PATH ...]``: raise UsageError for a missing path before any screen is drawn."""
     workspace = Workspace(paths)
     try:
-        app = MonitorApp(workspace, watched=paths, poll=poll, config=config, export_dir=export_dir, bell=bell)
+        app = MonitorApp(
+            workspace,
+            watched=paths,
+            poll=poll,
+            config=config,
+            export_dir=export_dir,
+            bell=bell,
+            select=select,
+        )
         code = app.run()
     finally:
         workspace.close()

@@ -69,6 +69,12 @@ class RowInfo:
     marked: bool
     loss_tail: tuple[float, ...]
     color: tuple[int, int, int]
+    starting: bool = False
+
+
+def is_starting(run: Run, status: RunStatus) -> bool:
+    """Started and running but nothing logged yet (a trainer still importing torch)."""
+    return status == RunStatus.RUNNING and run.start is not None and run.last_step is None and not run.metrics
 
 
 def row_info(run: Run, now: float, alerts: int, marked: bool, color: tuple[int, int, int]) -> RowInfo:
@@ -86,6 +92,7 @@ def row_info(run: Run, now: float, alerts: int, marked: bool, color: tuple[int, 
         marked=marked,
         loss_tail=tail,
         color=color,
+        starting=is_starting(run, run.status(now)),
     )
 
 
@@ -99,7 +106,7 @@ def render_row(info: RowInfo, width: int) -> Text:
     if info.step is not None:
         progress.append(f"s{info.step}")
     right = Text(no_wrap=True)
-    right.append(f" {' '.join(progress):>10}", style="dim")
+    right.append(f" {'starting…' if info.starting else ' '.join(progress):>10}", style="dim")
     if info.loss is not None:
         right.append(f" {_fmt(info.loss)}", style="bold red" if not math.isfinite(info.loss) else "")
     if info.alerts:
