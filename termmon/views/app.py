@@ -50,7 +50,7 @@ from termmon.views.static import FIGURE_POINTS
 from termmon.views.text import sanitize
 from termmon.views.widgets.alert_log import AlertLog, alert_text
 from termmon.views.widgets.chart import ChartPanel
-from termmon.views.widgets.run_picker import RunPicker, is_starting, row_info
+from termmon.views.widgets.run_picker import RowInfo, RunPicker, is_starting, row_info
 
 #: At most two frames a second while runs are live: over a slow SSH link every frame is lag.
 REDRAW_SECONDS = 0.5
@@ -134,6 +134,8 @@ class MonitorApp(App[int]):
         self._reported_errors: dict[Path, list[str]] = {}
         self._status_shown: Text | None = None
         self._chart_timer: Timer | None = None
+        self._rows: dict[Path, tuple[object, RowInfo]] = {}
+        self._run_count = 0
 
     # --- layout ---------------------------------------------------------------------------------------
     @property
@@ -218,7 +220,10 @@ class MonitorApp(App[int]):
                 self.selected, self.wanted = found, None
         if self.selected is None and self.workspace.runs:
             self.selected = next(iter(self.workspace.runs))
-        self.schedule_redraw()
+        # The 2 s backstop poll usually finds nothing: then there is nothing to redraw.
+        if changed or initial or len(self.workspace.runs) != self._run_count:
+            self._run_count = len(self.workspace.runs)
+            self.schedule_redraw()
 
     def _add_alerts(self, log: AlertLog, rows: list[AlertRow], *, initial: bool = False) -> None:
         """Into the alert log; a new critical one on a run not on screen also raises the banner."""
@@ -332,20 +337,30 @@ class MonitorApp(App[int]):
         if self.selected not in {r.path for r in visible} and visible:
             self.selected = visible[0].path
         picker = self.main_screen.query_one(RunPicker)
-        picker.show(
-            [
-                row_info(
-                    run, now, self.feed.count(run.path), run.path in self.marked, self.run_colors(run.name)
-                )
-                for run in visible
-            ],
-            self.selected,
-        )
+        picker.show([self._row(run, now) for run in visible], self.selected)
         status = self.status_text(now)
         if status != self._status_shown:  # an unchanged line is not sent to the terminal again
             self._status_shown = status
             self.main_screen.query_one("#status", Static).update(status)
         self.redraw_panels()
+
+    def _row(self, run: Run, now: float) -> RowInfo:
+        """A picker row, rebuilt only when the run, its status, alerts or marks changed: once a second
+        with 100 runs, rebuilding every row is most of the idle monitor's CPU."""
+        key = (
+            run.version,
+            run.generation,
+            run.status(now),
+            self.feed.count(run.path),
+            run.path in self.marked,
+            run.path in self.pinned,
+        )
+        cached = self._rows.get(run.path)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        info = row_info(run, now, key[3], key[4], self.run_colors(run.name))
+        self._rows[run.path] = (key, info)
+        return info
 
     def panel_data(self, panel: ChartPanel, runs: list[Run], width: int) -> PanelData:
         return build_panel(
@@ -441,10 +456,16 @@ class MonitorApp(App[int]):
             return
         now = self.clock()
         log = self.main_screen.query_one(AlertLog)
-        for run in self.workspace.runs.values():
-            if run.end is None:
-                self._add_alerts(log, self.feed.update(run, now))
-        self.schedule_redraw()
+        open_runs = [run for run in self.workspace.runs.values() if run.end is None]
+        for run in open_runs:
+            self._add_alerts(log, self.feed.update(run, now))
+        if open_runs:
+            self.schedule_redraw()
+        else:  # every run has ended: statuses are final, only the status line's "ago" moves
+            status = self.status_text(now)
+            if status != self._status_shown:
+                self._status_shown = status
+                self.main_screen.query_one("#status", Static).update(status)
 
     # --- events ---------------------------------------------------------------------------------------
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:

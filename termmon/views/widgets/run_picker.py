@@ -144,6 +144,7 @@ class RunPicker(OptionList):
         self.paths: list[Path] = []
         self._infos: list[RowInfo] = []
         self._rows: list[Text] = []
+        self._width = 0
 
     def show(self, infos: list[RowInfo], selected: Path | None) -> None:
         """Show these rows, keeping the highlight on ``selected`` (state survives every update)."""
@@ -151,7 +152,15 @@ class RunPicker(OptionList):
         paths = [info.path for info in infos]
         # Compared as rendered rows, not RowInfo: a NaN in a loss tail is never equal to itself, and an
         # unchanged row must not be sent to the terminal again.
-        rows = [render_row(info, width) for info in infos]
+        old = (
+            {id(info): row for info, row in zip(self._infos, self._rows, strict=False)}
+            if width == self._width
+            else {}
+        )
+        rows = [
+            old.get(id(info)) or render_row(info, width) for info in infos
+        ]  # the app reuses unchanged infos
+        self._width = width
         if paths == self.paths:
             for index, row in enumerate(rows):
                 if index >= len(self._rows) or row != self._rows[index]:
