@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from textual.command import CommandPalette
+from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 
 from termmon.model.workspace import Workspace
@@ -106,6 +106,9 @@ def scenario(name: str) -> Callable[[MonitorApp], Prepare]:
             elif name == "palette":
                 await pilot.press("ctrl+p")
                 await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+                total = len(list(app.get_system_commands(app.main_screen)))
+                await until(pilot, lambda: app.screen.query_one(CommandList).option_count == total)
+                await until(pilot, lambda: app.screen.query_one(CommandList).highlighted == 0)
             await pilot.pause(0.3)
 
         return prepare
