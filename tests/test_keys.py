@@ -225,9 +225,9 @@ async def jump_alert(app: MonitorApp, pilot: Pilot[int], action: Action) -> None
 async def export(app: MonitorApp, pilot: Pilot[int], action: Action) -> None:
     assert app.export_dir is not None
     await pilot.press(key(action))
-    assert "exporting" in str(app.status_text(NOW))  # progress from the first moment
-    await wait_for(pilot, lambda: any(app.export_dir.glob("blobs_a-termmon-*.png")), timeout=60)  # type: ignore[union-attr]
-    await wait_for(pilot, lambda: app.exporting is None, timeout=30)
+    # From the first moment the status line names the file: "exporting NAME…", then "exported NAME".
+    assert "blobs_a-termmon-" in str(app.status_text(NOW))
+    await wait_for(pilot, lambda: "exported blobs_a-termmon-" in str(app.status_text(NOW)), timeout=60)
     written = next(app.export_dir.glob("blobs_a-termmon-*.png"))
     assert any(str(written) in entry.plain for entry in app.query_one(AlertLog).entries)
 

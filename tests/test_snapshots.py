@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from termmon.model.workspace import Workspace
 from termmon.views.app import MonitorApp
@@ -109,6 +110,7 @@ def scenario(name: str) -> Callable[[MonitorApp], Prepare]:
                 total = len(list(app.get_system_commands(app.main_screen)))
                 await until(pilot, lambda: app.screen.query_one(CommandList).option_count == total)
                 await until(pilot, lambda: app.screen.query_one(CommandList).highlighted == 0)
+                app.screen.query_one(Input).cursor_blink = False  # a blinking cursor is a coin toss per frame
             await pilot.pause(0.3)
 
         return prepare

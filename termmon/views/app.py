@@ -116,6 +116,7 @@ class MonitorApp(App[int]):
         self.pinned: list[Path] = []
         self.ring_bell = bell
         self.exporting: Path | None = None
+        self.exported: Path | None = None  # the last export, named on the status line
         self.banner_run: Path | None = None
         self.last_critical: Path | None = None
         #: The user's own panels for the first page (m, a, x); None: the panels follow the selected run.
@@ -418,6 +419,8 @@ class MonitorApp(App[int]):
             text.append(f"  smoothing {SMOOTHING[self.smoothing][0]}", style="cyan")
         if self.exporting is not None:
             text.append(f"  exporting {sanitize(self.exporting.name)}…", style="bold cyan")
+        elif self.exported is not None:
+            text.append(f"  exported {sanitize(self.exported.name)}", style="cyan")
         if self.page:
             text.append(f"  page {self.page + 1}/{self.page_count()}", style="cyan")
         text.append("\n")
@@ -739,6 +742,7 @@ class MonitorApp(App[int]):
         self.call_from_thread(self._exported, message, severity)
 
     def _exported(self, message: str, severity: str) -> None:
+        self.exported = self.exporting if severity == "info" else None
         self.exporting = None
         self.main_screen.query_one(AlertLog).note(message, severity)
         self.notify(

@@ -125,11 +125,8 @@ class Trace:
     epoch_level: bool
     points: DisplaySeries
     smoothed: tuple[np.ndarray, np.ndarray] | None = None
-
-    @property
-    def nonfinite(self) -> int:
-        p = self.points
-        return len(p.nan_x) + len(p.posinf_x) + len(p.neginf_x)
+    #: How many of the series' values are NaN/Inf (the markers drawn are thinned; this is not).
+    nonfinite: int = 0
 
 
 @dataclass(frozen=True)
@@ -321,6 +318,7 @@ def build_panel(
                 epoch_level=is_epoch,
                 points=downsample(x, y, max_points),
                 smoothed=smoothed,
+                nonfinite=int((~np.isfinite(y[np.isfinite(x)])).sum()),
             )
         )
     y_label = spec.title if len(spec.metrics) == 1 else "loss"
