@@ -126,8 +126,8 @@ async def test_plus_presses_coalesce_into_one_control_write(tmp_path: Path) -> N
         await wait_for(pilot, lambda: "log_every 80 (applied at step 1010)" in str(app.status_text(NOW)))
         # Halving starts from the applied value, and clamps at the floor.
         await pilot.press(*["minus"] * 6)
-        await wait_for(pilot, lambda: read_json(control)["seq"] == 2)
-        assert read_json(control)["log_every"] == 5
+        # (On a loaded machine six presses can span two debounce windows: wait for the last write.)
+        await wait_for(pilot, lambda: read_json(control)["seq"] >= 2 and read_json(control)["log_every"] == 5)
 
 
 @run_async
