@@ -1,15 +1,21 @@
-"""Monitor benchmarks: time to first complete frame, redraw cost of a 1M-point panel, idle CPU.
+"""Monitor benchmarks: first complete frame, redraw cost of a 1M-point panel, idle CPU, terminal bytes.
 
 Each figure sits next to a floor measured in the same run: the ingest alone (``Workspace.refresh``)
-for the first frame, a plain copy of the series for the redraw, an idle bare Textual app for CPU.
-Run: ``python -m benchmarks.bench_tui`` (about a minute).
+for the first frame, a plain copy of the series for the redraw, an idle bare Textual app for CPU and
+for the bytes a real terminal receives (``tmux pipe-pane`` on a 120x35 pane; skipped without tmux).
+Run: ``python -m benchmarks.bench_tui`` (about two minutes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import shlex
 import shutil
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -22,11 +28,15 @@ from textual_plotext.plot import Plot
 from termmon.model.workspace import Workspace
 from termmon.views.app import MonitorApp
 from termmon.views.colors import RunColors
-from termmon.views.panels import DEFAULT_PANELS, build_panel
+from termmon.views.panels import DIAGNOSTICS_PANELS, build_panel
 from termmon.views.plotext_draw import draw_panel
 from termmon.views.widgets.chart import ChartPanel
 
 IDLE_SECONDS = 10.0
+PIPE_SECONDS = 10.0
+BARE_APP = "from textual.app import App\nfrom textual.widgets import Footer, Static\n" + (
+    "class Bare(App):\n    def compose(self):\n        yield Static('idle')\n        yield Footer()\nBare().run()\n"
+)
 DEMO_RUNS = Path(__file__).resolve().parents[1] / "demo_runs"
 
 
@@ -80,7 +90,7 @@ def redraw_cost(root: Path, repeats: int = 10) -> tuple[float, float]:
     plot = Plot()
     t0 = time.perf_counter()
     for _ in range(repeats):
-        data = build_panel(DEFAULT_PANELS[3], [run], colors=colors, max_points=120)
+        data = build_panel(DIAGNOSTICS_PANELS[3], [run], colors=colors, max_points=120)
         draw_panel(plot, data, labels=False)
         plot.plotsize(60, 16)
         plot.build()
@@ -104,6 +114,67 @@ async def _idle_cpu(app: App[None] | MonitorApp) -> float:
     return ((after.user - before.user) + (after.system - before.system)) / IDLE_SECONDS * 100
 
 
+def terminal_bytes(command: list[str], seconds: float = PIPE_SECONDS, settle: float = 6.0) -> float | None:
+    """Bytes a second that ``command`` sends to a real terminal (a tmux pane), after ``settle`` s."""
+    if shutil.which("tmux") is None:
+        return None
+    session = f"termmon-bench-{time.monotonic_ns()}"
+    out = Path(tempfile.mkdtemp(prefix="termmon-pipe-")) / "pane.out"
+    tmux = ["tmux", "-L", session]
+    subprocess.run(
+        [*tmux, "new-session", "-d", "-s", session, "-x", "120", "-y", "35", shlex.join(command)], check=True
+    )
+    try:
+        time.sleep(settle)  # past start-up and loading: only the steady state is measured
+        subprocess.run(
+            [*tmux, "pipe-pane", "-t", session, "-o", f"cat > {shlex.quote(str(out))}"], check=True
+        )
+        time.sleep(seconds)
+        subprocess.run([*tmux, "pipe-pane", "-t", session], check=True)
+        return out.stat().st_size / seconds if out.exists() else 0.0
+    finally:
+        subprocess.run([*tmux, "kill-server"], check=False)
+        shutil.rmtree(out.parent, ignore_errors=True)
+
+
+def write_live(run_dir: Path, stop: threading.Event, per_second: float = 20.0) -> None:
+    """A trainer logging ``per_second`` step records a second until ``stop``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "metrics.jsonl", "a") as fh:
+        fh.write(
+            json.dumps({"event": "start", "time": time.time(), "step": 0, "run_name": run_dir.name}) + "\n"
+        )
+        step = 0
+        while not stop.wait(1.0 / per_second):
+            step += 1
+            record = {
+                "event": "step",
+                "time": time.time(),
+                "step": step,
+                "train_loss": 1.0 / step,
+                "lr": 1e-3,
+            }
+            fh.write(json.dumps(record) + "\n")
+            fh.flush()
+
+
+def pipe_rows(demo: Path, live_root: Path) -> list[tuple[str, float | None, float | None]]:
+    termmon = [sys.executable, "-m", "termmon"]
+    bare = terminal_bytes([sys.executable, "-c", BARE_APP])
+    rows = [("terminal bytes/s, idle on 4 finished runs", terminal_bytes([*termmon, str(demo)]), bare)]
+    stop = threading.Event()
+    writer = threading.Thread(target=write_live, args=(live_root / "live", stop), daemon=True)
+    writer.start()
+    try:
+        rows.append(
+            ("terminal bytes/s, one run logging 20 steps/s", terminal_bytes([*termmon, str(live_root)]), bare)
+        )
+    finally:
+        stop.set()
+        writer.join()
+    return rows
+
+
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="termmon-bench-"))
     try:
@@ -112,8 +183,8 @@ def main() -> None:
         big = tmp / "big"
         write_big_run(big / "million")
         many = tmp / "many"
-        for i in range(5):
-            shutil.copytree(DEMO_RUNS, many / f"group{i}")  # 20 runs
+        for i in range(25):
+            shutil.copytree(DEMO_RUNS, many / f"group{i}")  # 100 runs
         rows = []
         floor = ingest_floor(demo)
         rows.append(("first complete frame, demo runs (4)", asyncio.run(_first_frame(demo)), floor, "ingest"))
@@ -128,7 +199,12 @@ def main() -> None:
         print("|---|---:|---:|---|")
         for name, value, base, what in rows:
             print(f"| {name} | {value * 1000:.0f} ms | {base * 1000:.0f} ms | {what} |")
-        print(f"| CPU while idle, 20 runs watched | {idle:.1f} % | {bare:.1f} % | bare Textual app |")
+        print(f"| CPU while idle, 100 runs watched | {idle:.1f} % | {bare:.1f} % | bare Textual app |")
+        for name, got, floor_bytes in pipe_rows(demo, tmp / "live"):
+            if got is None or floor_bytes is None:
+                print(f"| {name} | (no tmux) | | |")
+            else:
+                print(f"| {name} | {got:,.0f} B/s | {floor_bytes:,.0f} B/s | bare Textual app |")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

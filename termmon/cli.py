@@ -86,9 +86,14 @@ def _monitor_parser() -> argparse.ArgumentParser:
         "for remote paths, how often each host is asked for new bytes (default 2); "
         f"{MIN_POLL_SECONDS:g} to {MAX_POLL_SECONDS:g}",
     )
+    p.add_argument("--static", action="store_true", help="render the panels once instead of the live TUI")
     p.add_argument(
-        "--static", action="store_true", help="render the four panels once instead of the live TUI"
+        "--export-dir",
+        type=Path,
+        metavar="DIR",
+        help="where `e` writes its PNGs (default: beside the selected run, in its parent directory)",
     )
+    p.add_argument("--no-bell", action="store_true", help="no terminal bell on a critical alert")
     p.add_argument(
         "--output", "-o", type=Path, metavar="FILE", help="with --static: write FILE.png, .svg or .pdf"
     )
@@ -162,7 +167,11 @@ def _run_monitor(args: argparse.Namespace) -> int:
         return render_static(paths, output=args.output, config=args.config)
     from termmon.views.app import run_monitor
 
-    return run_monitor(paths, poll=args.poll, config=args.config)
+    if args.export_dir is not None and not args.export_dir.is_dir():
+        raise UsageError(f"termmon: --export-dir {args.export_dir}: no such directory")
+    return run_monitor(
+        paths, poll=args.poll, config=args.config, export_dir=args.export_dir, bell=not args.no_bell
+    )
 
 
 def _run_summary(args: argparse.Namespace) -> int:

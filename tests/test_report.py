@@ -292,3 +292,17 @@ def test_run_without_records_is_not_called_healthy(tmp_path: Path) -> None:
     (run_dir / "metrics.jsonl").write_text("")
     text, _ = _report(run_dir, tmp_path)
     assert "The run has no records yet" in text and "No bad signs found" not in text.split("##")[0]
+
+
+def test_lr_climbing_to_the_end_is_not_a_warmup(tmp_path: Path) -> None:
+    """A rise that never levels off (1.2e-4 to 13.6 on a diverging run) is not the good sign."""
+    climbing = _write(
+        tmp_path, "climbing", {"lr": lambda s: 1.2e-4 * np.exp(s * np.log(13.6 / 1.2e-4) / STEPS)}
+    )
+    text, _ = _report(climbing, tmp_path)
+    assert "warmup" not in text
+    diagnosis = _diagnosis(climbing)
+    assert diagnosis.progression is not None and not diagnosis.progression.lr_ramps_up
+    # A rise that reaches its peak and stays there is one.
+    plateau = _write(tmp_path, "plateau", {"lr": lambda s: 1e-3 * np.minimum(1.0, (s + 1) / 40.0)})
+    assert _diagnosis(plateau).progression.lr_ramps_up  # type: ignore[union-attr]

@@ -95,6 +95,30 @@ def diverging(run_dir: Path) -> Path:
     return run_dir
 
 
+def exploding(run_dir: Path) -> Path:
+    """A run that diverges for real: loss and grad norm climb to ~1e30, then NaN to step 3000."""
+    records = [start(run_dir.name, diagnostics=False)]
+    for s in range(10, 3001, 10):
+        if s <= 300:
+            loss, grad = round(2.0 * math.exp(-s / 150) + 0.3, 5), round(1.0 + 0.2 * math.sin(s), 4)
+        elif s < 590:
+            loss, grad = 0.5 * math.exp((s - 300) / 4.0), math.exp((s - 300) / 5.0)
+        else:
+            loss, grad = math.nan, math.nan
+        records.append(
+            {
+                "event": "step",
+                "time": T0 + s * 0.1,
+                "step": s,
+                "train_loss": loss,
+                "lr": 1e-3,
+                "grad_norm": grad,
+            }
+        )
+    append(run_dir, records)
+    return run_dir
+
+
 def workspace_dir(root: Path) -> Path:
     """Three runs under one parent, as `termmon experiments/` would see them."""
     healthy(root / "blobs_a")

@@ -32,8 +32,11 @@ GOOD_GRAD_RANGE: Final = (0.1, 100.0)
 #: A class this many percentage points above an even split of the batch labels is a label bias.
 LABEL_BIAS_POINTS: Final = 15.0
 TOP_N: Final = 10
-#: An lr that starts at or below this fraction of its peak is warming up (seed 004's good sign).
+#: An lr that starts at or below this fraction of its peak is warming up (seed 004's good sign)...
 WARMUP_START_FRACTION: Final = 0.5
+#: ...if it reaches its peak within this fraction of the run and levels off or decays after it: an lr
+#: that climbs to the end (1.2e-4 to 13.6 on a diverging run) is not a warm-up.
+WARMUP_PEAK_BY: Final = 0.75
 
 _MODULE_NORM = re.compile(r"^gradients/(.+)/norm$")
 _PARAM_CHANGE = re.compile(r"^updates/(.+)/change$")
@@ -305,7 +308,21 @@ def progression(run: Run) -> Progression | None:
         epochs=rows,
         epoch_metrics=epoch_metrics,
         lr=lr_span,
-        lr_ramps_up=lr_span is not None and lr_span.first <= WARMUP_START_FRACTION * lr_span.max,
+        lr_ramps_up=lr is not None and warms_up(lr[3]),
+    )
+
+
+def warms_up(lr: np.ndarray) -> bool:
+    """A warm-up by its shape: starts well below its peak, reaches the peak early, then levels off."""
+    values = lr[np.isfinite(lr)]
+    if len(values) < 3:
+        return False
+    peak_at = int(np.argmax(values))
+    peak = float(values[peak_at])
+    return (
+        peak > 0
+        and float(values[0]) <= WARMUP_START_FRACTION * peak
+        and peak_at <= WARMUP_PEAK_BY * (len(values) - 1)
     )
 
 

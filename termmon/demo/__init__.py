@@ -7,9 +7,12 @@ import multiprocessing
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 LIVE_RUN = "denoiser_live"
+#: Long enough (about 5 minutes at the demo's pace) to try `+` / `-` on a trainer that answers.
+LIVE_EPOCHS = 120
 
 
 def shipped_demo_runs() -> Path | None:
@@ -45,7 +48,18 @@ def _train(log_dir: str, run_name: str) -> None:
     from termmon.demo.training import train_denoiser
 
     torch.set_num_threads(1)
-    train_denoiser(log_dir, run_name, pace_s=0.05)
+    train_denoiser(log_dir, run_name, epochs=LIVE_EPOCHS, pace_s=0.05)
+
+
+def announce(run_dir: Path) -> None:
+    """A start record before the trainer is up (importing torch takes a while), so the live run is on
+    the first screen, selected and shown as starting, instead of appearing half a minute later."""
+    from termmon.format import EV_START, METRICS_JSONL, encode_record
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = {"event": EV_START, "time": time.time(), "run_name": run_dir.name, "config": {}}
+    with open(run_dir / METRICS_JSONL, "a", encoding="utf-8") as fh:
+        fh.write(encode_record(record) + "\n")
 
 
 def run_demo(poll: float | None) -> int:
@@ -58,7 +72,7 @@ def run_demo(poll: float | None) -> int:
     replay: Replay | None = None
     try:
         prepare_demo_dir(root)
-        (root / LIVE_RUN).mkdir()
+        announce(root / LIVE_RUN)
         if _can_train():
             process = multiprocessing.get_context("spawn").Process(
                 target=_train, args=(str(root), LIVE_RUN), name="termmon-demo-train", daemon=True
@@ -69,7 +83,7 @@ def run_demo(poll: float | None) -> int:
             replay = Replay(records, root / LIVE_RUN)
             replay.start()
             replay.started.wait(timeout=2)  # the monitor's first scan should see the live run
-        return run_monitor([str(root)], poll=poll, config=None)
+        return run_monitor([str(root)], poll=poll, config=None, select=root / LIVE_RUN)
     finally:
         if replay is not None:
             replay.stop()

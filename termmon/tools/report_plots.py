@@ -3,7 +3,9 @@
 Figures are built with ``matplotlib.figure.Figure`` on the Agg canvas (no display on a headless box, no
 pyplot global state), and matplotlib is imported only when a report is written to a file. Series are
 min/max downsampled so a million-step run draws fast and keeps its spikes; NaN/Inf points are marked
-along the top of the chart rather than silently dropped.
+along the top of the chart rather than silently dropped, and the x axis runs to the last record. Axes
+follow the rules of every termmon chart (:mod:`termmon.views.scales`): log or symlog past ~3 decades,
+round ticks with compact labels, the scale named in the title.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from termmon.analysis.diagnosis import Diagnosis, role_metrics
 from termmon.model.display import downsample, smooth
 from termmon.model.run import Run, Series
 from termmon.roles import Role
+from termmon.views.scales import Scale, axis_range, choose_scale, set_y_axis
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -75,13 +78,21 @@ def _x(series: Series) -> tuple[np.ndarray, str]:
     return np.arange(len(series), dtype=np.float64), "logged point"
 
 
-def _draw(ax: Axes, series: Series, *, label: str, color: str, smoothed: bool) -> str:
+def _scale(*series: Series | None) -> Scale:
+    """One axis for these series, by the rules every termmon chart follows (log past ~3 decades)."""
+    present = [s.value for s in series if s is not None]
+    return choose_scale(np.concatenate(present) if present else np.empty(0))
+
+
+def _draw(ax: Axes, series: Series, *, label: str, color: str, smoothed: bool, scale: Scale) -> str:
+    """Plot ``series`` in ``scale``'s axis units (:func:`_finish` then sets limits and ticks)."""
     x, xlabel = _x(series)
-    shown = downsample(x, series.value, MAX_POINTS)
+    values = scale.forward(series.value)
+    shown = downsample(x, values, MAX_POINTS)
     marker = "o" if len(shown.x) <= 60 else None
     if smoothed and len(shown.x) > 20:
         ax.plot(shown.x, shown.y, color=color, alpha=0.3, linewidth=0.8, label=f"{label} (raw)")
-        sx, sy = smooth(x, series.value)
+        sx, sy = smooth(x, values)
         ax.plot(sx, sy, color=color, linewidth=1.5, label=f"{label} (smoothed)")
     else:
         ax.plot(shown.x, shown.y, color=color, marker=marker, markersize=3, linewidth=1.2, label=label)
@@ -93,18 +104,39 @@ def _draw(ax: Axes, series: Series, *, label: str, color: str, smoothed: bool) -
     return xlabel
 
 
+def _finish(ax: Axes, scale: Scale, *series: Series) -> None:
+    """y limits and ticks from :mod:`termmon.views.scales`; x out to the last record of any series,
+    a NaN tail included (the NaN marks use an axes transform, which autoscaling ignores)."""
+    set_y_axis(ax, scale, *axis_range(np.concatenate([scale.forward(s.value) for s in series])))
+    xs = np.concatenate([_x(s)[0] for s in series])
+    xs = xs[np.isfinite(xs)]
+    if len(xs) and float(xs.max()) > float(xs.min()):
+        ax.set_xlim(float(xs.min()), float(xs.max()))
+
+
+def _titled(title: str, scale: Scale) -> str:
+    return f"{title} ({scale.label})" if scale.label else title
+
+
 def _plot_loss(run: Run, loss: Series, accuracy: Series | None, path: Path) -> Path:
     fig = _figure(height=7.0 if accuracy is not None else 4.5)
     axes = fig.subplots(2, 1, sharex=True) if accuracy is not None else [fig.add_subplot()]
-    xlabel = _draw(axes[0], loss, label=loss.name, color="tab:blue", smoothed=True)
+    xlabel = _x(loss)[1]
     evals = role_metrics(run, Role.EVAL_LOSS)
     test = _first(run, evals, epoch_level=True) or _first(run, evals, epoch_level=False)
-    if test is not None and _x(test)[1] == xlabel:  # epoch records carry steps when the trainer had them
-        _draw(axes[0], test, label=test.name, color="tab:orange", smoothed=False)
+    if test is not None and _x(test)[1] != xlabel:  # epoch records carry steps when the trainer had them
+        test = None
+    scale = _scale(loss, test)
+    _draw(axes[0], loss, label=loss.name, color="tab:blue", smoothed=True, scale=scale)
+    if test is not None:
+        _draw(axes[0], test, label=test.name, color="tab:orange", smoothed=False, scale=scale)
+    _finish(axes[0], scale, *(s for s in (loss, test) if s is not None))
     axes[0].set_ylabel("loss")
-    axes[0].set_title(f"Loss: {run.name}")
+    axes[0].set_title(_titled(f"Loss: {run.name}", scale))
     if accuracy is not None:
-        _draw(axes[1], accuracy, label=accuracy.name, color="tab:green", smoothed=True)
+        acc_scale = _scale(accuracy)
+        _draw(axes[1], accuracy, label=accuracy.name, color="tab:green", smoothed=True, scale=acc_scale)
+        _finish(axes[1], acc_scale, accuracy)
         axes[1].set_ylabel("accuracy")
     for ax in axes:
         ax.grid(alpha=0.3)
@@ -118,14 +150,20 @@ def _plot_grad_norm(grad: Series, diagnosis: Diagnosis, path: Path) -> Path:
     found = diagnosis.gradients
     fig = _figure(height=4.5)
     ax = fig.add_subplot()
-    xlabel = _draw(ax, grad, label=grad.name, color="tab:purple", smoothed=False)
-    # symlog: zero norms (the failure this chart exists to show) stay visible, as a log axis would not.
-    ax.set_yscale("symlog", linthresh=found.near_zero_threshold / 10)
-    ax.axhline(found.near_zero_threshold, color="tab:gray", linestyle="--", linewidth=1, label="near zero")
-    ax.axhline(found.exploding_threshold, color="tab:red", linestyle="--", linewidth=1, label="exploding")
-    ax.set_ylabel("gradient norm (symlog)")
+    scale = _scale(grad)  # norms spanning decades go log; with zeros symlog, so zeros stay visible
+    xlabel = _draw(ax, grad, label=grad.name, color="tab:purple", smoothed=False, scale=scale)
+    _finish(ax, scale, grad)
+    lo, hi = ax.get_ylim()
+    for value, color, label in (
+        (found.near_zero_threshold, "tab:gray", "near zero"),
+        (found.exploding_threshold, "tab:red", "exploding"),
+    ):
+        y = float(scale.forward(np.array([value]))[0])
+        if lo <= y <= hi:  # a threshold far outside the data would squash the curve
+            ax.axhline(y, color=color, linestyle="--", linewidth=1, label=label)
+    ax.set_ylabel("gradient norm")
     ax.set_xlabel(xlabel)
-    ax.set_title(f"Gradient norm: {diagnosis.run_name}")
+    ax.set_title(_titled(f"Gradient norm: {diagnosis.run_name}", scale))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
@@ -134,11 +172,12 @@ def _plot_grad_norm(grad: Series, diagnosis: Diagnosis, path: Path) -> Path:
 def _plot_lr(lr: Series, path: Path) -> Path:
     fig = _figure(height=3.5)
     ax = fig.add_subplot()
-    xlabel = _draw(ax, lr, label=lr.name, color="tab:brown", smoothed=False)
-    ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    scale = _scale(lr)
+    xlabel = _draw(ax, lr, label=lr.name, color="tab:brown", smoothed=False, scale=scale)
+    _finish(ax, scale, lr)
     ax.set_ylabel("learning rate")
     ax.set_xlabel(xlabel)
-    ax.set_title("Learning rate")
+    ax.set_title(_titled("Learning rate", scale))
     ax.grid(alpha=0.3)
     return _save(fig, path)
 

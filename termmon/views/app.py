@@ -8,7 +8,9 @@ touches the runs or the widgets.
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -18,7 +20,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Container, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
@@ -30,18 +32,34 @@ from termmon.format import LOG_EVERY_MAX, LOG_EVERY_MIN
 from termmon.ingest.discovery import readable_formats
 from termmon.model.run import Run
 from termmon.model.workspace import RunUpdate, Workspace
-from termmon.views.alert_feed import AlertFeed
+from termmon.views.actions import ACTIONS, bindings
+from termmon.views.alert_feed import AlertFeed, AlertRow
 from termmon.views.colors import STATUS_GLYPH, RunColors, hex_color
 from termmon.views.control_queue import DEBOUNCE_SECONDS, LogEveryControl
-from termmon.views.panels import DEFAULT_PANELS, PanelData, PanelSpec, build_panel, metric_panel
+from termmon.views.panels import (
+    DIAGNOSTICS_PANELS,
+    PANELS_PER_PAGE,
+    PanelData,
+    PanelSpec,
+    build_panel,
+    loss_first,
+    metric_pages,
+    metric_panel,
+    run_panels,
+)
 from termmon.views.screens import HelpScreen, LogEveryPrompt, MetricPicker
+from termmon.views.static import FIGURE_POINTS
 from termmon.views.text import sanitize
-from termmon.views.widgets.alert_log import AlertLog
+from termmon.views.widgets.alert_log import AlertLog, alert_text
 from termmon.views.widgets.chart import ChartPanel
-from termmon.views.widgets.run_picker import RunPicker, row_info
+from termmon.views.widgets.run_picker import RowInfo, RunPicker, is_starting, row_info
 
-REDRAW_SECONDS = 0.25
-SMOOTHING_WEIGHT = 0.6
+#: At most two frames a second while runs are live: over a slow SSH link every frame is lag.
+REDRAW_SECONDS = 0.5
+#: A chart that only gained records is redrawn at most this often.
+CHART_SECONDS = 1.0
+#: `s` cycles these: (name, debiased EMA weight); integer series are never smoothed.
+SMOOTHING: tuple[tuple[str, float | None], ...] = (("off", None), ("light", 0.6), ("strong", 0.9))
 
 
 def _ago(seconds: float) -> str:
@@ -65,23 +83,7 @@ class MonitorApp(App[int]):
     # Textual declares these as plain attributes, so no ClassVar here.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # noqa: RUF012
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit_monitor", "Quit"),
-        Binding("question_mark", "help", "Keys"),
-        Binding("space", "mark", "Mark"),
-        Binding("slash", "filter", "Filter"),
-        Binding("m", "pick_metric", "Metric"),
-        Binding("d", "default_metric", "Default", show=False),
-        Binding("plus", "log_every(2.0)", "log×2"),
-        Binding("minus", "log_every(0.5)", "log÷2"),
-        Binding("equals_sign", "log_every_exact", "log=", show=False),
-        Binding("s", "toggle_smoothing", "Smooth"),
-        Binding("l", "toggle_log", "Log", show=False),
-        Binding("e", "export", "Export"),
-        Binding("j,down", "move(1)", "Next run", show=False),
-        Binding("k,up", "move(-1)", "Prev run", show=False),
-        Binding("escape", "escape", "Back", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = list(bindings("app"))
 
     def __init__(
         self,
@@ -93,6 +95,8 @@ class MonitorApp(App[int]):
         live: bool = True,
         clock: Callable[[], float] = time.time,
         export_dir: Path | None = None,
+        bell: bool = True,
+        select: Path | None = None,
     ) -> None:
         super().__init__()
         self.workspace = workspace
@@ -100,16 +104,28 @@ class MonitorApp(App[int]):
         self.poll_interval = poll
         self.live = live
         self.clock = clock
-        self.export_dir = export_dir or Path.cwd()
+        #: None: each export goes beside its run (the run directory's parent).
+        self.export_dir = export_dir
         self.feed = AlertFeed(config)
         self.run_colors = RunColors()
         self.control = LogEveryControl()
+        #: The run to select once it is found (the demo's live run); else the first run.
+        self.wanted = select.resolve() if select is not None else None
         self.selected: Path | None = None
         self.marked: list[Path] = []
         self.name_filter = ""
-        self.smoothing = False
-        self.log_scale = False
-        self.panel_specs: list[PanelSpec] = list(DEFAULT_PANELS)
+        self.smoothing = 0  # index into SMOOTHING
+        self.pinned: list[Path] = []
+        self.ring_bell = bell
+        self.exporting: Path | None = None
+        self.exported: Path | None = None  # the last export, named on the status line
+        self.banner_run: Path | None = None
+        self.last_critical: Path | None = None
+        #: The user's own panels for the first page (m, a, x); None: the panels follow the selected run.
+        self.layout: list[PanelSpec] | None = None
+        #: 0: the run's panels; 1..: every metric, PANELS_PER_PAGE a page (`]` / `[`).
+        self.page = 0
+        self._panel_ids = 0
         self.loaded = False
         self.watch_mode = "polling" if poll else "events"
         self._wake = threading.Event()
@@ -123,6 +139,10 @@ class MonitorApp(App[int]):
         self._reported_workspace_errors = 0
         #: The last failure of the reading worker outside any one run (None while all is well).
         self.reader_error: str | None = None
+        self._status_shown: Text | None = None
+        self._chart_timer: Timer | None = None
+        self._rows: dict[Path, tuple[object, RowInfo]] = {}
+        self._run_count = 0
 
     # --- layout ---------------------------------------------------------------------------------------
     @property
@@ -132,20 +152,22 @@ class MonitorApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
+        yield Static(id="banner")
         with Container(id="main"):
             with Vertical(id="side"):
                 yield Input(placeholder="filter runs by name", id="filter")
                 yield RunPicker(id="picker")
                 yield AlertLog(self.run_colors, id="alerts")
             with Container(id="charts"):
-                for index, spec in enumerate(self.panel_specs):
-                    yield ChartPanel(spec, id=f"panel-{index}")
+                for spec in DIAGNOSTICS_PANELS:
+                    yield self._new_panel(spec)
         yield Footer()
 
     def on_mount(self) -> None:
         self.main_screen.query_one("#picker").border_title = "runs"
         self.main_screen.query_one("#alerts").border_title = "alerts"
         self.main_screen.query_one("#filter").display = False
+        self.main_screen.query_one("#banner").display = False
         self.main_screen.query_one(RunPicker).focus()
         if self.workspace.runs:  # handed a loaded workspace (tests, static snapshots)
             self._ingested(set(self.workspace.runs), [])
@@ -197,6 +219,7 @@ class MonitorApp(App[int]):
         self._ingested(changed, updates)
 
     def _ingested(self, changed: set[Path], updates: list[RunUpdate]) -> None:
+        initial = not self.loaded
         if not self.loaded and not any(item.update.more for item in updates):
             self.loaded = True
             changed = changed | set(self.workspace.runs)
@@ -206,13 +229,89 @@ class MonitorApp(App[int]):
         self._reported_workspace_errors = len(self.workspace.errors)
         for path in sorted(changed, key=list(self.workspace.runs).index):
             run = self.workspace.runs[path]
-            log.add_alerts(self.feed.update(run, self.clock()))
+            self._add_alerts(log, self.feed.update(run, self.clock()), initial=initial)
             for error in run.errors[len(self._reported_errors.setdefault(path, [])) :]:
                 log.note(f"{run.name}: {error}")
                 self._reported_errors[path].append(error)
+        if self.wanted is not None:
+            found = next((p for p in self.workspace.runs if p.resolve() == self.wanted), None)
+            if found is not None:
+                self.selected, self.wanted = found, None
         if self.selected is None and self.workspace.runs:
             self.selected = next(iter(self.workspace.runs))
+        # The 2 s backstop poll usually finds nothing: then there is nothing to redraw.
+        if changed or initial or len(self.workspace.runs) != self._run_count:
+            self._run_count = len(self.workspace.runs)
+            self.schedule_redraw()
+
+    def _add_alerts(self, log: AlertLog, rows: list[AlertRow], *, initial: bool = False) -> None:
+        """Into the alert log; a new critical one on a run not on screen also raises the banner."""
+        log.add_alerts(rows)
+        critical = [row for row in rows if row.severity == "critical"]
+        if not critical:
+            return
+        self.last_critical = critical[-1].run_path
+        fresh = [row for row in critical if row.run_path != self.selected]
+        if not initial and fresh:  # not for what the runs already held when the monitor started
+            banner = self.main_screen.query_one("#banner", Static)
+            text = Text(" ")
+            text.append_text(alert_text(fresh[-1], self.run_colors, plain=True))
+            text.append("   b: go to the run · esc: dismiss")
+            banner.update(text)
+            banner.display = True
+            self.banner_run = fresh[-1].run_path
+            if self.ring_bell:
+                self.bell()
+
+    def action_jump_alert(self) -> None:
+        """Select the run of the banner (or of the last critical alert)."""
+        target = self.banner_run or self.last_critical
+        if target is None or target not in self.workspace.runs:
+            return
+        self._hide_banner()
+        self.name_filter = ""
+        self.selected = target
         self.schedule_redraw()
+
+    def _hide_banner(self) -> None:
+        self.banner_run = None
+        self.main_screen.query_one("#banner", Static).display = False
+
+    def _new_panel(self, spec: PanelSpec) -> ChartPanel:
+        panel = ChartPanel(spec, id=f"panel-{self._panel_ids}")
+        self._panel_ids += 1
+        return panel
+
+    @property
+    def compact(self) -> bool:
+        """The narrow (80-column) layout: charts two abreast under the picker, loss first."""
+        return self.main_screen.has_class("-narrow")
+
+    def page_count(self) -> int:
+        return 1 + len(metric_pages(self.panel_runs(), PANELS_PER_PAGE))
+
+    def page_specs(self) -> list[PanelSpec]:
+        """The panels the screen shows now: the run's (or the user's) on page 0, else a page of metrics."""
+        if self.page > 0:
+            pages = metric_pages(self.panel_runs(), PANELS_PER_PAGE)
+            if pages:
+                return pages[min(self.page, len(pages)) - 1]
+        specs = list(self.layout) if self.layout is not None else run_panels(self.selected_run)
+        return loss_first(specs) if self.compact else specs
+
+    def sync_panels(self) -> None:
+        """Make the chart widgets match :meth:`page_specs`, reusing the widgets already there."""
+        specs = self.page_specs()
+        charts = self.main_screen.query_one("#charts")
+        panels = list(charts.query(ChartPanel))
+        for panel, spec in zip(panels, specs, strict=False):
+            if panel.spec != spec:
+                panel.set_spec(spec)
+        if len(specs) > len(panels):
+            charts.mount(*(self._new_panel(spec) for spec in specs[len(panels) :]))
+            self.call_after_refresh(self.schedule_redraw)  # draw them once they have a size
+        for panel in panels[len(specs) :]:
+            panel.remove()
 
     def on_unmount(self) -> None:
         self._stop.set()
@@ -234,8 +333,11 @@ class MonitorApp(App[int]):
             self.redraw()
 
     def visible_runs(self) -> list[Run]:
+        """The runs the picker lists: filtered by name, pinned ones first (in the order pinned)."""
         needle = self.name_filter.lower()
-        return [run for run in self.workspace.runs.values() if needle in run.name.lower()]
+        runs = [run for run in self.workspace.runs.values() if needle in run.name.lower()]
+        pins = {path: i for i, path in enumerate(self.pinned)}
+        return sorted(runs, key=lambda run: pins.get(run.path, len(pins)))
 
     @property
     def selected_run(self) -> Run | None:
@@ -254,43 +356,73 @@ class MonitorApp(App[int]):
         if self.selected not in {r.path for r in visible} and visible:
             self.selected = visible[0].path
         picker = self.main_screen.query_one(RunPicker)
-        picker.show(
-            [
-                row_info(
-                    run, now, self.feed.count(run.path), run.path in self.marked, self.run_colors(run.name)
-                )
-                for run in visible
-            ],
-            self.selected,
-        )
-        self.main_screen.query_one("#status", Static).update(self.status_text(now))
+        picker.show([self._row(run, now) for run in visible], self.selected)
+        status = self.status_text(now)
+        if status != self._status_shown:  # an unchanged line is not sent to the terminal again
+            self._status_shown = status
+            self.main_screen.query_one("#status", Static).update(status)
         self.redraw_panels()
 
-    def panel_data(self, spec: PanelSpec, runs: list[Run], width: int) -> PanelData:
+    def _row(self, run: Run, now: float) -> RowInfo:
+        """A picker row, rebuilt only when the run, its status, alerts or marks changed: once a second
+        with 100 runs, rebuilding every row is most of the idle monitor's CPU."""
+        key = (
+            run.version,
+            run.generation,
+            run.status(now),
+            self.feed.count(run.path),
+            run.path in self.marked,
+            run.path in self.pinned,
+        )
+        cached = self._rows.get(run.path)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        info = row_info(run, now, key[3], key[4], self.run_colors(run.name))
+        self._rows[run.path] = (key, info)
+        return info
+
+    def panel_data(self, panel: ChartPanel, runs: list[Run], width: int) -> PanelData:
         return build_panel(
-            spec,
+            panel.spec,
             runs,
             colors=self.run_colors,
             max_points=max(40, width * 2),
-            smoothing=SMOOTHING_WEIGHT if self.smoothing else None,
-            log_y=self.log_scale,
+            smoothing=SMOOTHING[self.smoothing][1],
+            scale=panel.scale_mode,
+            zoom=panel.zoom,
+            pan=panel.pan,
+            cursor=panel.cursor,
             alerts={run.path: self.feed.marks(run.path) for run in runs},
         )
 
     def redraw_panels(self) -> None:
+        """Redraw the panels whose picture changed. A panel that only gained records is redrawn at most
+        every CHART_SECONDS: a chart is most of what a frame sends to the terminal."""
+        if not self.loaded:
+            return
+        self.sync_panels()
         runs = self.panel_runs()
+        now = time.monotonic()
+        data_key = tuple((r.path, r.generation, r.version, self.feed.count(r.path)) for r in runs)
+        later: list[float] = []
         for panel in self.main_screen.query(ChartPanel):
-            if not self.loaded:
+            view_key = (panel.spec, tuple(r.path for r in runs), self.smoothing, panel.view_key(), panel.size)
+            signature = (view_key, data_key)
+            if signature == panel.signature:
                 continue
-            signature = (
-                panel.spec,
-                tuple((r.path, r.generation, r.version, self.feed.count(r.path)) for r in runs),
-                self.smoothing,
-                self.log_scale,
-                panel.size,
-            )
-            if signature != panel.signature:
-                panel.show(self.panel_data(panel.spec, runs, panel.size.width), signature)
+            drawn = panel.signature
+            wait = panel.drawn_at + CHART_SECONDS - now
+            if isinstance(drawn, tuple) and drawn[0] == view_key and wait > 0:
+                later.append(wait)  # new records only: drawn a little later
+                continue
+            panel.show(self.panel_data(panel, runs, panel.size.width), signature)
+            panel.drawn_at = now
+        if later and self._chart_timer is None:
+            self._chart_timer = self.set_timer(min(later), self._chart_due)
+
+    def _chart_due(self) -> None:
+        self._chart_timer = None
+        self.schedule_redraw()
 
     def status_text(self, now: float) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
@@ -302,9 +434,13 @@ class MonitorApp(App[int]):
         text.append(f"  {count} run{'s' if count != 1 else ''}", style="dim")
         text.append(f"  {self.watch_mode}", style="dim")
         if self.smoothing:
-            text.append("  smoothing", style="cyan")
-        if self.log_scale:
-            text.append("  log", style="cyan")
+            text.append(f"  smoothing {SMOOTHING[self.smoothing][0]}", style="cyan")
+        if self.exporting is not None:
+            text.append(f"  exporting {sanitize(self.exporting.name)}…", style="bold cyan")
+        elif self.exported is not None:
+            text.append(f"  exported {sanitize(self.exported.name)}", style="cyan")
+        if self.page:
+            text.append(f"  page {self.page + 1}/{self.page_count()}", style="cyan")
         if self.reader_error:
             text.append(f"  {sanitize(self.reader_error, 80)}", style="bold red")
         text.append("\n")
@@ -322,6 +458,9 @@ class MonitorApp(App[int]):
         glyph, style = STATUS_GLYPH[status]
         text.append(f" {glyph} ", style=style)
         text.append(sanitize(run.name, 60), style=f"bold {hex_color(self.run_colors(run.name))}")
+        if is_starting(run, status):
+            text.append(" starting: waiting for the trainer's first record", style=style)
+            return text
         text.append(f" {status.value}", style=style)
         where = []
         if run.last_epoch is not None:
@@ -346,12 +485,18 @@ class MonitorApp(App[int]):
             return
         now = self.clock()
         log = self.main_screen.query_one(AlertLog)
-        for run in self.workspace.runs.values():
-            if run.end is None:
-                log.add_alerts(self.feed.update(run, now))
+        open_runs = [run for run in self.workspace.runs.values() if run.end is None]
+        for run in open_runs:
+            self._add_alerts(log, self.feed.update(run, now))
         for note in self.control.newly_unacknowledged(list(self.workspace.runs.values()), now):
             log.note(note, "warning")
-        self.schedule_redraw()
+        if open_runs:
+            self.schedule_redraw()
+        else:  # every run has ended: statuses are final, only the status line's "ago" moves
+            status = self.status_text(now)
+            if status != self._status_shown:
+                self._status_shown = status
+                self.main_screen.query_one("#status", Static).update(status)
 
     # --- events ---------------------------------------------------------------------------------------
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
@@ -377,15 +522,59 @@ class MonitorApp(App[int]):
         self.push_screen(HelpScreen())
 
     def action_move(self, delta: int) -> None:
+        """Next / previous run; stops at either end (no wrapping round)."""
         picker = self.main_screen.query_one(RunPicker)
-        if picker.option_count:
-            current = picker.highlighted if picker.highlighted is not None else 0
-            picker.highlighted = max(0, min(picker.option_count - 1, current + delta))
-            # Select now, not when the Highlighted message arrives: a redraw in between would put the
-            # highlight back on the old run and the key press would be lost (seen on a loaded machine).
-            if picker.selected_path not in (None, self.selected):
-                self.selected = picker.selected_path
-                self.schedule_redraw()
+        if not picker.paths:
+            return
+        current = picker.paths.index(self.selected) if self.selected in picker.paths else 0
+        index = max(0, min(len(picker.paths) - 1, current + delta))
+        # The selection moves now, not when the highlight event arrives: a redraw in between would
+        # put the highlight back and lose the key press.
+        self.selected = picker.paths[index]
+        picker.highlighted = index
+        self.schedule_redraw()
+
+    def action_clear_marks(self) -> None:
+        self.marked.clear()
+        self.schedule_redraw()
+
+    def action_pin(self) -> None:
+        if self.selected is None:
+            return
+        if self.selected in self.pinned:
+            self.pinned.remove(self.selected)
+        else:
+            self.pinned.append(self.selected)
+        self.schedule_redraw()
+
+    def action_pan(self, delta: int) -> None:
+        """Focused panel: move the inspector's cursor if it is on, else scroll a zoomed x range."""
+        panel = self._focused_panel()
+        if panel.cursor is not None:
+            panel.move_cursor(delta)
+        else:
+            panel.pan = min(2.0**panel.zoom - 1, max(0.0, panel.pan - delta * 0.5)) if panel.zoom else 0.0
+        self.schedule_redraw()
+
+    def action_zoom(self, delta: int) -> None:
+        """Focused panel: ↑ halves the x range (the most recent steps), ↓ doubles it back."""
+        panel = self._focused_panel()
+        panel.zoom = max(0, min(12, panel.zoom + delta))
+        if panel.zoom == 0:
+            panel.pan = 0.0
+        self.schedule_redraw()
+
+    def action_zoom_all(self) -> None:
+        panel = self._focused_panel()
+        panel.zoom, panel.pan = 0, 0.0
+        self.schedule_redraw()
+
+    def action_inspect(self) -> None:
+        """A value cursor on the focused panel: the step under it and each run's value there."""
+        panel = self._focused_panel()
+        panel.toggle_cursor()
+        panel.focus()
+        self.schedule_redraw()
 
     def action_mark(self) -> None:
         if self.selected is None:
@@ -402,6 +591,14 @@ class MonitorApp(App[int]):
         box.focus()
 
     def action_escape(self) -> None:
+        """Close, innermost first: the filter box, the inspector's cursor, the banner."""
+        panel = self.focused
+        if isinstance(panel, ChartPanel) and panel.cursor is not None:
+            panel.toggle_cursor()
+            self.schedule_redraw()
+            return
+        if self.banner_run is not None:
+            self._hide_banner()
         box = self.main_screen.query_one("#filter", Input)
         if box.display:
             box.value = ""
@@ -426,28 +623,63 @@ class MonitorApp(App[int]):
             self.main_screen.query_one(AlertLog).note(f"{run.name} has no metrics yet", "info")
             return
 
+        index = list(self.main_screen.query(ChartPanel)).index(panel)
+
         def chosen(name: str | None) -> None:
             if name is not None:
-                self._set_panel(panel, metric_panel(name))
+                specs = self._own_layout()
+                specs[min(index, len(specs) - 1)] = metric_panel(name)
+                self.schedule_redraw()
 
         self.push_screen(MetricPicker(metrics, panel.spec.title), chosen)
 
-    def action_default_metric(self) -> None:
-        panel = self._focused_panel()
-        index = list(self.main_screen.query(ChartPanel)).index(panel)
-        self._set_panel(panel, DEFAULT_PANELS[index])
+    def _own_layout(self) -> list[PanelSpec]:
+        """The first page as the user's own from now on (it stops following the run), shown."""
+        if self.layout is None:
+            self.layout = self.page_specs() if self.page == 0 else run_panels(self.selected_run)
+        self.page = 0
+        return self.layout
 
-    def _set_panel(self, panel: ChartPanel, spec: PanelSpec) -> None:
-        panel.spec = spec
-        panel.signature = None
+    def action_default_metric(self) -> None:
+        """Back to the panels that follow the run."""
+        self.layout = None
+        self.page = 0
         self.schedule_redraw()
 
-    def action_toggle_smoothing(self) -> None:
-        self.smoothing = not self.smoothing
+    def action_add_panel(self) -> None:
+        run = self.selected_run
+        if run is None or not run.metrics:
+            return
+
+        def chosen(name: str | None) -> None:
+            if name is not None:
+                self._own_layout().append(metric_panel(name))
+                self.schedule_redraw()
+
+        self.push_screen(MetricPicker(run.metric_names(), "new panel"), chosen)
+
+    def action_remove_panel(self) -> None:
+        panel = self._focused_panel()
+        specs = self._own_layout()
+        if panel.spec in specs and len(specs) > 1:
+            specs.remove(panel.spec)
+            self.main_screen.query_one(RunPicker).focus()
+            self.schedule_redraw()
+
+    def action_page(self, delta: int) -> None:
+        """Page through every metric of the shown runs; page 0 is the run's own panels."""
+        self.page = max(0, min(self.page_count() - 1, self.page + delta))
+        self.schedule_redraw()
+
+    def action_cycle_smoothing(self) -> None:
+        self.smoothing = (self.smoothing + 1) % len(SMOOTHING)
         self.schedule_redraw()
 
     def action_toggle_log(self) -> None:
-        self.log_scale = not self.log_scale
+        """Log axis on the focused panel, or back to linear (whatever "auto" had chosen)."""
+        panel = self._focused_panel()
+        shown = panel.data.scale.kind if panel.data is not None else "linear"
+        panel.scale_mode = "linear" if shown != "linear" else "log"
         self.schedule_redraw()
 
     # --- log_every control --------------------------------------------------------------------------------
@@ -527,45 +759,86 @@ class MonitorApp(App[int]):
         self.schedule_redraw()
 
     # --- export -------------------------------------------------------------------------------------------
-    def action_export(self) -> None:
-        runs = self.panel_runs()
-        if not runs:
-            return
-        panels = [self.panel_data(panel.spec, runs, 500) for panel in self.main_screen.query(ChartPanel)]
+    def export_path(self, run: Run) -> Path:
+        """``--export-dir`` if given, else beside the run: RUN_PARENT/RUN-termmon-STAMP.png."""
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.clock()))
-        self._export(panels, self.export_dir / f"termmon-{stamp}.png")
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run.name).strip("._") or "run"
+        folder = self.export_dir if self.export_dir is not None else run.path.parent
+        return folder / f"{safe}-termmon-{stamp}.png"
+
+    def action_export(self) -> None:
+        """The panels on screen, as a titled PNG, written off the UI thread; the status line says so."""
+        runs = self.panel_runs()
+        if not runs or self.exporting is not None:
+            return
+        panels = [
+            self.panel_data(panel, runs, FIGURE_POINTS // 2) for panel in self.main_screen.query(ChartPanel)
+        ]
+        output = self.export_path(runs[0])
+        heading = ", ".join(run.name for run in runs[:6]) + (
+            f" and {len(runs) - 6} more" if len(runs) > 6 else ""
+        )
+        self.exporting = output
+        self._status_shown = None
+        self.schedule_redraw()
+        self._export(panels, output, heading)
 
     @work(thread=True, group="export", exit_on_error=False)
-    def _export(self, panels: list[PanelData], output: Path) -> None:
+    def _export(self, panels: list[PanelData], output: Path, heading: str) -> None:
         from termmon.views.static import export_figure
 
         try:
-            note = export_figure(panels, output)
-            message, severity = note, "info"
+            message, severity = export_figure(panels, output, heading=heading), "info"
         except TermmonError as exc:
             message, severity = str(exc), "critical"
-        self.call_from_thread(self.main_screen.query_one(AlertLog).note, message, severity)
+        self.call_from_thread(self._exported, message, severity)
+
+    def _exported(self, message: str, severity: str) -> None:
+        self.exported = self.exporting if severity == "info" else None
+        self.exporting = None
+        self.main_screen.query_one(AlertLog).note(message, severity)
+        self.notify(
+            sanitize(message), severity="error" if severity == "critical" else "information", markup=False
+        )
+        self.schedule_redraw()
 
     # --- command palette ----------------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand(
-            "Toggle smoothing", "Debiased EMA on every panel (s)", self.action_toggle_smoothing
-        )
-        yield SystemCommand("Toggle log scale", "log10 of the loss panel (l)", self.action_toggle_log)
-        yield SystemCommand("Export PNG", "Write the current view to a PNG (e)", self.action_export)
-        yield SystemCommand("Pick metric", "Another metric in the focused panel (m)", self.action_pick_metric)
-        yield SystemCommand(
-            "Set log_every", "Exact log interval for the selected run (=)", self.action_log_every_exact
-        )
-        yield SystemCommand("Keys", "Show every key (?)", self.action_help)
+        """Textual's own commands (theme, screenshot...) less those the table has, then the table's."""
+        ours = {action.name for action in ACTIONS}
+        for command in super().get_system_commands(screen):
+            if command.title not in ours:
+                yield command
+        for action in ACTIONS:
+            if action.palette:
+                yield SystemCommand(
+                    action.name,
+                    f"{action.help} ({action.shown})",
+                    functools.partial(self.run_action, action.action),
+                )
 
 
-def run_monitor(paths: list[str], poll: float | None, config: Path | None) -> int:
+def run_monitor(
+    paths: list[str],
+    poll: float | None,
+    config: Path | None,
+    *,
+    export_dir: Path | None = None,
+    bell: bool = True,
+    select: Path | None = None,
+) -> int:
     """``termmon [PATH ...]``: raise UsageError for a missing path before any screen is drawn."""
     workspace = Workspace(paths)
     try:
-        app = MonitorApp(workspace, watched=paths, poll=poll, config=config)
+        app = MonitorApp(
+            workspace,
+            watched=paths,
+            poll=poll,
+            config=config,
+            export_dir=export_dir,
+            bell=bell,
+            select=select,
+        )
         code = app.run()
     finally:
         workspace.close()

@@ -1,52 +1,42 @@
 """Draw a :class:`PanelData` on a plotext figure: the TUI's panels and ``termmon --static`` text.
 
 plotext crashes on ``inf`` and misdraws log axes rebuilt on repaint, so only finite values reach it
-(``PanelData`` already holds log10 values for log scale) and non-finite points are drawn as red
-markers along the top (NaN, +inf) or bottom (-inf) edge of the chart.
+(``PanelData`` holds values already in axis units) and non-finite points are drawn as red markers
+along the top (NaN, +inf) or bottom (-inf) edge of the chart. Ticks and their labels come from
+:mod:`termmon.views.scales`, so a 1e30 loss is labelled ``1e30``, not thirty digits.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from termmon.views.colors import NONFINITE_RGB, SEVERITY_RGB
 from termmon.views.panels import PanelData
 from termmon.views.text import sanitize
 
 
-def _y_range(data: PanelData) -> tuple[float, float]:
-    lows: list[float] = []
-    highs: list[float] = []
-    for trace in data.traces:
-        for ys in (trace.points.y, trace.smoothed[1] if trace.smoothed else None):
-            if ys is not None and len(ys):
-                lows.append(float(ys.min()))
-                highs.append(float(ys.max()))
-    if not lows:
-        return 0.0, 1.0
-    lo, hi = min(lows), max(highs)
-    if hi - lo < 1e-12:
-        pad = abs(hi) * 0.05 or 0.5
-        return lo - pad, hi + pad
-    return lo, hi
+def tick_targets(width: int, height: int) -> tuple[int, int]:
+    """How many (x, y) ticks fit a chart of this many cells: a y tick every ~3 rows, x every ~9 columns."""
+    return max(3, min(8, width // 9)), max(2, min(6, height // 3))
 
 
-def draw_panel(plt: Any, data: PanelData, *, color: bool = True, labels: bool = True) -> None:
+def draw_panel(
+    plt: Any, data: PanelData, *, color: bool = True, labels: bool = True, size: tuple[int, int] = (60, 16)
+) -> None:
     """Clear ``plt`` (a plotext figure) and draw the panel; the caller sets the size and builds.
 
-    ``labels=False`` leaves title and x label to the caller (the TUI puts them on the panel border).
-    Titles and legend labels hold run and metric names from disk: they pass through the sanitiser.
+    ``labels=False`` leaves title, x label and legend to the caller (the TUI puts them on the panel
+    border, where they cover nothing). ``size`` (cells) sets how many ticks fit. Titles and legend
+    labels hold run and metric names from disk: they pass through the sanitiser.
     """
     plt.clear_data()
-    title = sanitize(data.title)
+    nonfinite = data.nonfinite
     if labels:
-        plt.title(title)
+        title = sanitize(data.title)
+        plt.title(f"{title}  x = NaN/Inf" if nonfinite else title)
         plt.xlabel(sanitize(data.x_label))
-    lo, hi = _y_range(data)
-    nonfinite = 0
-    legend = len(data.traces) > 1 or labels
+    lo, hi = data.y_range
+    legend = labels and len(data.traces) > 1
     for trace in data.traces:
         label = sanitize(trace.label) if legend else None
         pts = trace.points
@@ -58,30 +48,29 @@ def draw_panel(plt: Any, data: PanelData, *, color: bool = True, labels: bool = 
                     pts.x.tolist(), pts.y.tolist(), marker="braille", color="gray" if color else "default"
                 )
             plt.plot(
-                trace.smoothed[0].tolist(),
-                trace.smoothed[1].tolist(),
-                marker=marker,
-                color=rgb,
-                label=label,
+                trace.smoothed[0].tolist(), trace.smoothed[1].tolist(), marker=marker, color=rgb, label=label
             )
         elif len(pts.x):
             plt.plot(pts.x.tolist(), pts.y.tolist(), marker=marker, color=rgb, label=label)
+    for mark in data.alerts:
+        plt.vline(mark.x, SEVERITY_RGB.get(mark.severity, SEVERITY_RGB["warning"]) if color else "default")
+    if data.cursor_x is not None:
+        plt.vline(data.cursor_x, "white" if color else "default")
+    # Markers last, so no line or alert drawn later can hide them.
+    for trace in data.traces:
+        pts = trace.points
         for xs, y in ((pts.nan_x, hi), (pts.posinf_x, hi), (pts.neginf_x, lo)):
             if len(xs):
                 plt.scatter(
                     xs.tolist(), [y] * len(xs), marker="x", color=NONFINITE_RGB if color else "default"
                 )
-        nonfinite += trace.nonfinite
-    for mark in data.alerts:
-        plt.vline(mark.x, SEVERITY_RGB.get(mark.severity, SEVERITY_RGB["warning"]) if color else "default")
-    if nonfinite and labels:
-        plt.title(f"{title}  x = NaN/Inf")
-    xs_all = [t.points.x for t in data.traces if len(t.points.x)] + [
-        a for t in data.traces for a in (t.points.nan_x, t.points.posinf_x, t.points.neginf_x) if len(a)
-    ]
-    if xs_all:
-        x_lo = min(float(np.min(a)) for a in xs_all)
-        x_hi = max(float(np.max(a)) for a in xs_all)
-        if x_hi > x_lo:
-            plt.xlim(x_lo, x_hi)
+    x_target, y_target = tick_targets(*size)
+    y_ticks = data.y_ticks(y_target)
+    if y_ticks:
+        plt.yticks([p for p, _ in y_ticks], [label for _, label in y_ticks])
+    x_ticks = data.x_ticks(x_target)
+    if x_ticks:
+        plt.xticks([p for p, _ in x_ticks], [label.strip() for _, label in x_ticks])
+    if data.x_range is not None:
+        plt.xlim(*data.x_range)
     plt.ylim(lo, hi)

@@ -11,8 +11,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from termmon.errors import NoRunsError, TermmonError, UsageError
 from termmon.ingest.discovery import no_runs_message
@@ -22,9 +21,13 @@ from termmon.model.workspace import Workspace
 from termmon.paths import require_output_file
 from termmon.views.alert_feed import AlertFeed
 from termmon.views.colors import NONFINITE_RGB, SEVERITY_RGB, RunColors
-from termmon.views.panels import DEFAULT_PANELS, PanelData, build_panel
+from termmon.views.panels import PanelData, build_panel, run_panels
 from termmon.views.plotext_draw import draw_panel
+from termmon.views.scales import set_y_axis
 from termmon.views.text import sanitize
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 FORMATS = (".png", ".svg", ".pdf")
 FIGURE_POINTS = 1500
@@ -53,6 +56,7 @@ def _load(paths: list[str], config: Path | None) -> tuple[Workspace, AlertFeed]:
 
 
 def build_panels(runs: Sequence[Run], feed: AlertFeed, max_points: int) -> list[PanelData]:
+    """The panels the monitor shows first for these runs (they follow the first run's metrics)."""
     colors = RunColors()
     return [
         build_panel(
@@ -62,8 +66,18 @@ def build_panels(runs: Sequence[Run], feed: AlertFeed, max_points: int) -> list[
             max_points=max_points,
             alerts={r.path: feed.marks(r.path) for r in runs},
         )
-        for spec in DEFAULT_PANELS
+        for spec in run_panels(runs[0] if runs else None)
     ]
+
+
+def apply_ticks(ax: Axes, data: PanelData) -> None:
+    """The panel's limits and ticks on a matplotlib axis: values are in axis units already, so the
+    ticks :mod:`termmon.views.scales` chose are placed as they are (the same ones the terminal shows)."""
+    set_y_axis(ax, data.scale, *data.y_range, integer=data.integer)
+    if data.x_range is not None:
+        ax.set_xlim(*data.x_range)
+        x_ticks = data.x_ticks(target=7)
+        ax.set_xticks([p for p, _ in x_ticks], [label.strip() for _, label in x_ticks])
 
 
 def export_figure(panels: list[PanelData], output: Path, heading: str = "") -> str:
@@ -83,8 +97,11 @@ def export_figure(panels: list[PanelData], output: Path, heading: str = "") -> s
     from matplotlib import pyplot as plt
     from matplotlib.transforms import blended_transform_factory
 
-    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5), dpi=100)
+    rows = max(1, -(-len(panels) // 2))
+    fig, axes = plt.subplots(rows, 2, figsize=(13, 4.25 * rows), dpi=100, squeeze=False)
     try:
+        for ax in axes.flat[len(panels) :]:
+            ax.set_visible(False)
         for ax, data in zip(axes.flat, panels, strict=False):
             ax.set_title(data.title)
             if data.message:
@@ -152,14 +169,11 @@ def export_figure(panels: list[PanelData], output: Path, heading: str = "") -> s
                     linewidth=1,
                     linestyle=":",
                 )
-            if _spans_decades([trace.points.y for trace in data.traces]):
-                # A diverging run (1e30 before its NaN) would flatten every other curve to zero.
-                ax.set_yscale("log")
-                ax.set_title(f"{data.title} (log scale)")
+            apply_ticks(ax, data)
             ax.set_xlabel(data.x_label)
             ax.set_ylabel(sanitize(data.y_label))
             ax.grid(alpha=0.25)
-            ax.legend(fontsize=7, loc="best")
+            ax.legend(fontsize=7, loc="best", framealpha=0.7)
         if heading:
             fig.suptitle(sanitize(heading))
         fig.tight_layout()
@@ -173,7 +187,7 @@ def export_figure(panels: list[PanelData], output: Path, heading: str = "") -> s
 
 
 def render_text(panels: list[PanelData], width: int = 120, height: int = 40, color: bool = False) -> str:
-    """The four panels as a 2x2 grid of plotext charts (a message box where a panel has no data)."""
+    """The panels as a grid of plotext charts, two abreast (a message box where a panel has no data)."""
     from textual_plotext.plot import Plot
 
     cell_w, cell_h = max(30, width // 2), max(10, height // 2)
@@ -183,7 +197,7 @@ def render_text(panels: list[PanelData], width: int = 120, height: int = 40, col
             blocks.append(_message_block(data, cell_w, cell_h))
             continue
         plot = Plot()
-        draw_panel(plot, data, color=color)
+        draw_panel(plot, data, color=color, size=(cell_w, cell_h))
         plot.plotsize(cell_w, cell_h)
         if not color:
             plot.theme("clear")
@@ -191,7 +205,9 @@ def render_text(panels: list[PanelData], width: int = 120, height: int = 40, col
         lines = (text if color else Plot.uncolorize(text)).splitlines()
         blocks.append(lines[:cell_h])
     rows = []
-    for left, right in ((blocks[0], blocks[1]), (blocks[2], blocks[3])):
+    if len(blocks) % 2:
+        blocks.append([])
+    for left, right in zip(blocks[::2], blocks[1::2], strict=True):
         for i in range(max(len(left), len(right))):
             a = left[i] if i < len(left) else ""
             b = right[i] if i < len(right) else ""
@@ -242,17 +258,3 @@ def render_static(paths: list[str], output: Path | None, config: Path | None) ->
     note = export_figure(panels, output, heading=heading)
     print(note, file=sys.stderr if note.startswith("matplotlib") else sys.stdout)
     return report_problems("termmon", workspace)
-
-
-#: Positive values spanning more than this ratio are drawn on a log axis.
-LOG_SCALE_RATIO = 1e4
-
-
-def _spans_decades(series: list[np.ndarray]) -> bool:
-    values = np.concatenate(series) if series else np.empty(0)
-    values = values[np.isfinite(values)]
-    return (
-        bool(len(values))
-        and bool((values > 0).all())
-        and float(values.max() / values.min()) > LOG_SCALE_RATIO
-    )

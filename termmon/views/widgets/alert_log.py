@@ -13,17 +13,23 @@ from termmon.views.text import sanitize
 SEVERITY_LABEL = {"critical": "CRIT", "warning": "WARN", "info": "INFO"}
 
 
-def alert_text(row: AlertRow, colors: RunColors) -> Text:
+def alert_text(row: AlertRow, colors: RunColors, *, plain: bool = False) -> Text:
+    """One alert as a line; ``plain`` leaves colours to the container (the red CRIT banner)."""
     text = Text(no_wrap=False)
+
+    def style(value: str) -> str:
+        return "" if plain else value
+
     text.append(
-        f"{SEVERITY_LABEL.get(row.severity, 'WARN')} ", style=SEVERITY_STYLE.get(row.severity, "yellow")
+        f"{SEVERITY_LABEL.get(row.severity, 'WARN')} ",
+        style=style(SEVERITY_STYLE.get(row.severity, "yellow")),
     )
-    text.append(sanitize(row.run_name, 40), style=hex_color(colors(row.run_name)))
+    text.append(sanitize(row.run_name, 40), style=style(hex_color(colors(row.run_name))))
     if row.step is not None:
-        text.append(f" s{row.step}", style="dim")
+        text.append(f" s{row.step}", style=style("dim"))
     elif row.epoch is not None:
-        text.append(f" e{row.epoch}", style="dim")
-    text.append(f" {sanitize(row.kind, 40)}: ", style="bold")
+        text.append(f" e{row.epoch}", style=style("dim"))
+    text.append(f" {sanitize(row.kind, 40)}: ", style=style("bold"))
     text.append(sanitize(row.message))
     return text
 

@@ -1,42 +1,117 @@
-"""A chart panel: a plotext plot of one :class:`PanelData`, or the panel's message when it has no data."""
+"""A chart panel: a plotext plot of one :class:`PanelData`, or the panel's message when it has no data.
+
+Title, x label and legend go on the border, so nothing covers the plot: the title says the scale
+("loss (log)") and how many NaN/Inf points are marked, the subtitle names each line in its colour.
+"""
 
 from __future__ import annotations
 
+import math
+from typing import ClassVar
+
 from rich.text import Text
 from textual.app import RenderResult
+from textual.binding import BindingType
 from textual_plotext import PlotextPlot
 
+from termmon.views.actions import bindings
+from termmon.views.colors import NONFINITE_RGB, hex_color
 from termmon.views.panels import PanelData, PanelSpec
 from termmon.views.plotext_draw import draw_panel
+from termmon.views.scales import ScaleMode, compact
 from termmon.views.text import sanitize
 
 
+def legend(data: PanelData, width: int) -> Text:
+    """``step · ━ run_a ━ run_b``: the x axis and each line's name in its colour, cut to ``width``."""
+    text = Text(data.x_label, no_wrap=True, overflow="ellipsis")
+    if len(data.traces) > 1:
+        for trace in data.traces:
+            text.append(" ━ ", style=hex_color(trace.color))
+            text.append(sanitize(trace.label, 40))
+    text.truncate(max(4, width - 4), overflow="ellipsis")
+    return text
+
+
+def readout(data: PanelData, width: int) -> Text:
+    """The inspector's line: ``step 1.2k · run_a 0.53 · run_b NaN``, values in their trace's colour."""
+    assert data.cursor_x is not None
+    x = data.cursor_x
+    where = f"{x:.0f}" if x == round(x) else compact(x, 4)
+    text = Text(f"{data.x_label} {where}", no_wrap=True, overflow="ellipsis")
+    for label, color, value in data.readout:
+        text.append(" · ")
+        text.append(sanitize(label, 24), style=hex_color(color))
+        text.append(f" {compact(value, 4)}", style="bold" if math.isfinite(value) else "bold red")
+    text.truncate(max(4, width - 4), overflow="ellipsis")
+    return text
+
+
+#: Presses of ← / → that take the inspector's cursor across the whole x range.
+CURSOR_STEPS = 40
+
+
 class ChartPanel(PlotextPlot):
-    """Focusable, so the metric picker (``m``) knows which panel to change."""
+    """Focusable, so the panel keys (``m``, ``l``, arrows) know which panel to change."""
 
     can_focus = True
+    BINDINGS: ClassVar[list[BindingType]] = list(bindings("panel"))
 
     def __init__(self, spec: PanelSpec, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.spec = spec
         self.data: PanelData | None = None
         self.signature: object = None
+        #: ``l`` on this panel: "auto" follows the data, "log"/"linear" are the user's choice.
+        self.scale_mode: ScaleMode = "auto"
+        self.drawn_at = -1e9  # time.monotonic() of the last draw
+        #: Arrows on this panel: each zoom step halves the x range; pan moves it back, in windows.
+        self.zoom = 0
+        self.pan = 0.0
+        #: The inspector's cursor, 0..1 across the x range, or None when off (``i``).
+        self.cursor: float | None = None
+
+    def view_key(self) -> object:
+        """What, besides the data, decides the picture: scale (``l``), zoom, pan and cursor."""
+        return (self.scale_mode, self.zoom, self.pan, self.cursor)
+
+    def toggle_cursor(self) -> None:
+        self.cursor = None if self.cursor is not None else 1.0
+
+    def move_cursor(self, delta: int) -> None:
+        if self.cursor is not None:
+            self.cursor = min(1.0, max(0.0, self.cursor + delta / CURSOR_STEPS))
+
+    def set_spec(self, spec: PanelSpec) -> None:
+        """Another metric in this widget: its scale choice starts over."""
+        self.spec = spec
+        self.signature = None
+        self.scale_mode = "auto"
+        self.zoom, self.pan, self.cursor = 0, 0.0, None
 
     def show(self, data: PanelData, signature: object) -> None:
         """Draw ``data``; ``signature`` identifies it so an unchanged panel is not rebuilt."""
         self.data = data
         self.signature = signature
+        size = self.content_region.size
         if not data.message:
-            draw_panel(self.plt, data, labels=False)
-        nonfinite = sum(trace.nonfinite for trace in data.traces)
+            draw_panel(self.plt, data, labels=False, size=(size.width, size.height))
         # Text, not str: Textual parses a str title as markup, and a metric name is data.
-        self.border_title = Text(sanitize(data.title) + (f" · x = {nonfinite} NaN/Inf" if nonfinite else ""))
-        self.border_subtitle = Text(data.x_label if not data.message else "")
+        title = Text(sanitize(data.title))
+        if data.nonfinite:
+            title.append(f" · x = {data.nonfinite} NaN/Inf", style=f"bold {hex_color(NONFINITE_RGB)}")
+        self.border_title = title
+        if data.message:
+            self.border_subtitle = Text("")
+        elif data.cursor_x is not None:
+            self.border_subtitle = readout(data, self.size.width)
+        else:
+            self.border_subtitle = legend(data, self.size.width)
         self.refresh()
 
     def render(self) -> RenderResult:
         if self.data is None:
             return Text("loading…", style="dim")
         if self.data.message:
-            return Text(sanitize(self.data.message), style="italic")
+            return Text(sanitize(self.data.message), style="italic", no_wrap=True, overflow="ellipsis")
         return super().render()

@@ -9,12 +9,13 @@ from typing import ClassVar
 
 import numpy as np
 from rich.text import Text
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from termmon.model.run import Run, RunStatus
 from termmon.roles import Role, first
+from termmon.views.actions import bindings
 from termmon.views.colors import STATUS_GLYPH, hex_color
 from termmon.views.text import sanitize
 
@@ -68,6 +69,12 @@ class RowInfo:
     marked: bool
     loss_tail: tuple[float, ...]
     color: tuple[int, int, int]
+    starting: bool = False
+
+
+def is_starting(run: Run, status: RunStatus) -> bool:
+    """Started and running but nothing logged yet (a trainer still importing torch)."""
+    return status == RunStatus.RUNNING and run.start is not None and run.last_step is None and not run.metrics
 
 
 def row_info(run: Run, now: float, alerts: int, marked: bool, color: tuple[int, int, int]) -> RowInfo:
@@ -85,6 +92,7 @@ def row_info(run: Run, now: float, alerts: int, marked: bool, color: tuple[int, 
         marked=marked,
         loss_tail=tail,
         color=color,
+        starting=is_starting(run, run.status(now)),
     )
 
 
@@ -98,7 +106,7 @@ def render_row(info: RowInfo, width: int) -> Text:
     if info.step is not None:
         progress.append(f"s{info.step}")
     right = Text(no_wrap=True)
-    right.append(f" {' '.join(progress):>10}", style="dim")
+    right.append(f" {'starting…' if info.starting else ' '.join(progress):>10}", style="dim")
     if info.loss is not None:
         right.append(f" {_fmt(info.loss)}", style="bold red" if not math.isfinite(info.loss) else "")
     if info.alerts:
@@ -129,28 +137,39 @@ def render_row(info: RowInfo, width: int) -> Text:
 class RunPicker(OptionList):
     """Rows of runs; highlighting a row selects that run (the app listens for OptionHighlighted)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = list(bindings("picker"))
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.paths: list[Path] = []
         self._infos: list[RowInfo] = []
+        self._rows: list[Text] = []
+        self._width = 0
 
     def show(self, infos: list[RowInfo], selected: Path | None) -> None:
         """Show these rows, keeping the highlight on ``selected`` (state survives every update)."""
         width = max(20, self.scrollable_content_region.width or self.size.width or 40)
         paths = [info.path for info in infos]
+        # Compared as rendered rows, not RowInfo: a NaN in a loss tail is never equal to itself, and an
+        # unchanged row must not be sent to the terminal again.
+        old = (
+            {id(info): row for info, row in zip(self._infos, self._rows, strict=False)}
+            if width == self._width
+            else {}
+        )
+        rows = [
+            old.get(id(info)) or render_row(info, width) for info in infos
+        ]  # the app reuses unchanged infos
+        self._width = width
         if paths == self.paths:
-            for index, info in enumerate(infos):
-                if index >= len(self._infos) or info != self._infos[index]:
-                    self.replace_option_prompt_at_index(index, render_row(info, width))
+            for index, row in enumerate(rows):
+                if index >= len(self._rows) or row != self._rows[index]:
+                    self.replace_option_prompt_at_index(index, row)
         else:
-            self.set_options(Option(render_row(info, width)) for info in infos)
+            self.set_options(Option(row) for row in rows)
             self.paths = paths
         self._infos = infos
+        self._rows = rows
         if selected in paths:
             index = paths.index(selected)
             if self.highlighted != index:
@@ -159,8 +178,9 @@ class RunPicker(OptionList):
             self.highlighted = 0
 
     def on_resize(self) -> None:
+        selected = self.selected_path  # before the rows go: a resize must not move the selection
         self.paths = []  # re-fit every row to the new width
-        self.show(self._infos, self.selected_path)
+        self.show(self._infos, selected)
 
     @property
     def selected_path(self) -> Path | None:
