@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -20,8 +20,6 @@ SENTINELS_PER_TENSOR = 64
 #: launch overhead (~10 us) outweighs its arithmetic, and a model of 10,000 such tensors spent 13x a
 #: training step on them. Larger tensors keep one op each (there are few; their arithmetic dominates).
 SMALL_TENSOR = 1 << 14
-
-Reduction = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _stack_on(device: torch.device, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -54,21 +52,28 @@ class _Layout:
         ``detach`` per tensor costs ~4 us, as much as the reduction it would precede."""
         return torch._utils._flatten_dense_tensors([tensors[i] for i in self.small]).to(torch.float32)
 
-    def per_tensor(
-        self, tensors: Sequence[torch.Tensor], reductions: Sequence[tuple[str, Reduction]]
-    ) -> list[torch.Tensor]:
-        """Each ``(name, one)`` reduction (``sum``/``min``/``max``/``l2``) of every tensor, in the tensors'
-        order: segments of one flat copy for the small ones, ``one(tensor)`` for each large one."""
+    def per_tensor(self, tensors: Sequence[torch.Tensor], reductions: Sequence[str]) -> list[torch.Tensor]:
+        """Each reduction (``sum``/``min``/``max``/``l2``) of every tensor, in the tensors' order: segments of
+        one flat copy for the small ones; for the large ones one fused ``_foreach_norm`` and one ``aminmax``
+        pass per tensor for min and max together."""
         flat = self.flat(tensors) if self.small else None
+        large = [tensors[i] for i in self.large]
+        extremes = [torch.aminmax(t) for t in large] if {"min", "max"} & set(reductions) else []
         out = []
-        for reduce, one in reductions:
+        for reduce in reductions:
             parts = []
             if flat is not None and reduce == "l2":
                 parts.append(torch.segment_reduce(flat.square(), "sum", lengths=self.lengths).sqrt())
             elif flat is not None:
                 parts.append(torch.segment_reduce(flat, reduce, lengths=self.lengths))
-            if self.large:
-                parts.append(_stack_on(self.device, [one(tensors[i]) for i in self.large]))
+            if large:
+                per_large = {
+                    "l2": lambda: torch._foreach_norm(large),
+                    "sum": lambda: [t.sum() for t in large],
+                    "min": lambda: [lo for lo, _ in extremes],
+                    "max": lambda: [hi for _, hi in extremes],
+                }[reduce]()
+                parts.append(_stack_on(self.device, per_large))
             out.append(torch.cat(parts)[self.order])
         return out
 
@@ -88,9 +93,7 @@ def gradient_stats(grads: Sequence[torch.Tensor]) -> torch.Tensor:
     """``[global L2 norm, largest |g|, per-tensor L2 norms...]`` as one float32 vector on the first grad's device."""
     # max |g| from min and max: the inf-norm variant of _foreach_norm takes a slow path on CPU (22 ms against
     # 1 ms for an 8M-parameter model), which alone cost 2.5% of a training step at log_every=10.
-    norms, mins, maxs = _layout(grads).per_tensor(
-        grads, [("l2", torch.linalg.vector_norm), ("min", torch.amin), ("max", torch.amax)]
-    )
+    norms, mins, maxs = _layout(grads).per_tensor(grads, ["l2", "min", "max"])
     largest = torch.maximum(mins.abs().max(), maxs.abs().max())
     return torch.cat([torch.linalg.vector_norm(norms).reshape(1), largest.reshape(1), norms])
 
@@ -102,13 +105,7 @@ def weight_moments(params: Sequence[torch.Tensor]) -> torch.Tensor:
     L2 + sum + min/max and std derived from moments is ~7x cheaper on CPU than ``std_mean`` per tensor, and
     agrees with it to ~1e-6 (reference/producer.md §4).
     """
-    reductions = [
-        ("sum", torch.sum),
-        ("min", torch.amin),
-        ("max", torch.amax),
-        ("l2", torch.linalg.vector_norm),
-    ]
-    return torch.stack(_layout(params).per_tensor(params, reductions), dim=1)
+    return torch.stack(_layout(params).per_tensor(params, ["sum", "min", "max", "l2"]), dim=1)
 
 
 def layer_rows(
