@@ -8,7 +8,18 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("ingest", "alerts", "tui", "logger", "diagnostics", "tfevents", "wandb", "mlflow_db", "remote")
+BENCHMARKS = (
+    "ingest",
+    "alerts",
+    "tui",
+    "startup",
+    "logger",
+    "diagnostics",
+    "tfevents",
+    "wandb",
+    "mlflow_db",
+    "remote",
+)
 
 
 def main() -> int:
