@@ -7,14 +7,20 @@ BIN := $(VENV)/bin
 
 setup: $(VENV)/.installed
 
+# Two stamps: the demo's install (torch, termmon and its train extra) and, on top of it, what `make test`
+# needs (the dev tools), so `make demo` on a fresh clone installs no linters or test runners.
 # torch goes in first and alone, pinned: letting pip resolve "torch>=..." would fetch the newest CUDA build.
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.demo-installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e '.[train]'
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.demo-installed
 	$(BIN)/pip install -q -c constraints.txt -e '.[train,dev]'
 	touch $@
 
-demo: setup
+demo: $(VENV)/.demo-installed
 	$(BIN)/termmon demo
 
 lint: setup

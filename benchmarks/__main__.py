@@ -12,6 +12,7 @@ BENCHMARKS = (
     "ingest",
     "alerts",
     "tui",
+    "startup",
     "logger",
     "diagnostics",
     "tfevents",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from termmon.telemetry import stats
 
@@ -19,3 +23,52 @@ def test_gradient_stats_match_a_direct_computation() -> None:
     assert torch.allclose(packed[0], norms.norm())
     assert packed[1] == max(float(g.abs().max()) for g in grads)  # largest |g|, negative values included
     assert torch.allclose(packed[2:], norms)
+
+
+#: Sizes on both sides of the flat-copy threshold, the large ones between small ones so the order shows.
+MIXED_SIZES = (3, stats.SMALL_TENSOR + 5, 1, 256, stats.SMALL_TENSOR, stats.SMALL_TENSOR + 1, 7)
+
+
+def _tensors(sizes: Sequence[int], seed: int = 0) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(n, generator=gen) * (k + 1) + k for k, n in enumerate(sizes)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from((1, 2, 17, 300, stats.SMALL_TENSOR, stats.SMALL_TENSOR + 1)), min_size=1, max_size=12
+    ),
+    st.integers(0, 2**16),
+)
+def test_batched_statistics_match_per_tensor_reductions(sizes: list[int], seed: int) -> None:
+    params = _tensors(sizes, seed)
+    moments = stats.weight_moments(params)
+    direct = torch.stack([torch.stack([p.sum(), p.min(), p.max(), p.norm()]) for p in params])
+    assert torch.allclose(moments, direct, rtol=1e-5, atol=1e-4)
+    packed = stats.gradient_stats(params)
+    assert packed[1] == max(float(p.abs().max()) for p in params)
+    assert torch.allclose(packed[2:], direct[:, 3])
+
+
+def test_gradient_max_is_found_in_a_large_or_a_small_tensor() -> None:
+    for where in (1, 2):  # MIXED_SIZES[1] is above the threshold, MIXED_SIZES[2] below
+        grads = _tensors(MIXED_SIZES)
+        grads[where].view(-1)[0] = -1e6
+        assert stats.gradient_stats(grads)[1] == 1e6
+
+
+def test_update_sentinels_sample_each_tensor_evenly_and_see_one_tensor_move() -> None:
+    params = _tensors(MIXED_SIZES)
+    sentinels = stats.UpdateSentinels(params)
+    direct = torch.stack(
+        [p[torch.linspace(0, p.numel() - 1, stats.SENTINELS_PER_TENSOR).long()] for p in params]
+    )
+    assert torch.equal(sentinels.sample(), direct)
+    sentinels.capture()
+    with torch.no_grad():
+        params[3] += 0.5  # a small tensor
+        params[5] -= 2.0  # a large one
+    moved = sentinels.compare()
+    assert moved is not None
+    assert [round(float(v), 4) for v in moved] == [0, 0, 0, 0.5, 0, 2.0, 0]

@@ -416,7 +416,7 @@ class Telemetry:
         self._interval_base = now
 
     def _capture_gradients(self) -> None:
-        grads = [(n, p.grad) for n, p in self._named_params if p.grad is not None]
+        grads = [(n, g) for n, p in self._named_params if (g := p.grad) is not None]  # .grad costs µs a read
         self._grad_names = [n for n, _ in grads]
         self._grad_pack = stats.gradient_stats([g for _, g in grads]) if grads else None
 
@@ -533,7 +533,7 @@ class Telemetry:
         record["param_updates/no_update_warning"] = updated == 0
 
     def _weight_moments(self) -> torch.Tensor:
-        return stats.weight_moments([p.detach() for _, p in self._named_params])
+        return stats.weight_moments([p for _, p in self._named_params])
 
     def _write_layer_stats(self, flat: list[float]) -> None:
         if self._writer is None:
