@@ -49,10 +49,6 @@ class PanelSpec:
     hint: str = ""
     loglike: bool = False  # a loss-like panel where `l` (log scale) applies
 
-    @property
-    def is_default(self) -> bool:
-        return self in DEFAULT_PANELS
-
 
 DEFAULT_PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("silhouette score", (DIAG_SILHOUETTE,), DIAGNOSTICS_HINT),
