@@ -1,8 +1,8 @@
 """Which files of a remote run directory are copied: the one list, kept here.
 
 Names are globs relative to the run directory (``fnmatch`` rules, ``/`` separates levels). MARKERS
-make a directory a run directory (as ``termmon.format.is_run_file`` does locally); MIRRORED are all the
-files read from one. control.json is never mirrored: the monitor writes it on the remote side.
+make a directory a run directory (as ``termmon.ingest.formats.registry.is_run_file`` does locally);
+MIRRORED are all the files read from one. control.json is never mirrored: the monitor writes it on the remote side.
 MLflow's meta.yaml is copied but is no marker: an experiment directory holds one too, and would hide
 its runs (the format registry of the ingest layer is to decide how MLflow runs are found).
 """
