@@ -117,6 +117,7 @@ class HfTrainerState(Format):
     name = "hf_trainer"
     label = "Hugging Face trainer_state.json"
     pattern = TRAINER_STATE
+    remote_markers = (TRAINER_STATE,)
     rank = 40
     tailable = False
     replays_on_reset = True
