@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent / "termmon"
 
 #: Standard library only; any part of termmon may import them.
 SHARED = frozenset({"format", "roles", "sanitize", "atomic", "errors"})
-#: The producer side: runs inside the training process, next to torch.
-PRODUCER = frozenset({"telemetry", "diagnostics"})
+#: The producer side: runs inside the training process, next to torch (the framework callbacks too).
+PRODUCER = frozenset({"telemetry", "diagnostics", "integrations"})
 #: Reader-side layers, lowest first: a part imports the shared modules, its own layer and lower ones.
 #: ``remote`` mirrors remote run directories for ingest (discovery resolves ``host:path`` through it,
 #: and it reads with ingest's tailer), so it sits in the ingest layer, with the monitor's control.json
