@@ -25,8 +25,12 @@ from typing import BinaryIO
 SMALL_FILE_LIMIT = 4096
 
 
-class NotARegularFile(OSError):
-    """The path names a FIFO, a device, a directory or a socket: never opened for reading as data."""
+class NotRegularFileError(OSError):
+    """The path names a FIFO, a device, a directory or a socket: never opened for reading as data
+    (it could block or never end). Raised here and by ingest's readers of run files."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(0, "not a regular file", str(path))
 
 
 class FileTooLarge(OSError):
@@ -65,16 +69,16 @@ def atomic_write(target: Path, data: bytes, *, sync_dir: bool = False) -> None:
 def read_small_file(path: Path, limit: int = SMALL_FILE_LIMIT) -> bytes:
     """The whole content of a small regular file.
 
-    Raises :class:`NotARegularFile` for anything else (checked before opening, so a FIFO never blocks
+    Raises :class:`NotRegularFileError` for anything else (checked before opening, so a FIFO never blocks
     the open, and again on the open descriptor, so a swap in between is caught), :class:`FileTooLarge`
     beyond ``limit`` bytes (at most ``limit + 1`` are read), and ``OSError`` as ``open`` raises it.
     """
     if not stat.S_ISREG(os.stat(path).st_mode):
-        raise NotARegularFile(f"{path}: not a regular file")
+        raise NotRegularFileError(path)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotARegularFile(f"{path}: not a regular file")
+            raise NotRegularFileError(path)
         chunks: list[bytes] = []
         size = 0
         while size <= limit:

@@ -21,13 +21,6 @@ def os_error_text(path: object, exc: OSError) -> str:
     return f"{reason[:1].lower()}{reason[1:]}: {path}"
 
 
-class NotRegularFileError(OSError):
-    """A run file that is a FIFO, a device or a socket: reading it could block or never end."""
-
-    def __init__(self, path: object) -> None:
-        super().__init__(0, "not a regular file", str(path))
-
-
 class NoRunsError(UsageError):
     """Paths that exist but hold no run termmon can read: every command says so in the same words and
     exits 1 (docs/formats.md). A UsageError for Python callers (``termmon.load``), who passed the path."""

@@ -56,6 +56,19 @@ def test_the_registry_is_the_one_list() -> None:
     assert registry.get("termmon").has_end_events and not registry.get("tfevents").has_end_events
 
 
+def test_the_remote_mirror_copies_what_each_format_reads() -> None:
+    """remote/files.py takes its globs from the registry: a marker names a file its format recognises."""
+    from termmon.remote import files
+
+    for fmt in registry.FORMATS:
+        for glob in fmt.remote_markers:
+            sample = glob.replace("*", "run-1")
+            assert fmt.recognises(sample) and files.is_marker(sample), (fmt.name, glob)
+    assert files.is_marker("metrics.jsonl") and files.is_mirrored("metrics/loss")
+    assert files.is_mirrored("meta.yaml") and not files.is_marker("meta.yaml")
+    assert files.is_mirrored("mlflow.db") and not files.is_mirrored("control.json")
+
+
 @pytest.mark.parametrize(
     "args", [["summary"], ["summary", "--json"], ["--static"], ["report"]], ids=lambda a: " ".join(a)
 )

@@ -119,3 +119,19 @@ def test_loss_spanning_many_decades_is_drawn_on_a_log_axis(tmp_path: Path) -> No
     assert "loss (log)" in drawn
     assert ">1e20<" in drawn  # ticks say values, compactly: not "20" (an exponent) nor 21 digits
     assert "(log)" not in calm.read_text()
+
+
+def test_text_render_escapes_run_names_in_the_legend(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two runs overlay, so the legend prints their names: an OSC sequence in one is shown, not sent."""
+    lines = '{"event":"start","time":1}\n' + "".join(
+        f'{{"event":"step","step":{i},"time":{i},"train_loss":{1 / i}}}\n' for i in range(1, 20)
+    )
+    for name in ("run\x1b]0;PWNED\x07x", "plain"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.jsonl").write_text(lines)
+    assert render_static([str(tmp_path)], None, None) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "run\\x1b]0;PWNED\\x07x" in out

@@ -24,12 +24,11 @@ anything else      an event of that name with ``<event_type>/<name>``
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from termmon.format import EV_EPOCH, EV_START, EV_STEP, GRAD_NORM, LR, TRAIN_LOSS, flatten
-from termmon.ingest.batch import nesting_exceeds, number
+from termmon.ingest.batch import finite_number, nesting_exceeds
 
 
 def results_history_records(results: object) -> list[dict[str, Any]]:
@@ -50,11 +49,11 @@ def results_history_records(results: object) -> list[dict[str, Any]]:
         if not isinstance(entry, Mapping):
             continue
         record: dict[str, Any] = {"event": EV_EPOCH}
-        epoch = number(entry.get("epoch", index))
-        record["epoch"] = epoch if epoch is not None and math.isfinite(epoch) else index
+        epoch = finite_number(entry.get("epoch", index))
+        record["epoch"] = index if epoch is None else epoch
         for key in ("step", "time"):
             value = entry.get(key)
-            if _number(value):
+            if finite_number(value) is not None:
                 record[key] = value
         for key, value in entry.items():
             if key in ("epoch", "step", "time"):
@@ -74,28 +73,27 @@ _RENAMES: dict[str, dict[str, str]] = {
 _STEP_EVENTS = frozenset({"training_step", "gradient_stats", "param_updates"})
 
 
-def _number(value: object) -> bool:
-    """A finite number (a 400-digit integer is not: it would overflow every float column)."""
-    x = number(value)
-    return x is not None and math.isfinite(x)
-
-
 def _named_values(items: object) -> Iterable[tuple[str, float]]:
     """``top_modules`` / ``top_changed`` as (name, value) whatever shape the logger chose."""
     if isinstance(items, Mapping):
         for name, value in items.items():
-            if _number(value):
+            if finite_number(value) is not None:
                 yield str(name), float(value)
         return
     if not isinstance(items, list):
         return
     for item in items:
-        if isinstance(item, list | tuple) and len(item) >= 2 and _number(item[1]):
+        if isinstance(item, list | tuple) and len(item) >= 2 and finite_number(item[1]) is not None:
             yield str(item[0]), float(item[1])
         elif isinstance(item, Mapping):
             name = item.get("name", item.get("module", item.get("param")))
             value = next(
-                (item[k] for k in ("norm", "value", "change", "grad_norm") if _number(item.get(k))), None
+                (
+                    item[k]
+                    for k in ("norm", "value", "change", "grad_norm")
+                    if finite_number(item.get(k)) is not None
+                ),
+                None,
             )
             if name is not None and value is not None:
                 yield str(name), float(value)
@@ -118,21 +116,25 @@ class DebugLogAdapter:
         data = data if isinstance(data, Mapping) else {}
         record: dict[str, Any] = {}
         step = obj.get("step")
-        if _number(step):
+        if finite_number(step) is not None:
             record["step"] = step
-        if _number(obj.get("time")):
+        if finite_number(obj.get("time")) is not None:
             record["time"] = obj["time"]
 
         if kind == "fit_start":
             record["event"] = EV_START
             record["config"] = dict(data)
             for key in ("trainable_params", "frozen_params", "total_params"):
-                if _number(data.get(key)):
+                if finite_number(data.get(key)) is not None:
                     record[key] = data[key]
             return record
         if kind == "epoch_start":
             epoch = data.get("epoch", obj.get("epoch"))
-            self._epoch = int(epoch) if _number(epoch) else (0 if self._epoch is None else self._epoch + 1)
+            self._epoch = (
+                int(epoch)
+                if finite_number(epoch) is not None
+                else (0 if self._epoch is None else self._epoch + 1)
+            )
         if self._epoch is not None:
             record["epoch"] = self._epoch
         record["event"] = EV_STEP if kind in _STEP_EVENTS else kind

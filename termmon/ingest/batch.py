@@ -63,6 +63,13 @@ def number(value: object) -> float | None:
     return None
 
 
+def finite_number(value: object) -> float | None:
+    """A JSON number as a finite float; None for anything else: booleans, NaN, infinities, and an
+    integer too big for a float (``math.isfinite`` would raise on it)."""
+    x = number(value)
+    return x if x is not None and math.isfinite(x) else None
+
+
 def _valid_reserved(key: str, value: object) -> bool:
     """``time``, ``step`` and ``epoch`` are finite numbers; ``step`` at most :data:`MAX_STEP` in size."""
     x = number(value)

@@ -17,7 +17,9 @@ from termmon.ingest.formats.base import RunLocation
 
 #: Deep enough for ``<root>/<project>/mlruns/<experiment>/<run>`` and ``<root>/<exp>/lightning_logs/version_N``.
 MAX_DEPTH = 5
-_SKIP_DIRS = frozenset({TELEMETRY_DIR, "__pycache__", "node_modules", "site-packages"})
+#: Directories discovery never descends into (telemetry side files, caches, installed packages); the
+#: remote scan prunes the same ones.
+SKIP_DIRS = frozenset({TELEMETRY_DIR, "__pycache__", "node_modules", "site-packages"})
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -175,7 +177,7 @@ def find_runs(root: Path, max_depth: int = MAX_DEPTH, errors: list[str] | None =
             entry.name
             for entry in entries
             if not entry.name.startswith(".")
-            and entry.name not in _SKIP_DIRS
+            and entry.name not in SKIP_DIRS
             and _is_dir(entry)
             and not _links_to_sibling(directory, entry)
         )

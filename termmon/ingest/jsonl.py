@@ -24,7 +24,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from termmon.errors import NotRegularFileError, os_error_text
+from termmon.atomic import NotRegularFileError
+from termmon.errors import os_error_text
 
 FINGERPRINT_BYTES = 1024
 READ_CHUNK = 8 << 20

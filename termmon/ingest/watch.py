@@ -141,10 +141,6 @@ class ChangeWatcher:
         self._observer = observer
         self.mode, self.reason = "events", f"watchdog, with a {BACKSTOP_POLL_SECONDS:g}s stat poll"
 
-    def poke(self) -> None:
-        """Ask for a look now (e.g. after the user changed something)."""
-        self._wake.set()
-
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self.interval)

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from termmon.errors import NotRegularFileError, os_error_text
+from termmon.atomic import NotRegularFileError
+from termmon.errors import os_error_text
 
 _BOM = b"\xef\xbb\xbf"
 #: Larger than any results.json a trainer writes (seed 001's is kilobytes), small enough to hold.

@@ -1,10 +1,10 @@
-"""Which files of a remote run directory are copied: the one list, kept here.
+"""Which files of a remote run directory are copied, derived from the format registry.
 
-Names are globs relative to the run directory (``fnmatch`` rules, ``/`` separates levels). MARKERS
-make a directory a run directory (as ``termmon.format.is_run_file`` does locally); MIRRORED are all the
-files read from one. control.json is never mirrored: the monitor writes it on the remote side.
-MLflow's meta.yaml is copied but is no marker: an experiment directory holds one too, and would hide
-its runs (the format registry of the ingest layer is to decide how MLflow runs are found).
+Each format declares its globs (``remote_markers``, ``remote_files`` on
+:class:`~termmon.ingest.formats.base.Format`), relative to the run directory (``fnmatch`` rules, ``/``
+separates levels). MARKERS make a directory a run directory (as
+``termmon.ingest.formats.registry.is_run_file`` does locally); MIRRORED are all the files read from
+one. control.json is never mirrored: the monitor writes it on the remote side.
 """
 
 from __future__ import annotations
@@ -12,27 +12,11 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Final
 
-from termmon.format import CONTROL_JSON, DEBUG_LOG_GLOB, METRICS_CSV, METRICS_JSONL, RESULTS_JSON
+from termmon.format import CONTROL_JSON
+from termmon.ingest.formats import registry
 
-MARKERS: Final = (
-    METRICS_JSONL,
-    RESULTS_JSON,
-    DEBUG_LOG_GLOB,
-    "events.out.tfevents.*",
-    "trainer_state.json",
-    METRICS_CSV,
-    "*.wandb",
-)
-
-MIRRORED: Final = (
-    *MARKERS,
-    "hparams.yaml",
-    "meta.yaml",
-    "mlflow.db",
-    "metrics/*",
-    "params/*",
-    "tags/*",
-)
+MARKERS: Final = tuple(glob for fmt in registry.FORMATS for glob in fmt.remote_markers)
+MIRRORED: Final = (*MARKERS, *(glob for fmt in registry.FORMATS for glob in fmt.remote_files))
 
 NEVER: Final = frozenset({CONTROL_JSON})
 

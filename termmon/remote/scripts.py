@@ -13,7 +13,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable
 
-from termmon.ingest.discovery import _SKIP_DIRS, MAX_DEPTH
+from termmon.ingest.discovery import MAX_DEPTH, SKIP_DIRS
 from termmon.remote import files
 
 PRELUDE = r"""
@@ -95,7 +95,7 @@ tm_put() {
 
 
 def _find_tests() -> tuple[str, str]:
-    prune = " -o ".join(["-name '.*'", *(f"-name {shlex.quote(d)}" for d in sorted(_SKIP_DIRS))])
+    prune = " -o ".join(["-name '.*'", *(f"-name {shlex.quote(d)}" for d in sorted(SKIP_DIRS))])
     names = [g for g in files.MIRRORED if "/" not in g]
     match = " -o ".join(
         [

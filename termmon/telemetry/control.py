@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeGuard
 
-from termmon.atomic import FileTooLarge, NotARegularFile, read_small_file
+from termmon.atomic import FileTooLarge, NotRegularFileError, read_small_file
 from termmon.format import CONTROL_JSON, CONTROL_KEYS, CONTROL_MAX_BYTES, parse_control
 
 
@@ -94,7 +94,7 @@ class ControlPoller:
     def _read(self) -> bytes | None:
         try:
             return read_small_file(self._path, CONTROL_MAX_BYTES)
-        except NotARegularFile:
+        except NotRegularFileError:
             self._problem(f"{CONTROL_JSON} is not a regular file; ignored")
         except FileTooLarge:
             self._problem(f"{CONTROL_JSON} is larger than {CONTROL_MAX_BYTES} bytes; ignored")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from termmon.errors import TermmonError
 from termmon.paths import require_dir, require_output_dir
+from termmon.sanitize import terminal_text
 from termmon.tools.progress import stderr_progress
 from termmon.tools.weight_divergence import PARTING_THRESHOLD, PairDivergence, compare_state_dicts
 from termmon.tools.weight_snapshots import (
@@ -72,7 +73,7 @@ def run_compare_weights(run_a: Path, run_b: Path, output: Path) -> int:
     top = result.ranked.iloc[0]
     print(
         f"Compared {len(result.checkpoints)} checkpoints, {len(result.ranked)} layers; "
-        f"most divergent: {top['layer']} (relative L2 {top['final_relative_l2']:.3g})"
+        f"most divergent: {terminal_text(top['layer'])} (relative L2 {top['final_relative_l2']:.3g})"
     )
     if result.only_in_a_checkpoints or result.only_in_b_checkpoints or result.unreadable:
         print("Some checkpoints were not compared; see SUMMARY.txt.")

@@ -121,6 +121,12 @@ class Format:
     has_end_events: ClassVar[bool] = False
     #: Its writer polls control.json (termmon's logger; the seed trainers, as DESIGN.md has it).
     controllable: ClassVar[bool] = False
+    #: What a remote mirror (termmon/remote/files.py) copies of a run: globs relative to the run
+    #: directory. A file matching ``remote_markers`` makes a remote directory a run directory;
+    #: ``remote_files`` are copied besides (MLflow's meta.yaml is no marker: an experiment directory
+    #: holds one too). A format with neither is not mirrored.
+    remote_markers: ClassVar[tuple[str, ...]] = ()
+    remote_files: ClassVar[tuple[str, ...]] = ()
 
     def recognises(self, name: str) -> bool:
         """Whether a file of this name is one of this format's run files."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from termmon.format import DEBUG_LOG_GLOB
 from termmon.ingest.adapters import DebugLogAdapter
 from termmon.ingest.formats.base import Format, FormatReader, RunLocation
 from termmon.ingest.formats.jsonl_files import Adapter, JsonlFilesReader
@@ -15,6 +16,7 @@ class DebugLog(Format):
     name = "debug_log"
     label = "seed debug_log_*.jsonl"
     pattern = "debug_log_*.jsonl"
+    remote_markers = (DEBUG_LOG_GLOB,)
     controllable = True
     rank = 10
 

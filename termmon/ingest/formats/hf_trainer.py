@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from termmon.format import EV_START, EV_STEP
+from termmon.ingest.batch import number
 from termmon.ingest.formats.base import Format, FormatReader, Located, ReadStatus, RunLocation, Sink
 from termmon.ingest.formats.results_json import WholeJsonReader
 from termmon.ingest.formats.tfevents import event_file_names
@@ -44,10 +45,6 @@ _CONFIG_KEYS = (
 )
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def state_records(state: object) -> list[dict[str, Any]]:
     """trainer_state.json as records: a start with its settings, one step record per log entry."""
     if not isinstance(state, Mapping):
@@ -62,7 +59,7 @@ def state_records(state: object) -> list[dict[str, Any]]:
             continue
         record: dict[str, Any] = {"event": EV_STEP}
         for key, value in entry.items():
-            if _number(value):
+            if number(value) is not None:
                 record[str(key)] = value
         if len(record) > 1:
             records.append(record)
@@ -120,6 +117,7 @@ class HfTrainerState(Format):
     name = "hf_trainer"
     label = "Hugging Face trainer_state.json"
     pattern = TRAINER_STATE
+    remote_markers = (TRAINER_STATE,)
     rank = 40
     tailable = False
     replays_on_reset = True

@@ -16,12 +16,13 @@ with one error naming it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from termmon.ingest.formats.append_only import AppendOnlyFile
 
 BLOCK = 32 * 1024
 CHUNK_HEADER = 7
@@ -52,17 +53,14 @@ class LogRead:
     error: str | None = None
 
 
-class LogFile:
-    """New complete records of one append-only ``.wandb`` file; the file stays open between reads."""
+class LogFile(AppendOnlyFile):
+    """New complete records of one append-only ``.wandb`` file; the file stays open between reads.
+
+    :attr:`offset` is past the file header once it has been checked.
+    """
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        #: Where the next unread record starts (past the file header once it has been checked).
-        self.offset = 0
-        self.size = 0
-        self._fd: int | None = None
-        self._ident: tuple[int, int] | None = None
-        self._dead: str | None = None
+        super().__init__(path)
         #: After damage, where reading resumes (the next block), once the file reaches it.
         self._resume_at = 0
         #: After damage, the next block's leading middle/last chunks belong to the lost record.
@@ -73,39 +71,17 @@ class LogFile:
         """Bytes past the last complete record (a record being written, or a torn end)."""
         return 0 if self._dead else max(0, self.size - max(self.offset, FILE_HEADER))
 
-    def close(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-        self._fd = None
-
-    def __del__(self) -> None:
-        self.close()
+    def _reset(self) -> None:
+        super()._reset()
+        self._resume_at = 0
+        self._resyncing = False
 
     def read(self, max_bytes: int) -> LogRead:
         result = LogRead()
-        try:
-            st = os.stat(self.path)
-        except OSError as exc:
-            if not isinstance(exc, FileNotFoundError):
-                result.error = f"{self.path}: {exc.strerror or exc}"
+        if not self._refresh(result):
             return result
-        result.mtime = st.st_mtime
-        if self._ident is not None and ((st.st_dev, st.st_ino) != self._ident or st.st_size < self.offset):
-            # Replaced or truncated: the log is append-only, so this is a new file.
-            self.close()
-            self.offset = self._resume_at = 0
-            self._resyncing = False
-            self._dead = None
-            result.reset = True
-        if self._dead is not None:
-            return result
+        assert self._fd is not None
         try:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDONLY)
-                fst = os.fstat(self._fd)
-                self._ident = (fst.st_dev, fst.st_ino)
-            self.size = os.fstat(self._fd).st_size
             if self.offset == 0 and not self._check_header(result):
                 return result
             if self._resume_at > self.offset:
@@ -127,8 +103,7 @@ class LogFile:
                     break
                 want = min(want * 4, remaining)
         except OSError as exc:
-            result.error = f"{self.path}: {exc.strerror or exc}"
-            self.close()
+            self._fail(result, exc)
             return result
         result.more = bool(result.bytes_read) and self.offset < self.size and want < remaining
         return result

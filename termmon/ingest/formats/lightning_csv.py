@@ -39,6 +39,8 @@ class LightningCsv(Format):
     name = "lightning_csv"
     label = "Lightning CSVLogger metrics.csv"
     pattern = "lightning_logs/version_N/metrics.csv"
+    remote_markers = (METRICS_CSV,)
+    remote_files = ("hparams.yaml",)
     rank = 45
     replays_on_reset = True  # its only reset is the in-place rewrite, which keeps the earlier rows
 

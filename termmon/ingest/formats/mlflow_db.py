@@ -146,6 +146,7 @@ class MlflowDb(Format):
     name = "mlflow_db"
     label = "MLflow database"
     pattern = "mlflow.db"
+    remote_files = ("mlflow.db",)
     rank = 64
     tailable = True
     has_end_events = True

@@ -234,6 +234,7 @@ class MlflowFiles(Format):
     name = "mlflow"
     label = "MLflow file store"
     pattern = "mlruns/<experiment>/<run>/meta.yaml"
+    remote_files = (META, "metrics/*", "params/*", "tags/*")
     rank = 62
     tailable = True
     has_end_events = True

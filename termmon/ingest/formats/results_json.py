@@ -37,6 +37,7 @@ class ResultsJson(Format):
     name = "results"
     label = "seed results.json"
     pattern = "results.json"
+    remote_markers = (RESULTS_JSON,)
     controllable = True
     rank = 20
     tailable = False

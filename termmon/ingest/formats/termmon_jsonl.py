@@ -13,6 +13,7 @@ class TermmonJsonl(Format):
     name = "termmon"
     label = "termmon metrics.jsonl"
     pattern = "metrics.jsonl"
+    remote_markers = (METRICS_JSONL,)
     controllable = True
     rank = 0
     has_end_events = True

@@ -274,6 +274,7 @@ class TfEvents(Format):
     name = "tfevents"
     label = "TensorBoard event file"
     pattern = "events.out.tfevents.*"
+    remote_markers = ("events.out.tfevents.*",)
     rank = 30
 
     def recognises(self, name: str) -> bool:

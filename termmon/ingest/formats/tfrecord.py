@@ -10,12 +10,11 @@ A data CRC that fails skips that one record (its length is trusted), counts it a
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from termmon.ingest.formats.append_only import AppendOnlyFile
 from termmon.ingest.formats.crc32c import MASK_DELTA, crc32c
 
 HEADER = 12
@@ -41,54 +40,20 @@ class FrameRead:
     error: str | None = None
 
 
-class RecordFile:
+class RecordFile(AppendOnlyFile):
     """New complete records of one append-only TFRecord file; the file stays open between reads."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self.size = 0
-        self._fd: int | None = None
-        self._ident: tuple[int, int] | None = None
-        self._dead: str | None = None
 
     @property
     def pending_bytes(self) -> int:
         """Bytes past the last complete record (a record being written, or a torn end)."""
         return 0 if self._dead else max(0, self.size - self.offset)
 
-    def close(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-        self._fd = None
-
-    def __del__(self) -> None:
-        self.close()
-
     def read(self, max_bytes: int) -> FrameRead:
         result = FrameRead()
-        try:
-            st = os.stat(self.path)
-        except OSError as exc:
-            if not isinstance(exc, FileNotFoundError):
-                result.error = f"{self.path}: {exc.strerror or exc}"
+        if not self._refresh(result):
             return result
-        result.mtime = st.st_mtime
-        if self._ident is not None and ((st.st_dev, st.st_ino) != self._ident or st.st_size < self.offset):
-            # Replaced or truncated: an event file is append-only, so this is a new file.
-            self.close()
-            self.offset = 0
-            self._dead = None
-            result.reset = True
-        if self._dead is not None:
-            return result
+        assert self._fd is not None
         try:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDONLY)
-                fst = os.fstat(self._fd)
-                self._ident = (fst.st_dev, fst.st_ino)
-            self.size = os.fstat(self._fd).st_size
             remaining = self.size - self.offset
             if remaining <= 0:
                 return result
@@ -103,8 +68,7 @@ class RecordFile:
                 else:
                     self._frames(os.pread(self._fd, need, self.offset), result)
         except OSError as exc:
-            result.error = f"{self.path}: {exc.strerror or exc}"
-            self.close()
+            self._fail(result, exc)
             return result
         result.more = bool(result.bytes_read) and want < remaining
         return result

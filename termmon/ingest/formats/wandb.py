@@ -69,6 +69,7 @@ class Wandb(Format):
     name = "wandb"
     label = "W&B run"
     pattern = "wandb/offline-run-*/run-*.wandb"
+    remote_markers = ("*.wandb",)
     rank = 60
     tailable = True
     has_end_events = True

@@ -22,6 +22,7 @@ import math
 from typing import Any
 
 from termmon.format import END_CRASHED, END_FINISHED, EV_END, EV_START, EV_STEP
+from termmon.ingest import batch
 from termmon.ingest.formats.protowire import (
     WIRE_BYTES,
     WIRE_FIXED64,
@@ -147,10 +148,6 @@ def _json_value(text: str) -> Any:
         return None
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _updates(data: bytes, into: dict[str, Any]) -> None:
     """Apply a ConfigRecord/SummaryRecord's updates and removals to ``into``."""
     for number, raw in _messages(data):
@@ -197,7 +194,7 @@ class WandbRecords:
         for number, raw in _messages(data):
             if number == _ITEM:
                 name, value = _item(raw)
-                if not _is_number(value):
+                if batch.number(value) is None:
                     continue
                 if name == "_step":
                     step = int(value)
