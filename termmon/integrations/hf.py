@@ -19,17 +19,16 @@ import math
 import os
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback
 
-from termmon.integrations.session import FrameworkSession, split_by_role
+from termmon.integrations.session import FrameworkSession, never_raises, split_by_role
 from termmon.telemetry.logger import Telemetry
 
 __all__ = ["TermmonCallback"]
 
-F = TypeVar("F", bound=Callable[..., Any])
 #: HF ``on_log`` keys with a termmon name (the rest keep theirs: ``num_input_tokens_seen``, ...).
 _RENAMED = {"learning_rate": "lr"}
 #: Keys of a training log that are not step metrics (``epoch`` is the record's own key, the loss and gradient
@@ -37,22 +36,6 @@ _RENAMED = {"learning_rate": "lr"}
 _NOT_METRICS = frozenset({"loss", "grad_norm", "epoch", "step"})
 #: Frames between ``on_init_end`` and ``Trainer.__init__`` (callback handler, subclass ``__init__``s).
 _MAX_FRAMES = 8
-
-
-def _hook(fn: F) -> F:
-    """A callback hook that never raises into training: the first failure switches the callback off."""
-
-    @functools.wraps(fn)
-    def guarded(self: TermmonCallback, *args: Any, **kwargs: Any) -> Any:
-        if self._off:
-            return None
-        try:
-            return fn(self, *args, **kwargs)
-        except Exception as exc:
-            self._failed(fn.__name__, exc)
-            return None
-
-    return guarded  # type: ignore[return-value]
 
 
 class TermmonCallback(TrainerCallback):
@@ -90,13 +73,13 @@ class TermmonCallback(TrainerCallback):
         return self.session.tm if self.session is not None else None
 
     # --- set-up ---------------------------------------------------------------------------------------------
-    @_hook
+    @never_raises
     def on_init_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         trainer = _constructing_trainer()
         if trainer is not None and not getattr(trainer.train, "_termmon_records_crashes", False):
             trainer.train = self._recording_crashes(trainer.train)  # type: ignore[method-assign]
 
-    @_hook
+    @never_raises
     def on_train_begin(
         self, args: Any, state: Any, control: Any, model: Any = None, optimizer: Any = None, **kwargs: Any
     ) -> None:
@@ -134,31 +117,31 @@ class TermmonCallback(TrainerCallback):
             )
 
     # --- steps ----------------------------------------------------------------------------------------------
-    @_hook
+    @never_raises
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._close_epoch()
         self._epoch = math.floor((state.epoch or 0.0) + 1e-6)
         if self.session is not None:
             self.session.tm.current_epoch = self._epoch
 
-    @_hook
+    @never_raises
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._epoch_due is not None and self._epoch_due[1] != state.global_step:
             self._close_epoch()
 
-    @_hook
+    @never_raises
     def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.session is not None:
             self.session.tm.global_step = state.global_step
             self.session.tm.before_optimizer_step()
 
-    @_hook
+    @never_raises
     def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.session is not None:
             self.session.tm.global_step = state.global_step
             self.session.tm.after_optimizer_step()
 
-    @_hook
+    @never_raises
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if self.session is None:
             return None
@@ -166,7 +149,7 @@ class TermmonCallback(TrainerCallback):
             control.should_log = True  # whatever the logging strategy: this is termmon's log step
         return control
 
-    @_hook
+    @never_raises
     def on_log(
         self, args: Any, state: Any, control: Any, logs: Mapping[str, Any] | None = None, **_: Any
     ) -> None:
@@ -180,7 +163,7 @@ class TermmonCallback(TrainerCallback):
         if done and isinstance(loss, int | float):
             self._epoch_losses.append(float(loss))
 
-    @_hook
+    @never_raises
     def on_evaluate(
         self, args: Any, state: Any, control: Any, metrics: Mapping[str, Any] | None = None, **_: Any
     ) -> None:
@@ -192,7 +175,7 @@ class TermmonCallback(TrainerCallback):
         if self._epoch_due is not None and self._epoch_due[1] == state.global_step:
             self._close_epoch(split_by_role(values)[1])
 
-    @_hook
+    @never_raises
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.session is None:
             return
@@ -200,13 +183,13 @@ class TermmonCallback(TrainerCallback):
         if str(getattr(args.eval_strategy, "value", args.eval_strategy)) != "epoch":
             self._close_epoch()
 
-    @_hook
+    @never_raises
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.session is not None:
             self.session.tm.global_step = state.global_step
             self.session.tm.checkpoint(os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
 
-    @_hook
+    @never_raises
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._close_epoch()
         if self.session is not None:

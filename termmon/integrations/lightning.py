@@ -13,41 +13,23 @@ optimizer's closure, so a plain optimizer pre-hook would see the previous step's
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 
-from termmon.integrations.session import FrameworkSession, batch_length, split_by_role
+from termmon.integrations.session import FrameworkSession, batch_length, never_raises, split_by_role
 from termmon.telemetry.logger import Telemetry
 
 __all__ = ["TermmonCallback"]
 
-F = TypeVar("F", bound=Callable[..., Any])
 #: Keys Lightning adds to what it logs that are not the user's metrics.
 _NOT_METRICS = frozenset({"epoch", "step"})
-
-
-def _hook(fn: F) -> F:
-    """A callback hook that never raises into training: the first failure switches the callback off."""
-
-    @functools.wraps(fn)
-    def guarded(self: TermmonCallback, *args: Any, **kwargs: Any) -> Any:
-        if self._off:
-            return None
-        try:
-            return fn(self, *args, **kwargs)
-        except Exception as exc:
-            self._failed(fn.__name__, exc)
-            return None
-
-    return guarded  # type: ignore[return-value]
 
 
 class TermmonCallback(Callback):
@@ -86,7 +68,7 @@ class TermmonCallback(Callback):
         return self.session.tm if self.session is not None else None
 
     # --- set-up and tear-down -------------------------------------------------------------------------------
-    @_hook
+    @never_raises
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
@@ -120,7 +102,7 @@ class TermmonCallback(Callback):
         self._tap = _MetricsTap(self)
         trainer.loggers = [*trainer.loggers, self._tap]
 
-    @_hook
+    @never_raises
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.session is None:
             return
@@ -141,12 +123,12 @@ class TermmonCallback(Callback):
             print(f"termmon: Lightning teardown failed ({type(exc).__name__}: {exc})", file=sys.stderr)
 
     # --- steps ----------------------------------------------------------------------------------------------
-    @_hook
+    @never_raises
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.session is not None:
             self.session.tm.current_epoch = trainer.current_epoch
 
-    @_hook
+    @never_raises
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
@@ -154,7 +136,7 @@ class TermmonCallback(Callback):
             self.session.tm.global_step = trainer.global_step
             self.session.tm.before_optimizer_step()
 
-    @_hook
+    @never_raises
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
@@ -198,7 +180,7 @@ class TermmonCallback(Callback):
         except Exception as exc:
             self._failed("after_save_checkpoint", exc)
 
-    @_hook
+    @never_raises
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.session is None:
             return
@@ -212,7 +194,7 @@ class TermmonCallback(Callback):
         self.session.tm.global_step = trainer.global_step
         self.session.tm.epoch(trainer.current_epoch, train=train, test=test)
 
-    @_hook
+    @never_raises
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.session is not None:
             self.session.close()

@@ -16,14 +16,37 @@ Nothing here imports a framework; every entry point is guarded as Telemetry's ar
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from termmon.telemetry.logger import Telemetry
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def never_raises(fn: F) -> F:
+    """A callback hook that never raises into training: the first failure switches the callback off.
+
+    The callback (either framework's) keeps an ``_off`` flag and reports through ``_failed(hook, exc)``.
+    """
+
+    @functools.wraps(fn)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._off:
+            return None
+        try:
+            return fn(self, *args, **kwargs)
+        except Exception as exc:
+            self._failed(fn.__name__, exc)
+            return None
+
+    return guarded  # type: ignore[return-value]
+
 
 #: Name prefixes that mark an evaluation metric (HF ``eval_``, Lightning users' ``val_``/``val/`` ...).
 EVAL_PREFIXES = ("eval", "val", "valid", "validation", "test")
