@@ -91,6 +91,16 @@ def test_a_log_spanning_blocks_reads_every_record() -> None:
     assert records[-1]["status"] == "finished"
 
 
+def test_a_run_that_converged_to_a_constant_loss_raises_no_plateau(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The long run's loss falls, then repeats one value exactly: no noise, so its last-digit changes once
+    read as "steady progress, then a sudden stop" (a warning whose numbers contradicted each other)."""
+    code, out, _ = summary([RUNS["long"]], capsys)
+    assert code == 0
+    assert [a for a in out["runs"][0]["alerts"] if a["severity"] != "info"] == []
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_torn_at_any_byte_reads_as_whole(data: st.DataObject) -> None:

@@ -288,12 +288,15 @@ class LossPlateauDetector:
             se = np.sqrt(var * 2 / w)
             # Three significant steps down in a row: steady progress, which one drop (an lr decay) is not.
             first, second, recent = a0 - a, a - b, b - cur
+            # Steps must also be visible against the loss itself: a loss that is exactly constant has no
+            # noise, and its last-digit wobble would otherwise read as significant progress.
+            visible = np.maximum(cfg.fast_z * se, cfg.min_rel_change / 10 * np.abs(b))
             hit = (
                 valid
                 & ~flat
-                & (a00 - a0 > cfg.fast_z * se)
-                & (first > cfg.fast_z * se)
-                & (second > cfg.fast_z * se)
+                & (a00 - a0 > visible)
+                & (first > visible)
+                & (second > visible)
                 & (np.abs(recent) <= cfg.z_score * se)
                 & (np.abs(recent) <= cfg.min_rel_change * np.abs(b))
                 & (recent <= cfg.fast_pace_ratio * np.minimum(first, second))
