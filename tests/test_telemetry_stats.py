@@ -45,7 +45,13 @@ def test_batched_statistics_match_per_tensor_reductions(sizes: list[int], seed: 
     params = _tensors(sizes, seed)
     moments = stats.weight_moments(params)
     direct = torch.stack([torch.stack([p.sum(), p.min(), p.max(), p.norm()]) for p in params])
-    assert torch.allclose(moments, direct, rtol=1e-5, atol=1e-4)
+    # float32 sums in another order differ by rounding that grows with the summed magnitudes, not with
+    # the (possibly cancelled) result: compare with a float64 reference within that rounding.
+    exact = torch.stack(
+        [torch.stack([q.sum(), q.min(), q.max(), q.norm()]) for q in (p.double() for p in params)]
+    )
+    rounding = torch.stack([p.double().abs().sum() for p in params]).unsqueeze(1) * 1e-6
+    assert ((moments.double() - exact).abs() <= rounding + 1e-5 * exact.abs()).all()
     packed = stats.gradient_stats(params)
     assert packed[1] == max(float(p.abs().max()) for p in params)
     assert torch.allclose(packed[2:], direct[:, 3])
