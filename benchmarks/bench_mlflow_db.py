@@ -19,12 +19,10 @@ import argparse
 import gzip
 import sqlite3
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.reading import best_of, points_read
 from termmon.ingest.discovery import find_runs
-from termmon.ingest.source import RunSource
 
 DB_GZ = Path(__file__).resolve().parent.parent / "tests" / "data" / "mlflow" / "sqlite" / "mlflow.db.gz"
 KEYS = ("train/loss", "train/grad_norm", "train/lr")
@@ -59,15 +57,7 @@ def floor(db: Path, run: str) -> int:
 
 def termmon_read(db: Path, run: str) -> int:
     location = next(r for r in find_runs(db.parent) if r.key is not None and r.key.endswith(run))
-    source = RunSource(location)
-    points = 0
-    while True:
-        update = source.read()
-        points += sum(len(values) for _, values in update.batch.metrics.values())
-        if not update.more:
-            break
-    source.close()
-    return points
+    return points_read(location)
 
 
 def mlflow_read(db: Path, run: str) -> int | None:
@@ -79,15 +69,6 @@ def mlflow_read(db: Path, run: str) -> int | None:
     return sum(len(client.get_metric_history(run, key)) for key in KEYS)
 
 
-def _best(fn: Callable[[], object], rounds: int) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=100_000)
@@ -95,9 +76,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db, run = make_db(Path(tmp), args.steps)
-        t_floor, rows = _best(lambda: floor(db, run), args.rounds)
-        t_termmon, points = _best(lambda: termmon_read(db, run), args.rounds)
-        t_mlflow, mlflow_points = _best(lambda: mlflow_read(db, run), args.rounds)
+        t_floor, rows = best_of(lambda: floor(db, run), args.rounds)
+        t_termmon, points = best_of(lambda: termmon_read(db, run), args.rounds)
+        t_mlflow, mlflow_points = best_of(lambda: mlflow_read(db, run), args.rounds)
     print(f"| mlflow.db run: {args.steps} steps x {len(KEYS)} metrics ({rows} rows) | seconds |")
     print("|---|---|")
     print(f"| floor (sqlite3 SELECT of the rows) | {t_floor:.2f} |")

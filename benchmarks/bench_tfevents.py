@@ -19,15 +19,13 @@ from __future__ import annotations
 import argparse
 import struct
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.reading import best_of, points_read
 from termmon.ingest.formats.base import RunLocation
 from termmon.ingest.formats.crc32c import IMPLEMENTATION, masked_crc
 from termmon.ingest.formats.tfevents_decode import decode_event
 from termmon.ingest.formats.tfrecord import RecordFile
-from termmon.ingest.source import RunSource
 
 TAGS = ("train/loss", "train/grad_norm", "train/learning_rate", "train/epoch")
 
@@ -79,15 +77,7 @@ def floor(path: Path) -> int:
 
 
 def termmon_read(path: Path) -> int:
-    source = RunSource(RunLocation(path.parent, "tfevents"))
-    points = 0
-    while True:
-        update = source.read()
-        points += sum(len(values) for _, values in update.batch.metrics.values())
-        if not update.more:
-            break
-    source.close()
-    return points
+    return points_read(RunLocation(path.parent, "tfevents"))
 
 
 def accumulator(path: Path) -> int | None:
@@ -98,15 +88,6 @@ def accumulator(path: Path) -> int | None:
     acc = EventAccumulator(str(path.parent), size_guidance={"scalars": 0})
     acc.Reload()
     return sum(len(acc.Scalars(tag)) for tag in acc.Tags()["scalars"])
-
-
-def _best(fn: Callable[[], object], rounds: int) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
 
 
 def main() -> None:
@@ -120,10 +101,10 @@ def main() -> None:
         if not path.exists():
             write_event_file(path, args.scalars)
         size = path.stat().st_size
-        floor_s, floor_n = _best(lambda: floor(path), args.rounds)
-        ours_s, ours_n = _best(lambda: termmon_read(path), args.rounds)
+        floor_s, floor_n = best_of(lambda: floor(path), args.rounds)
+        ours_s, ours_n = best_of(lambda: termmon_read(path), args.rounds)
         assert floor_n == ours_n == args.scalars, (floor_n, ours_n)
-        acc_s, acc_n = _best(lambda: accumulator(path), 1)
+        acc_s, acc_n = best_of(lambda: accumulator(path), 1)
         print(f"event file: {args.scalars:,} scalars, {size / 2**20:.1f} MiB; crc32c: {IMPLEMENTATION}\n")
         print("| reading | time | vs floor |")
         print("|---|---:|---:|")

@@ -20,15 +20,13 @@ import argparse
 import json
 import struct
 import tempfile
-import time
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.reading import best_of, points_read
 from termmon.ingest.formats import leveldb_log
 from termmon.ingest.formats.base import RunLocation
 from termmon.ingest.formats.protowire import fields
-from termmon.ingest.source import RunSource
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "data" / "wandb" / "wandb"
 
@@ -85,15 +83,7 @@ def floor(path: Path) -> int:
 
 
 def termmon_read(path: Path) -> int:
-    source = RunSource(RunLocation(path.parent, "wandb"))
-    points = 0
-    while True:
-        update = source.read()
-        points += sum(len(values) for _, values in update.batch.metrics.values())
-        if not update.more:
-            break
-    source.close()
-    return points
+    return points_read(RunLocation(path.parent, "wandb"))
 
 
 def protobuf_read(path: Path) -> int | None:
@@ -111,15 +101,6 @@ def protobuf_read(path: Path) -> int | None:
     return points
 
 
-def _best(fn: Callable[[], object], rounds: int) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=100_000)
@@ -128,9 +109,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = write_log(Path(tmp) / "offline-run-bench" / "run-bench.wandb", args.steps)
         size = path.stat().st_size
-        t_floor, records = _best(lambda: floor(path), args.rounds)
-        t_termmon, points = _best(lambda: termmon_read(path), args.rounds)
-        t_pb, pb_points = _best(lambda: protobuf_read(path), args.rounds)
+        t_floor, records = best_of(lambda: floor(path), args.rounds)
+        t_termmon, points = best_of(lambda: termmon_read(path), args.rounds)
+        t_pb, pb_points = best_of(lambda: protobuf_read(path), args.rounds)
     print(f"| .wandb log: {args.steps} history rows, {records} records, {size / 2**20:.1f} MiB | seconds |")
     print("|---|---|")
     print(f"| floor (framing + CRC-32 of every chunk) | {t_floor:.2f} |")
