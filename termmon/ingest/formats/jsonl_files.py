@@ -64,7 +64,7 @@ class JsonlFilesReader:
             if tail.reset:
                 # A file was truncated or replaced: start the whole run over, from every file's start.
                 self._start_over()
-                return ReadStatus(reset=True, more=True, mtime=status.mtime)
+                return ReadStatus(reset=True, more=True, mtime=status.mtime, error=status.error)
             status.bad_lines += tail.oversized_lines
             status.more = status.more or tail.more
             status.bytes_read += tail.bytes_read
