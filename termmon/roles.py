@@ -14,6 +14,7 @@ standard library, so the logger side may use it too.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -144,8 +145,12 @@ def spec(role: Role) -> RoleSpec:
     return _BY_ROLE[role]
 
 
+@functools.lru_cache(maxsize=8192)
 def role_of(name: str) -> Role | None:
-    """The role a metric name plays, or None for a metric with no special part."""
+    """The role a metric name plays, or None for a metric with no special part.
+
+    Cached: detectors and panels ask about every metric of every run on each refresh, and a run's names
+    are few and fixed, so the patterns are matched once per name rather than once per refresh."""
     exact = _EXACT.get(name)
     if exact is not None:
         return exact
