@@ -1,43 +1,46 @@
-"""Telemetry overhead on CPU training loops (docs/performance.md).
+"""Telemetry overhead on CPU training loops, beside SummaryWriter and wandb offline (docs/performance.md).
 
-    python -m benchmarks.bench_logger [--rounds 6] [--steps 50] [--wide-steps 40] [--many-steps 30]
+    python -m benchmarks.bench_logger [--rounds 8] [--models small,wide,many] [--small-steps 200]
+                                      [--wide-steps 20] [--many-steps 10] [--split-steps 30]
 
-Interleaved in one process: rounds alternate a plain loop (the floor) and the same loop with default
-telemetry at log_every=10, so machine noise hits both alike. Also reports the cost of one ``tm.step``
-on non-log and log steps, timed around the call, and the share of a non-log ``tm.step`` that its
-thread-safety lock takes (the lock alone timed beside a model-free ``tm.step`` in the same run).
+Three models: a small MLP (~3 ms a step, where a logger's fixed cost per log step shows most), a wide
+MLP (few large tensors) and a many-tensor model (10,000 parameter tensors). For each, four loggers train
+the same model in segments of the same length, interleaved round by round in a rotating order so the
+machine's noise (2 cores shared with other jobs) hits all alike:
 
-Then the cost of a log step on big models, where per-tensor work shows: a wide MLP (few large tensors)
-and a many-tensor model (10,000 parameter tensors). Each whole training iteration is timed, classified as
-a log or non-log step, beside iterations without telemetry (the floor) in the same run; every log step
-carries every statistic (``per_layer_stats_every_logs=1``: the worst case).
+* floor: no logging at all;
+* termmon: ``Telemetry`` at its defaults (``log_every=10``, every statistic, system probes);
+* tensorboard: ``torch.utils.tensorboard.SummaryWriter`` logging the same scalars every 10 steps;
+* wandb: ``wandb.log`` of the same scalars every 10 steps, ``WANDB_MODE=offline``, defaults otherwise.
+
+"The same scalars" are the numeric fields of termmon's latest step record, by the same names: the loss
+with ``.item()`` and the per-tensor gradient norms with one ``_foreach_norm`` and one transfer (what a
+user of those tools would write), the rest (timings, memory) taken from termmon's record. A logger that is
+not installed gets a row saying so. Each round's slowdown is the segment's time per step against the
+same round's floor; the table gives the median over rounds.
+
+Then the cost of a log step on the wide and the many-tensor model: whole iterations classified as log or
+non-log steps, beside iterations without telemetry, with every statistic on every log step
+(``per_layer_stats_every_logs=1``, the worst case).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
 import tempfile
-import threading
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import torch
 
 from termmon.telemetry import Telemetry
 
-
-def _setup() -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.Tensor, torch.Tensor]:
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(1024, 2048), torch.nn.ReLU(), torch.nn.Linear(2048, 2048), torch.nn.ReLU(),
-        torch.nn.Linear(2048, 1024),
-    )  # fmt: skip
-    return (
-        model,
-        torch.optim.AdamW(model.parameters(), lr=1e-4),
-        torch.randn(128, 1024),
-        torch.randn(128, 1024),
-    )
+LOG_EVERY = 10
+LOGGERS = ("floor", "termmon", "tensorboard", "wandb")
 
 
 class _ManyTensors(torch.nn.Module):
@@ -51,29 +54,269 @@ class _ManyTensors(torch.nn.Module):
         return torch.stack([branch(x) for branch in self.branches]).sum(dim=0)
 
 
-def _big_model(kind: str) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+@dataclass
+class _Task:
+    """One model with its optimizer and a fixed batch; ``iteration`` is forward, backward, step."""
+
+    name: str
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    x: torch.Tensor
+    y: torch.Tensor
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+    def forward_backward(self) -> torch.Tensor:
+        loss = self.loss_fn(self.model(self.x), self.y)
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+
+def _task(kind: str) -> _Task:
     torch.manual_seed(0)
+    mse = torch.nn.functional.mse_loss
+    if kind == "small":
+        small = torch.nn.Sequential(
+            torch.nn.Linear(256, 512), torch.nn.ReLU(), torch.nn.Linear(512, 512), torch.nn.ReLU(),
+            torch.nn.Linear(512, 10),
+        )  # fmt: skip
+        opt: torch.optim.Optimizer = torch.optim.AdamW(small.parameters(), lr=1e-3)
+        x, y = torch.randn(64, 256), torch.randint(0, 10, (64,))
+        return _Task(kind, small, opt, x, y, torch.nn.functional.cross_entropy)
     if kind == "wide":
         wide = torch.nn.Sequential(torch.nn.Linear(512, 8192), torch.nn.ReLU(), torch.nn.Linear(8192, 512))
-        return wide, torch.randn(64, 512), torch.randn(64, 512)
-    return _ManyTensors(), torch.randn(8, 16), torch.randn(8, 16)
+        opt = torch.optim.SGD(wide.parameters(), lr=1e-3)
+        return _Task(kind, wide, opt, torch.randn(64, 512), torch.randn(64, 512), mse)
+    many = _ManyTensors()
+    opt = torch.optim.SGD(many.parameters(), lr=1e-3)
+    return _Task(kind, many, opt, torch.randn(8, 16), torch.randn(8, 16), mse)
+
+
+@dataclass
+class _Scalars:
+    """The scalar names termmon wrote last, for the other loggers to log the same set."""
+
+    record: dict[str, float] = field(default_factory=dict)
+
+    def update(self, run_dir: str) -> None:
+        import json
+
+        path = os.path.join(run_dir, "metrics.jsonl")
+        with open(path, encoding="utf-8") as fh:
+            steps = [json.loads(line) for line in fh if '"event":"step"' in line]
+        if steps:
+            last = steps[-1]
+            self.record = {
+                k: float(v)
+                for k, v in last.items()
+                if isinstance(v, int | float) and k not in ("step", "epoch", "time")
+            }
+
+    def compute(self, task: _Task, loss: torch.Tensor) -> dict[str, float]:
+        """What a user of SummaryWriter or wandb would compute: one norm pass and one transfer."""
+        names = [n for n, p in task.model.named_parameters() if p.grad is not None]
+        grads = [p.grad for p in task.model.parameters() if p.grad is not None]
+        norms = torch.stack(torch._foreach_norm(grads))
+        host = torch.cat([loss.detach().reshape(1), torch.linalg.vector_norm(norms).reshape(1), norms])
+        values = host.tolist()
+        out = dict(self.record)
+        out["train_loss"], out["grad_norm"] = values[0], values[1]
+        for name, norm in zip(names, values[2:], strict=True):
+            key = f"gradients/{name}/norm"
+            if key in out:
+                out[key] = norm
+        out["lr"] = float(task.optimizer.param_groups[0]["lr"])
+        return out
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and its live children (psutil: termmon's own dependency)."""
+    import psutil
+
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += sum(child.cpu_times()[:2])
+    return total
+
+
+class _Logger:
+    """One logger's session over the whole benchmark: ``run`` times a segment of steps."""
+
+    name = "floor"
+
+    def __init__(self, task: _Task, scalars: _Scalars) -> None:
+        self.task = task
+        self.scalars = scalars
+        self.step = 0
+
+    def log(self, loss: torch.Tensor) -> None:
+        """Called after every optimizer step."""
+
+    def settle(self) -> None:
+        """Between segments, outside the timing: let this logger's background work finish."""
+
+    def close(self) -> None:
+        pass
+
+    def run(self, steps: int) -> tuple[float, float]:
+        """Wall seconds per step, and CPU seconds per step of this process and its children (wandb
+        does its writing in a service process) counted until the logger has settled."""
+        task = self.task
+        c0 = _cpu_seconds()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            loss = task.forward_backward()
+            self.step += 1
+            self.log(loss)
+            task.optimizer.zero_grad()
+        elapsed = (time.perf_counter() - t0) / steps
+        self.settle()
+        return elapsed, (_cpu_seconds() - c0) / steps
+
+
+class _Termmon(_Logger):
+    name = "termmon"
+
+    def __init__(self, task: _Task, scalars: _Scalars, root: str) -> None:
+        super().__init__(task, scalars)
+        self.run_dir = os.path.join(root, "termmon", task.name)
+        self.tm = Telemetry(os.path.dirname(self.run_dir), task.name)
+        self.tm.watch(task.model, task.optimizer)
+
+    def log(self, loss: torch.Tensor) -> None:
+        self.tm.step(loss=loss, batch_size=self.task.x.shape[0])
+
+    def settle(self) -> None:
+        writer = self.tm._writer
+        deadline = time.monotonic() + 30
+        while writer is not None and not writer._queue.empty() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        with contextlib.suppress(OSError, ValueError):
+            self.scalars.update(self.run_dir)
+
+    def close(self) -> None:
+        self.tm.close()
+
+
+class _TensorBoard(_Logger):
+    name = "tensorboard"
+
+    def __init__(self, task: _Task, scalars: _Scalars, root: str) -> None:
+        super().__init__(task, scalars)
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(os.path.join(root, "tensorboard", task.name))
+
+    def log(self, loss: torch.Tensor) -> None:
+        if self.step % LOG_EVERY == 0:
+            for key, value in self.scalars.compute(self.task, loss).items():
+                self.writer.add_scalar(key, value, self.step)
+
+    def settle(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _Wandb(_Logger):
+    name = "wandb"
+
+    def __init__(self, task: _Task, scalars: _Scalars, root: str) -> None:
+        super().__init__(task, scalars)
+        os.environ["WANDB_MODE"] = "offline"
+        os.environ.setdefault("WANDB_SILENT", "true")
+        import wandb
+
+        folder = os.path.join(root, "wandb", task.name)
+        os.makedirs(folder)
+        self.wb = wandb.init(project="termmon-bench", name=task.name, dir=folder, reinit="create_new")
+
+    def log(self, loss: torch.Tensor) -> None:
+        if self.step % LOG_EVERY == 0:
+            self.wb.log(self.scalars.compute(self.task, loss), step=self.step)
+
+    def close(self) -> None:
+        self.wb.finish()
+
+
+def _open(name: str, kind: str, scalars: _Scalars, root: str) -> _Logger | str:
+    """The logger on its own copy of the model (termmon's hooks must not fire in the others' steps), or
+    why it cannot run here."""
+    task = _task(kind)
+    try:
+        if name == "termmon":
+            return _Termmon(task, scalars, root)
+        if name == "tensorboard":
+            return _TensorBoard(task, scalars, root)
+        if name == "wandb":
+            return _Wandb(task, scalars, root)
+    except ImportError as exc:
+        return f"skipped ({exc.name or exc} not installed)"
+    return _Logger(task, scalars)
+
+
+@contextlib.contextmanager
+def _loggers(kind: str, root: str) -> Iterator[dict[str, _Logger | str]]:
+    scalars = _Scalars()
+    opened = {name: _open(name, kind, scalars, root) for name in LOGGERS}
+    try:
+        yield opened
+    finally:
+        for logger in opened.values():
+            if isinstance(logger, _Logger):
+                logger.close()
+
+
+def _overhead(kind: str, rounds: int, steps: int) -> None:
+    task = _task(kind)
+    tensors = sum(1 for _ in task.model.parameters())
+    n_params = sum(p.numel() for p in task.model.parameters())
+    label = f"{kind} ({tensors:,} tensors, {n_params / 1e6:.2f} M params)"
+    with tempfile.TemporaryDirectory() as root, _loggers(kind, root) as loggers:
+        live = [logger for logger in loggers.values() if isinstance(logger, _Logger)]
+        for logger in live:  # warm-up: allocator, first log step, termmon's record for the others' names
+            logger.run(max(LOG_EVERY + 1, steps // 4))
+        wall: dict[str, list[float]] = {logger.name: [] for logger in live}
+        cpu: dict[str, list[float]] = {logger.name: [] for logger in live}
+        for r in range(rounds):
+            order = live[r % len(live) :] + live[: r % len(live)]
+            for logger in order:
+                w, c = logger.run(steps)
+                wall[logger.name].append(w)
+                cpu[logger.name].append(c)
+    for name, logger in loggers.items():
+        if not isinstance(logger, _Logger):
+            print(f"| {label} | {name} | {logger} | | | |")
+            continue
+        row = f"| {label} | {'floor (no logging)' if name == 'floor' else name} "
+        row += f"| {statistics.median(wall[name]) * 1e3:.2f} ms | {_slowdown(wall, name)} "
+        row += f"| {statistics.median(cpu[name]) * 1e3:.2f} ms | {_slowdown(cpu, name)} |"
+        print(row)
+
+
+def _slowdown(times: dict[str, list[float]], name: str) -> str:
+    """Median over rounds of the segment against the same round's floor."""
+    if name == "floor":
+        return ""
+    ratios = [t / f - 1 for t, f in zip(times[name], times["floor"], strict=True)]
+    return f"{100 * statistics.median(ratios):+.1f} %"
 
 
 def _log_step_cost(kind: str, steps: int) -> None:
     """Median whole-iteration time: no telemetry, telemetry non-log step, telemetry log step."""
-    model, x, y = _big_model(kind)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-    tensors = sum(1 for _ in model.parameters())
-    n_params = sum(p.numel() for p in model.parameters())
+    task = _task(kind)
+    tensors = sum(1 for _ in task.model.parameters())
+    n_params = sum(p.numel() for p in task.model.parameters())
 
     def iteration(tm: Telemetry | None) -> float:
         t0 = time.perf_counter()
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        loss.backward()
-        opt.step()
+        loss = task.forward_backward()
         if tm is not None:
-            tm.step(loss=loss, batch_size=x.shape[0])
-        opt.zero_grad()
+            tm.step(loss=loss, batch_size=task.x.shape[0])
+        task.optimizer.zero_grad()
         return time.perf_counter() - t0
 
     times: dict[str, list[float]] = {"floor": [], "non-log": [], "log": []}
@@ -81,7 +324,7 @@ def _log_step_cost(kind: str, steps: int) -> None:
         tempfile.TemporaryDirectory() as tmp,
         Telemetry(tmp, kind, log_every=5, per_layer_stats_every_logs=1, track_system=False) as tm,
     ):
-        tm.watch(model, opt)
+        tm.watch(task.model, task.optimizer)
         for _ in range(6):  # warm-up, and the first log step (run start, config, model summary)
             iteration(tm)
         for _ in range(steps):  # interleaved so machine noise hits all three alike
@@ -95,85 +338,36 @@ def _log_step_cost(kind: str, steps: int) -> None:
     )
 
 
-def _lock_cost(calls: int = 200_000) -> tuple[float, float]:
-    """Seconds per model-free non-log ``tm.step`` and per uncontended RLock enter/exit."""
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        Telemetry(tmp, "lock", log_every=10**9, track_system=False) as tm,
-    ):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            tm.step()
-        step = (time.perf_counter() - t0) / calls
-    lock = threading.RLock()
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        with lock:
-            pass
-    return step, (time.perf_counter() - t0) / calls
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--wide-steps", type=int, default=40)
-    parser.add_argument("--many-steps", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--models", default="small,wide,many")
+    parser.add_argument("--small-steps", type=int, default=200)
+    parser.add_argument("--wide-steps", type=int, default=20)
+    parser.add_argument("--many-steps", type=int, default=10)
+    parser.add_argument("--split-steps", type=int, default=30, help="iterations for the log-step table")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model, opt, x, y = _setup()
-    n_params = sum(p.numel() for p in model.parameters())
-
-    def train_step() -> torch.Tensor:
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    plain: list[float] = []
-    logged: list[float] = []
-    step_cost: dict[bool, list[float]] = {False: [], True: []}
-    with tempfile.TemporaryDirectory() as tmp, Telemetry(tmp, "bench", log_every=10) as tm:
-        tm.watch(model, opt)
-        for _ in range(3):
-            train_step()
-            opt.zero_grad()
-        for _ in range(args.rounds):
-            t0 = time.perf_counter()
-            for _ in range(args.steps):
-                train_step()
-                opt.zero_grad()
-            plain.append((time.perf_counter() - t0) / args.steps)
-            t0 = time.perf_counter()
-            for _ in range(args.steps):
-                loss = train_step()
-                is_log = tm.global_step + 1 - tm._last_log_step >= tm.log_every
-                s0 = time.perf_counter()
-                tm.step(loss=loss, batch_size=128)
-                step_cost[is_log].append(time.perf_counter() - s0)
-                opt.zero_grad()
-            logged.append((time.perf_counter() - t0) / args.steps)
-    floor, with_tm = statistics.median(plain), statistics.median(logged)
+    models = [m for m in args.models.split(",") if m]
+    steps = {"small": args.small_steps, "wide": args.wide_steps, "many": args.many_steps}
     print(
-        f"MLP {n_params / 1e6:.1f} M params, batch 128, CPU 1 thread, {args.rounds}x{args.steps} steps each\n"
+        f"One CPU thread; log_every={LOG_EVERY}; {args.rounds} interleaved rounds; slowdown = median over"
+        " rounds of (segment / the same round's floor) - 1\n"
     )
-    print("| measure | value |\n|---|---|")
-    print(f"| step, no telemetry (floor) | {floor * 1e3:.1f} ms |")
-    print(f"| step, telemetry log_every=10 | {with_tm * 1e3:.1f} ms |")
-    print(f"| slowdown | {100 * (with_tm / floor - 1):+.2f} % |")
-    print(f"| tm.step, non-log step (median) | {statistics.median(step_cost[False]) * 1e3:.3f} ms |")
-    print(f"| tm.step, log step (median, excl. optimizer-hook work) | "
-          f"{statistics.median(step_cost[True]) * 1e3:.2f} ms |")  # fmt: skip
-    bare, lock = _lock_cost()
-    print(f"| tm.step, non-log, no model | {bare * 1e6:.2f} µs |")
-    print(f"| of which the step lock (RLock enter/exit) | {lock * 1e6:.2f} µs |")
-    print(
-        "\nWhole iteration (forward, backward, SGD step, tm.step), median; log_every=5, every statistic on"
-        " every log step\n"
-    )
-    print("| model | no telemetry (floor) | non-log step | log step | log / non-log |\n|---|---|---|---|---|")
-    _log_step_cost("wide", args.wide_steps)
-    _log_step_cost("many", args.many_steps)
+    print("| model | logger | wall per step | wall slowdown | CPU per step | CPU slowdown |")
+    print("|---|---|---:|---:|---:|---:|")
+    for kind in models:
+        _overhead(kind, args.rounds, max(LOG_EVERY, steps[kind]))
+    big = [m for m in models if m != "small"]
+    if big and args.split_steps:
+        print(
+            "\nWhole iteration (forward, backward, SGD step, tm.step), median; log_every=5, every statistic"
+            " on every log step\n"
+        )
+        print("| model | no telemetry (floor) | non-log step | log step | log / non-log |")
+        print("|---|---|---|---|---|")
+        for kind in big:
+            _log_step_cost(kind, args.split_steps)
 
 
 if __name__ == "__main__":

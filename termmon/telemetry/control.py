@@ -49,6 +49,11 @@ class ControlPoller:
         self.problems: list[str] = []
         self.poll(force=True)  # baseline: the user's log_every wins over a stale file from an earlier run
 
+    def due(self) -> bool:
+        """Whether ``poll`` would look at the file now: one clock read, so the trainer can ask every step
+        and call ``poll`` (an ``os.stat``) only about every ``interval`` seconds."""
+        return time.monotonic() >= self._deadline
+
     def poll(self, force: bool = False) -> ControlRequest | None:
         """A new request, or None; cheap when called every step."""
         now = time.monotonic()

@@ -60,6 +60,8 @@ HOLDOUT_COLUMNS = ("epoch", "step", "index", "label", "prediction", "confidence"
 MAX_MODULE_NORMS = 64
 #: Batch-label classes reported as ``batch_stats/winner_{k}_pct``.
 MAX_LABEL_CLASSES = 10
+#: Seconds between samples of process and GPU memory (each log step carries the latest).
+SYSTEM_SAMPLE_S = 5.0
 #: How long ``close`` waits for a step running in another thread before writing ``end`` anyway.
 CLOSE_LOCK_SECONDS = 2.0
 
@@ -122,6 +124,10 @@ class Telemetry:
         self._model: torch.nn.Module | None = None
         self._optimizer: torch.optim.Optimizer | None = None
         self._hooks: list[Any] = []
+        #: The forward pre-hook that reads the batch size, only while ``step`` is not given one: a module
+        #: with a hook takes PyTorch's slow call path, ~20 us a step on a small model.
+        self._rows_hook: Any = None
+        self._multiples = bool(self.settings.log_on_multiples)
         self._named_params: list[tuple[str, torch.nn.Parameter]] = []
         self._sentinels: stats.UpdateSentinels | None = None
         self._holdout: tuple[torch.Tensor, torch.Tensor | None] | None = None
@@ -147,6 +153,8 @@ class Telemetry:
         self._poller: ControlPoller | None = None
         self._rss: RssProbe | None = None
         self._nvml: NvmlSampler | None = None
+        self._system_due = 0.0
+        self._system_sample: dict[str, float] = {}
         # One training step at a time: ``step`` from two threads must neither lose records nor repeat
         # a step number. Reentrant, because a failing feature reports through ``alert``, and because the
         # SIGTERM handler may close the run while this thread is inside ``step``.
@@ -238,7 +246,7 @@ class Telemetry:
                 size = self.settings.holdout_size
                 self._holdout = (inputs[:size], None if labels is None else labels[:size])
             if self._rank == 0:
-                self._hooks.append(model.register_forward_pre_hook(self._before_forward, with_kwargs=True))
+                self._watch_rows()
                 if self.settings.track_weight_delta and self._named_params:
                     self._sentinels = stats.UpdateSentinels([p for _, p in self._named_params])
                     self._interval_base = self._sentinels.sample()
@@ -251,6 +259,15 @@ class Telemetry:
             self._ensure_started()
         except Exception as exc:
             self._failed("watch", exc)
+
+    def _watch_rows(self) -> None:
+        if self._rows_hook is None and self._model is not None:
+            self._rows_hook = self._model.register_forward_pre_hook(self._before_forward, with_kwargs=True)
+
+    def _unwatch_rows(self) -> None:
+        if self._rows_hook is not None:
+            self._rows_hook.remove()
+            self._rows_hook = None
 
     def _start_nvml(self) -> None:
         device = self._device()
@@ -339,6 +356,10 @@ class Telemetry:
             self._loss_sum = self._loss_sum + (loss.detach() if isinstance(loss, torch.Tensor) else loss)
         if batch_size is None:
             batch_size = self._input_rows
+            if self._rank == 0:
+                self._watch_rows()  # from the next step on, after a caller that gave sizes stops giving them
+        elif self._rows_hook is not None:
+            self._unwatch_rows()  # the caller says the batch size: the hook would only cost time
         self._input_rows = None
         if batch_size:
             self._window_samples += batch_size
@@ -350,7 +371,7 @@ class Telemetry:
                 self._agree_on_control()
             if self._writer is not None:
                 self._log_step(loss, grad_norm, labels)
-        if self._rank == 0:
+        if self._rank == 0 and self._poller is not None and self._poller.due():
             self._poll_control()
 
     def _hold(self, metrics: dict[str, Any]) -> None:
@@ -372,12 +393,9 @@ class Telemetry:
             self._input_rows = int(first.shape[0])
 
     def _log_due(self, step: int) -> bool:
-        if self.settings.log_on_multiples:
+        if self._multiples:
             return step % self.log_every == 0
         return step - self._last_log_step >= self.log_every
-
-    def _is_next_log_step(self) -> bool:
-        return self._log_due(self.global_step + 1)
 
     def before_optimizer_step(self) -> None:
         """After ``watch(..., optimizer_hooks=False)``: the gradients of the coming step are final."""
@@ -392,7 +410,7 @@ class Telemetry:
     def _before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         """Grads are certain to exist here whatever the user does with ``zero_grad`` afterwards."""
         self._optimizer_steps += 1
-        if not self._active or not self._is_next_log_step():
+        if not self._log_due(self.global_step + 1) or not self._active:
             return
         if self.settings.track_gradients and "gradients" not in self._off:
             self._try("gradients", self._capture_gradients)
@@ -400,7 +418,7 @@ class Telemetry:
             self._try("param_updates", self._sentinels.capture)
 
     def _after_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        if self._sentinels is not None and self._active and self._is_next_log_step():
+        if self._sentinels is not None and self._log_due(self.global_step + 1) and self._active:
             self._try("param_updates", self._compare_sentinels)
 
     def _compare_sentinels(self) -> None:
@@ -561,11 +579,19 @@ class Telemetry:
         self._window_samples = 0
 
     def _system(self, record: dict[str, Any]) -> None:
-        if self._rss is not None and "cpu_memory" not in self._off:
-            self._try("cpu_memory", lambda: record.update(self._rss.read() if self._rss else {}))
-        device = self._device()
-        if device is not None and device.type == "cuda" and "gpu_memory" not in self._off:
-            self._try("gpu_memory", lambda: record.update(cuda_memory(device)))
+        """Memory is sampled every ``SYSTEM_SAMPLE_S`` and the last sample goes with each log step: reading
+        /proc cost ~0.2 ms of a log step in a busy loop, and memory moves slowly."""
+        now = time.monotonic()
+        if now >= self._system_due:
+            self._system_due = now + SYSTEM_SAMPLE_S
+            sample: dict[str, float] = {}
+            if self._rss is not None and "cpu_memory" not in self._off:
+                self._try("cpu_memory", lambda: sample.update(self._rss.read() if self._rss else {}))
+            device = self._device()
+            if device is not None and device.type == "cuda" and "gpu_memory" not in self._off:
+                self._try("gpu_memory", lambda: sample.update(cuda_memory(device)))
+            self._system_sample = sample
+        record.update(self._system_sample)
         if self._nvml is not None and "gpu_util" not in self._off:
             self._try("gpu_util", lambda: record.update(self._nvml.window() if self._nvml else {}))
 
@@ -829,6 +855,7 @@ class Telemetry:
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
+        self._unwatch_rows()
         if self._nvml is not None:
             self._nvml.close()
         if not self._active or self._writer is None:
