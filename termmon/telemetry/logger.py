@@ -67,22 +67,41 @@ CLOSE_LOCK_SECONDS = 2.0
 
 
 class _Pack:
-    """Device values of one log step, moved to the host in a single transfer."""
+    """Device values of one log step, moved to the host in a single transfer.
+
+    Two ops for all of them (a ``stack`` of the scalars, a ``cat`` with the vectors) and no ``detach`` or
+    ``reshape`` per value: in a busy training loop each op costs ~15 us, and a log step packs a dozen.
+    """
 
     def __init__(self) -> None:
         self._parts: list[tuple[str, torch.Tensor]] = []
 
     def add(self, name: str, tensor: torch.Tensor) -> None:
-        self._parts.append((name, tensor.detach().reshape(-1)))
+        self._parts.append((name, tensor))
 
+    @torch.no_grad()
     def fetch(self) -> dict[str, list[float]]:
         if not self._parts:
             return {}
         device = self._parts[0][1].device
-        flat = torch.cat([t.to(device=device, dtype=torch.float64) for _, t in self._parts]).tolist()
+        scalars: list[tuple[str, torch.Tensor]] = []
+        vectors: list[tuple[str, torch.Tensor]] = []
+        for name, tensor in self._parts:
+            if tensor.device != device:
+                tensor = tensor.to(device)
+            if tensor.dtype is not torch.float32 and tensor.dtype is not torch.float64:
+                tensor = tensor.double()  # half losses and integer counts: no rounding in the shared dtype
+            if tensor.ndim == 0:
+                scalars.append((name, tensor))
+            else:
+                vectors.append((name, tensor if tensor.ndim == 1 else tensor.reshape(-1)))
+        pieces = [t for _, t in vectors]
+        if scalars:
+            pieces.insert(0, torch.stack([t for _, t in scalars]))
+        flat = (torch.cat(pieces) if len(pieces) > 1 else pieces[0]).tolist()
         out: dict[str, list[float]] = {}
         offset = 0
-        for name, tensor in self._parts:
+        for name, tensor in (*scalars, *vectors):
             out[name] = flat[offset : offset + tensor.numel()]
             offset += tensor.numel()
         return out

@@ -5,6 +5,13 @@ item is dropped and counted rather than blocking a training step. The queue is a
 ``put`` is reentrant, so the SIGTERM handler can hand over the ``end`` record even when the signal
 interrupted the training thread in the middle of a ``put``.
 
+The thread writes in batches: after the first item it waits up to ``WRITE_EVERY_S`` for more, so a loop
+logging every few milliseconds pays for one file append, one CSV open and one thread switch per batch,
+not per record (the writer's Python holds the GIL the training thread needs between its tensor ops).
+``start``, ``end``, ``epoch``, ``checkpoint`` and ``alert`` records, and ``close``, cut the wait short: what a
+post-mortem or the person at the monitor needs at once is written at once. Step records are encoded
+with orjson when they are flat, finite and ASCII (~1 us against ~20 us), else as before.
+
 Failures are isolated per output (metrics.jsonl, metrics.csv, results.json, each telemetry/*.csv): one
 that raises, for any reason, is reported once (a line on stderr and a ``telemetry`` alert record) and
 counted, the others go on, and it is tried again with the next item, so a directory made writable again
@@ -18,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import math
 import os
 import queue
 import sys
@@ -28,12 +36,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from termmon.atomic import atomic_replace, atomic_write
 from termmon.format import (
     EV_ALERT,
     EV_CHECKPOINT,
     EV_END,
     EV_EPOCH,
+    EV_START,
     EV_STEP,
     METRICS_CSV,
     METRICS_JSONL,
@@ -53,6 +64,12 @@ _CSV_ERRORS = "surrogateescape"
 _MAX_DEPTH = 64
 #: Items one pass of the writer loop takes from the queue.
 _MAX_BATCH = 10_000
+#: Seconds the writer waits after a batch's first item for more (records reach the files this much later).
+WRITE_EVERY_S = 0.5
+#: Events written without that wait.
+_URGENT_EVENTS = frozenset({EV_START, EV_END, EV_EPOCH, EV_CHECKPOINT, EV_ALERT})
+#: Values a flat record may hold for the orjson path (and that a CSV cell can hold).
+_SCALARS = (str, int, float, bool, type(None))
 
 #: A record forwarded to an integration (TensorBoard, W&B) after it is on disk.
 Sink = Callable[[Mapping[str, Any]], None]
@@ -92,10 +109,15 @@ class RunWriter:
         self.failed = False
         self._maxsize = max(1, queue_size)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        #: A token per urgent item (and one from ``close``): ends the writer's wait for a fuller batch.
+        #: A second SimpleQueue rather than an Event, whose ``set`` takes a lock a signal handler could
+        #: find held by the very thread it interrupted.
+        self._hurry: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._sinks = list(sinks)
         self._jsonl: int | None = None
         self._notes: list[dict[str, Any]] = []
         self._csv_columns: list[str] = []
+        self._csv_known: set[str] = set()
         self._long_csv_ready: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="termmon-writer", daemon=True)
         self._thread.start()
@@ -113,6 +135,8 @@ class RunWriter:
             self.dropped += 1
             return False
         self._queue.put(item)
+        if isinstance(item, Mapping) and item.get("event") in _URGENT_EVENTS:
+            self._hurry.put(None)
         return True
 
     def close(self, timeout: float = 5.0) -> None:
@@ -120,6 +144,7 @@ class RunWriter:
         if not self._thread.is_alive():
             return
         self._queue.put(_STOP)
+        self._hurry.put(None)
         self._thread.join(timeout)
 
     # --- writer-thread side ----------------------------------------------------------------------------------
@@ -127,6 +152,11 @@ class RunWriter:
         try:
             while True:
                 batch = [self._queue.get()]
+                with contextlib.suppress(queue.Empty):
+                    self._hurry.get(timeout=WRITE_EVERY_S)
+                with contextlib.suppress(queue.Empty):
+                    while True:  # tokens of items this batch takes (a later item brings its own)
+                        self._hurry.get_nowait()
                 with contextlib.suppress(queue.Empty):
                     while len(batch) < _MAX_BATCH:
                         batch.append(self._queue.get_nowait())
@@ -161,16 +191,19 @@ class RunWriter:
             self._write_records(records)
 
     def _write_records(self, records: list[Mapping[str, Any]]) -> None:
-        lines: list[str] = []
+        lines: list[bytes] = []
         durable = False
         for record in records:
             if record.get("event") == EV_END and self.errors:
                 record = {**record, "write_errors": dict(self.errors)}
-            line = self._encode(record, METRICS_JSONL)
+            line = _fast_line(record)
+            if line is None:
+                text = self._encode(record, METRICS_JSONL)
+                line = None if text is None else text.encode() + b"\n"  # encode_record writes ASCII only
             if self._notes:  # a record's own problem is said just before it
                 lines += self._take_notes()
             if line is not None:
-                lines.append(line + "\n")
+                lines.append(line)
                 durable = durable or record.get("event") in _DURABLE_EVENTS
         lines += self._take_notes()
         if lines:
@@ -182,15 +215,15 @@ class RunWriter:
             for record in records:
                 sink(record)
 
-    def _take_notes(self) -> list[str]:
+    def _take_notes(self) -> list[bytes]:
         notes, self._notes = self._notes, []
-        return [encode_record(note) + "\n" for note in notes]
+        return [encode_record(note).encode() + b"\n" for note in notes]
 
     # --- outputs ---------------------------------------------------------------------------------------------
-    def _append_jsonl(self, lines: list[str], durable: bool) -> None:
+    def _append_jsonl(self, lines: list[bytes], durable: bool) -> None:
         if self._jsonl is None:
             self._jsonl = self._open_jsonl()
-        data = "".join(lines).encode()  # encode_record writes ASCII only
+        data = b"".join(lines)
         view = memoryview(data)
         while view:
             view = view[os.write(self._jsonl, view) :]
@@ -223,24 +256,31 @@ class RunWriter:
             atomic_write(self.run_dir / RESULTS_JSON, text.encode())
 
     def _append_wide_csv(self, records: list[Mapping[str, Any]]) -> None:
-        rows = [{k: v for k, v in r.items() if _is_csv_scalar(v)} for r in records]
         path = self.run_dir / METRICS_CSV
         if not self._csv_columns:
             self._csv_columns = _existing_header(path)
-        known = set(self._csv_columns)
+            self._csv_known = set(self._csv_columns)
+        known = self._csv_known
         new_columns = [] if known else list(_CSV_FIXED)
-        known.update(new_columns)
-        for row in rows:
-            for key in row:
-                if key not in known:
-                    known.add(key)
+        seen = set(new_columns)
+        for record in records:
+            if known.issuperset(record.keys()):  # the common case: one C-level check a record
+                continue
+            for key, value in record.items():
+                if key not in known and key not in seen and isinstance(value, _SCALARS):
+                    seen.add(key)
                     new_columns.append(key)
         if new_columns:
             self._rewrite_csv_header(path, self._csv_columns + new_columns)
             self._csv_columns.extend(new_columns)
+            known.update(new_columns)  # only once the header has them: a failed rewrite is tried again
+        columns = self._csv_columns
+        rows = [
+            ["" if (v := r.get(c)) is None or not isinstance(v, _SCALARS) else v for c in columns]
+            for r in records
+        ]
         with _open_csv(path, "a") as fh:
-            writer = csv.DictWriter(fh, fieldnames=self._csv_columns, extrasaction="ignore")
-            writer.writerows(rows)
+            csv.writer(fh).writerows(rows)
 
     def _rewrite_csv_header(self, path: Path, columns: list[str]) -> None:
         """Columns grow as metrics appear: rewrite the file once with the wider header (atomically)."""
@@ -354,8 +394,20 @@ def _open_csv(path: Path, mode: str) -> IO[Any]:
     return open(path, mode, encoding=_CSV_ENCODING, errors=_CSV_ERRORS, newline="")
 
 
-def _is_csv_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, int | float | str | bool)
+def _fast_line(record: Mapping[str, Any]) -> bytes | None:
+    """One metrics.jsonl line by orjson, or None where it would differ from ``encode_record``: a nested or
+    non-finite value (orjson writes NaN as null), a key that is not text, non-ASCII text."""
+    for value in record.values():
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return None
+        elif not isinstance(value, _SCALARS):
+            return None
+    try:
+        line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # a key that is not a str, an int beyond 64 bits
+        return None
+    return line if line.isascii() else None
 
 
 def _json_safe(value: Any, depth: int = 0, active: set[int] | None = None) -> Any:
