@@ -68,7 +68,7 @@ def wandb_sink(run_name: str, config: Any) -> Sink:
     import wandb
 
     if wandb.run is None:
-        wandb.init(name=run_name, config=config if isinstance(config, Mapping) else None)
+        wandb.init(name=run_name, config=dict(config) if isinstance(config, Mapping) else None)
 
     def forward(record: Mapping[str, Any]) -> None:
         step = record.get("step")
