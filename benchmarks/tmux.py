@@ -69,7 +69,8 @@ class Pane:
     def pipe(self, out: Path | None) -> None:
         """Copy what the command writes to the terminal into ``out`` from now on; ``None`` stops it."""
         extra = ["-o", f"cat > {shlex.quote(str(out))}"] if out is not None else []
-        subprocess.run([*self._tmux, "pipe-pane", "-t", self.name, *extra], check=True)
+        # Stopping may find the command gone (the pane stays, dead): nothing is left to stop then.
+        subprocess.run([*self._tmux, "pipe-pane", "-t", self.name, *extra], check=out is not None)
 
     def kill(self) -> None:
         subprocess.run([*self._tmux, "kill-server"], capture_output=True, check=False)
