@@ -209,7 +209,7 @@ class Row:
 
 def _cell(times: list[float | None], timeout: float) -> str:
     if not times:
-        return "skipped"
+        return "skipped (no --wandb)"
     done = [t for t in times if t is not None]
     if not done:
         return f"> {timeout:.0f} s"
@@ -252,8 +252,8 @@ def measure(args: argparse.Namespace, cases: list[Case]) -> list[Row]:
 
 def table(rows: list[Row], timeout: float, cases: dict[str, Case]) -> str:
     lines = [
-        "| case | pane | termmon | W&B `wandb leet` | floor: bare Textual app | termmon / floor |",
-        "|---|---|---:|---:|---:|---:|",
+        "| case | pane | termmon | W&B `wandb leet` | floor: bare Textual app | termmon / floor | termmon / W&B |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     partial = {c.label: c.wandb_rows for c in cases.values() if c.wandb_rows}
     for row in rows:
@@ -262,7 +262,8 @@ def table(rows: list[Row], timeout: float, cases: dict[str, Case]) -> str:
             leet += f" ({partial[row.label]:,} rows)"
         lines.append(
             f"| {row.label} | {row.size[0]}x{row.size[1]} | {_cell(row.times['termmon'], timeout)} | {leet} "
-            f"| {_cell(row.times['floor'], timeout)} | {_ratio(row.times['termmon'], row.times['floor'])} |"
+            f"| {_cell(row.times['floor'], timeout)} | {_ratio(row.times['termmon'], row.times['floor'])} "
+            f"| {_ratio(row.times['termmon'], row.times.get('leet', []))} |"
         )
     return "\n".join(lines)
 
