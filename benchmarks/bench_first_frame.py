@@ -105,7 +105,7 @@ CASES = {
 QUICK = ("demo", "r10x1k", "big")
 
 
-def _stamped(directory: Path, stamp: str, build: Callable[[Path], None]) -> Path:
+def _stamped(directory: Path, stamp: str, build: Callable[[Path], object]) -> Path:
     """``build(directory)`` unless a previous invocation finished it with the same parameters."""
     done = directory / ".complete"
     if done.exists() and done.read_text() == stamp:
@@ -125,6 +125,8 @@ def _copies(template: Path, root: Path, runs: int) -> None:
 
 
 def build_termmon(case: Case, data: Path) -> Path:
+    """The case's run directories, under one root as a user would point termmon at them."""
+
     def build(root: Path) -> None:
         if case.key == "demo":
             shutil.copytree(DEMO_RUNS, root, dirs_exist_ok=True)
@@ -132,14 +134,10 @@ def build_termmon(case: Case, data: Path) -> Path:
             write_benchmark_run(root / "run0000", case.lines)
         else:
             template = data / f"template-{case.lines}"
-            _stamped(template, str(case.lines), lambda d: _template(d, case.lines))
+            _stamped(template, str(case.lines), lambda d: write_benchmark_run(d, case.lines))
             _copies(template, root, case.runs)
 
     return _stamped(data / case.key, f"{case.runs}x{case.lines}", build)
-
-
-def _template(directory: Path, lines: int) -> None:
-    write_benchmark_run(directory, lines)
 
 
 def build_wandb(case: Case, data: Path, wandb_bin: Path) -> Path:
