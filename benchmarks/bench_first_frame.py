@@ -19,7 +19,7 @@ Cases (both tools read the same records: same metric names and steps):
 
 * ``demo``: the four demo runs (``demo_runs/``), at 120x35 and 80x24;
 * ``big``: one 1M-line run (``benchmarks.generate``); W&B gets the same run's first ``--wandb-big-rows``
-  rows (default 100,000: wandb's own logging writes ~1,700 rows/s here, so 1M rows would take ~10 min);
+  rows (default 100,000: wandb's own logging of all 1M rows took 875 s on the 2-core box);
 * ``r100x10k``, ``r10x1k``, ``r100x1k``, ``r1000x1k``: N runs of L lines, each a copy of one generated run
   (termmon: the jsonl copied under N directory names; W&B: that run logged once by wandb, its offline
   run directory copied under N run ids), because logging 1,000 runs with wandb takes longer than this
