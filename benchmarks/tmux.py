@@ -31,19 +31,14 @@ class Pane:
     command, written by the shell itself, so tmux's own server start is not counted as the command's.
     """
 
-    def __init__(
-        self, command: list[str], width: int = 120, height: int = 35, env: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, command: list[str], width: int = 120, height: int = 35) -> None:
         self.name = f"termmon-bench-{uuid.uuid4().hex[:10]}"
         self._tmux = ["tmux", "-L", self.name]
         self._dir = Path(tempfile.mkdtemp(prefix="termmon-pane-"))
         self._stamp = self._dir / "started"
-        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
-        shell = (
-            f"date +%s.%N > {shlex.quote(str(self._stamp))}.tmp && mv {shlex.quote(str(self._stamp))}.tmp "
-            f"{shlex.quote(str(self._stamp))} && exec {'env ' + exports + ' ' if exports else ''}"
-            f"{shlex.join(command)}"
-        )
+        stamp, partial = shlex.quote(str(self._stamp)), shlex.quote(f"{self._stamp}.tmp")
+        # Written whole (mv) so a reader never sees half a timestamp.
+        shell = f"date +%s.%N > {partial} && mv {partial} {stamp} && exec {shlex.join(command)}"
         size = ["-x", str(width), "-y", str(height)]
         keep = [";", "set-option", "-t", self.name, "remain-on-exit", "on"]
         # remain-on-exit in the same tmux call: a command that dies at once leaves its last screen to read.
