@@ -13,6 +13,7 @@ BENCHMARKS = (
     "alerts",
     "tui",
     "startup",
+    "first_frame",
     "logger",
     "diagnostics",
     "tfevents",

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,6 +23,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import Static
 from textual_plotext.plot import Plot
 
+from benchmarks.tmux import terminal_bytes
 from termmon.model.workspace import Workspace
 from termmon.views.app import MonitorApp
 from termmon.views.colors import RunColors
@@ -33,7 +32,6 @@ from termmon.views.plotext_draw import draw_panel
 from termmon.views.widgets.chart import ChartPanel
 
 IDLE_SECONDS = 10.0
-PIPE_SECONDS = 10.0
 BARE_APP = "from textual.app import App\nfrom textual.widgets import Footer, Static\n" + (
     "class Bare(App):\n    def compose(self):\n        yield Static('idle')\n        yield Footer()\nBare().run()\n"
 )
@@ -112,29 +110,6 @@ async def _idle_cpu(app: App[None] | MonitorApp) -> float:
         await asyncio.sleep(IDLE_SECONDS)
         after = proc.cpu_times()
     return ((after.user - before.user) + (after.system - before.system)) / IDLE_SECONDS * 100
-
-
-def terminal_bytes(command: list[str], seconds: float = PIPE_SECONDS, settle: float = 6.0) -> float | None:
-    """Bytes a second that ``command`` sends to a real terminal (a tmux pane), after ``settle`` s."""
-    if shutil.which("tmux") is None:
-        return None
-    session = f"termmon-bench-{time.monotonic_ns()}"
-    out = Path(tempfile.mkdtemp(prefix="termmon-pipe-")) / "pane.out"
-    tmux = ["tmux", "-L", session]
-    subprocess.run(
-        [*tmux, "new-session", "-d", "-s", session, "-x", "120", "-y", "35", shlex.join(command)], check=True
-    )
-    try:
-        time.sleep(settle)  # past start-up and loading: only the steady state is measured
-        subprocess.run(
-            [*tmux, "pipe-pane", "-t", session, "-o", f"cat > {shlex.quote(str(out))}"], check=True
-        )
-        time.sleep(seconds)
-        subprocess.run([*tmux, "pipe-pane", "-t", session], check=True)
-        return out.stat().st_size / seconds if out.exists() else 0.0
-    finally:
-        subprocess.run([*tmux, "kill-server"], check=False)
-        shutil.rmtree(out.parent, ignore_errors=True)
 
 
 def write_live(run_dir: Path, stop: threading.Event, per_second: float = 20.0) -> None:
