@@ -133,7 +133,7 @@ def _last_line_end(fd: int, size: int) -> int | None:
     longer than :data:`MAX_CUT_SEARCH`."""
     at = size
     while at > 0 and size - at < MAX_CUT_SEARCH:
-        window = min(1 << 16, at)
+        window = min(1 << 16, at, MAX_CUT_SEARCH - (size - at))
         data = os.pread(fd, window, at - window)
         newline = data.rfind(b"\n")
         if newline >= 0:
@@ -145,14 +145,14 @@ def _last_line_end(fd: int, size: int) -> int | None:
 def _line_end_after(fd: int, offset: int, end: int) -> int | None:
     """Offset just past the first newline at or after ``offset`` (``end`` if none before it), or None
     if that is more than :data:`MAX_CUT_SEARCH` away."""
-    if offset >= end:
-        return end
     at = offset
     while at < end and at - offset < MAX_CUT_SEARCH:
-        data = os.pread(fd, min(1 << 16, end - at), at)
+        data = os.pread(fd, min(1 << 16, end - at, MAX_CUT_SEARCH - (at - offset)), at)
         newline = data.find(b"\n")
         if newline >= 0:
             return at + newline + 1
+        if not data:  # shrank meanwhile
+            return None
         at += len(data)
     return end if at >= end else None
 
