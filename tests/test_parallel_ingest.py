@@ -328,10 +328,23 @@ def test_a_script_without_a_main_guard_runs_once(awkward_run: Path, tmp_path: Pa
     assert int(out.stdout) == sum(int(r["records"]) for r in loaded(awkward_run, SEQUENTIAL))
 
 
-def test_small_files_and_single_cores_stay_in_one_process(tmp_path: Path) -> None:
+def test_small_files_and_single_cores_stay_in_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TERMMON_INGEST_WORKERS", raising=False)
     path = awkward_file(tmp_path / "run" / "metrics.jsonl")
     assert plan_split(path, Split()) is None  # far below MIN_PARALLEL_BYTES
     assert plan_split(path, Split(min_bytes=0, workers=0)) is None
+    assert Split().worker_count() == min(parallel.MAX_WORKERS, parallel.usable_cores() - 1)
+
+
+def test_the_environment_sets_the_worker_count(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TERMMON_INGEST_WORKERS", "0")
+    assert Split().worker_count() == 0
+    assert plan_split(awkward_file(tmp_path / "metrics.jsonl"), Split(min_bytes=0)) is None
+    monkeypatch.setenv("TERMMON_INGEST_WORKERS", "3")
+    assert Split().worker_count() == 3 and Split(workers=1).worker_count() == 1
+    monkeypatch.setenv("TERMMON_INGEST_WORKERS", "many")
     assert Split().worker_count() == min(parallel.MAX_WORKERS, parallel.usable_cores() - 1)
     assert plan_split(tmp_path / "run", Split(min_bytes=0, workers=1)) is None  # not a regular file
 

@@ -47,10 +47,14 @@ MAX_WORKERS = 7
 #: How far past a cut a newline is looked for. A line longer than this is not a trainer's record, so a
 #: file holding one is read the usual way, whose rules for huge lines (DEFAULT_MAX_LINE) then apply.
 MAX_CUT_SEARCH = 8 << 20
+#: Pieces a worker may parse ahead of the one the caller hands on next, per worker.
+AHEAD_PER_WORKER = 3
 #: A piece out with a worker longer than this is parsed by the caller as well (a stopped worker).
 STRAGGLER_SECONDS = 30.0
 # Every line in a piece is shorter than the tailer's limit, so no line is one it would have skipped.
 assert PIECE_BYTES + MAX_CUT_SEARCH < DEFAULT_MAX_LINE
+#: Environment variable that sets the number of workers (0: parse in the calling process only).
+WORKERS_VARIABLE = "TERMMON_INGEST_WORKERS"
 _BOM = b"\xef\xbb\xbf"
 _REQUEST = struct.Struct("<qqQQI")  # start, end, st_dev, st_ino, path length; then the path's bytes
 _REPLY = struct.Struct("<Q")
@@ -63,15 +67,18 @@ class FileChangedError(OSError):
 
 @dataclass(frozen=True)
 class Split:
-    """When and how a file is split. ``workers``: None for one per usable core, less the caller's."""
+    """When and how a file is split. ``workers``: None for :meth:`worker_count`'s default."""
 
     min_bytes: int = MIN_PARALLEL_BYTES
     piece_bytes: int = PIECE_BYTES
     workers: int | None = None
 
     def worker_count(self) -> int:
+        """``workers``, else $TERMMON_INGEST_WORKERS (0: one process), else one per usable core but one."""
         if self.workers is not None:
             return max(0, self.workers)
+        with contextlib.suppress(ValueError):
+            return max(0, int(os.environ.get(WORKERS_VARIABLE, "")))
         return max(0, min(MAX_WORKERS, usable_cores() - 1))
 
 
@@ -317,7 +324,7 @@ class _Worker:
 
     def parse(self, plan: Plan, start: int, end: int) -> RecordBatch:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        path = os.fsencode(plan.path)
+        path = os.fsencode(os.path.abspath(plan.path))  # the worker runs in another directory
         self.proc.stdin.write(_REQUEST.pack(start, end, *plan.ident, len(path)) + path)
         self.proc.stdin.flush()
         header = _read_exactly(self.proc.stdout, _REPLY.size)
@@ -352,21 +359,33 @@ class _Worker:
 class _Pieces:
     """The pieces of one plan: who takes which, and the finished batches until their turn."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, ahead: int) -> None:
         self.plan = plan
         self.todo: deque[int] = deque(range(len(plan.pieces)))
         self.done: dict[int, RecordBatch] = {}
         self.out: dict[int, float] = {}  # pieces with a worker, and since when
         self.finished: set[int] = set()
+        self.wanted = 0  # the piece the caller hands on next
+        self.ahead = ahead
         self.cond = threading.Condition()
 
     def take(self) -> int | None:
+        """The next piece for a worker, once it is at most ``ahead`` pieces past the one the caller
+        wants: workers faster than the caller's use of the batches must not pile them up in memory."""
         with self.cond:
+            while self.todo and self.todo[0] - self.wanted >= self.ahead:
+                self.cond.wait()
             if not self.todo:
                 return None
             i = self.todo.popleft()
             self.out[i] = time.monotonic()
             return i
+
+    def hand_on(self, i: int) -> RecordBatch:
+        """Piece ``i``'s batch, which is done: the caller's next piece is ``i + 1``."""
+        self.wanted = i + 1
+        self.cond.notify_all()
+        return self.done.pop(i)
 
     def put(self, i: int, batch: RecordBatch) -> None:
         with self.cond:
@@ -416,7 +435,7 @@ class ParallelReader:
             fd = os.open(plan.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             raise FileChangedError(f"{plan.path}: {exc}") from exc
-        pieces = _Pieces(plan)
+        pieces = _Pieces(plan, ahead=AHEAD_PER_WORKER * max(1, self.split.worker_count()))
         threads: list[threading.Thread] = []
         try:
             st = os.fstat(fd)
@@ -444,7 +463,7 @@ class ParallelReader:
         while True:
             with pieces.cond:
                 if i in pieces.done:
-                    return pieces.done.pop(i)
+                    return pieces.hand_on(i)
                 started = pieces.out.get(i)
                 own = pieces.todo.popleft() if pieces.todo else None
                 if own is None:
