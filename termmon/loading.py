@@ -12,6 +12,7 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
 PROGRESS_AFTER_SECONDS = 0.5
+#: Runs of this many records or more have their columns joined at the end of a load (see _settle).
+SETTLE_RECORDS = 100_000
 
 
 def load_workspace(
@@ -56,7 +59,33 @@ def load_workspace(
         workspace.close()
     # Runs read in pieces were made first: keep the order they were found in.
     workspace.runs = {run_dir: workspace.runs[run_dir] for run_dir in order if run_dir in workspace.runs}
+    for loaded in workspace.runs.values():
+        if loaded.records >= SETTLE_RECORDS:
+            _settle(loaded)
     return workspace
+
+
+def _settle(run: Run) -> None:
+    """Join each column's pieces now, one column at a time, and hand the freed pieces' pages back to the
+    system after each. Left to themselves, the small pieces' pages stay with the allocator, each joined
+    column takes fresh ones, and a 1M-record load peaks at ~1.6x its columns (411 against 265 MiB)."""
+    trim = _malloc_trim()
+    columns = [run.time, run.step, run.epoch, run.kind, run.event]
+    columns += [part for column in run.metrics.values() for part in (column.rows, column.values)]
+    for column in columns:
+        column.view  # noqa: B018  (reading the view joins the pieces)
+        trim()
+
+
+def _malloc_trim() -> Callable[[], object]:
+    """glibc's malloc_trim(0) (free pages anywhere in the heap go back), or a no-op elsewhere."""
+    import ctypes  # numpy has imported it already
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return lambda: None
+    return lambda: trim(0)
 
 
 def _plan(reader: ParallelReader, run_dir: Path) -> Plan | None:

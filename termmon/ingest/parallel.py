@@ -38,7 +38,7 @@ from termmon.ingest.parse import SLICE_LINES, LineParser
 
 #: Bytes a piece holds, about: small enough that few pieces wait for their turn (memory), large enough
 #: that the per-piece round trip (a request, a pickled batch) is noise.
-PIECE_BYTES = 8 << 20
+PIECE_BYTES = 4 << 20
 #: Files smaller than this are read in one process: a worker's start (an interpreter, numpy) costs
 #: about as much as parsing this many bytes, so it would not pay for itself.
 MIN_PARALLEL_BYTES = 48 << 20
