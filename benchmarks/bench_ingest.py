@@ -1,11 +1,15 @@
-"""Ingest benchmark: `termmon summary` on a big run against the floor, latency, and idle cost.
+"""Ingest benchmark: `termmon summary` and `termmon.load` on big runs against the floor, latency, idle cost.
 
-    python -m benchmarks.bench_ingest [--lines 1000000] [--repeat 3]
+    python -m benchmarks.bench_ingest [--lines 1000000] [--repeat 3] [--sizes 10000 100000 1000000 5000000]
 
 * floor: a fresh process that reads the same metrics.jsonl and parses every line with orjson (the
   fastest JSON parser installed), doing nothing else.
-* `termmon summary --json` on the same run, in a fresh process: wall time and peak RSS.
-  The two are interleaved, ``--repeat`` times each, and the medians compared.
+* `termmon summary --json`, `termmon.load` (the DataFrame) and `termmon.loading.load_runs` (the runs,
+  no DataFrame) on the same run, each in a fresh process: wall time and peak RSS of the process and its
+  ingest workers together (the sum of each process's own peak, read from /proc while they run).
+  `summary` also with TERMMON_INGEST_WORKERS=0 (one process), the way it read before the split.
+  Every measure is interleaved with the floor, ``--repeat`` times, and the medians compared.
+* a scaling table over ``--sizes``: the same figures per record count, to show linear growth.
 * latency from appending a line to the model holding it, via filesystem events and via polling.
 * CPU used while idle with 100 runs watched (events mode, with the backstop stat poll).
 """
@@ -21,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.generate import write_benchmark_run
@@ -32,31 +37,118 @@ with open(sys.argv[1], "rb") as fh:
     for line in fh:
         loads(line)
 """
+LOAD = "import sys, termmon; termmon.load(sys.argv[1])"
+LOAD_RUNS = "import sys; from termmon.loading import load_runs; load_runs([sys.argv[1]], progress=False)"
+SAMPLE_SECONDS = 0.005
 
 
-def run_measured(argv: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of a child process, stdout discarded."""
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (ingest workers are its children)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as fh:
+                todo.extend(int(c) for c in fh.read().split())
+        except OSError:
+            continue
+    return found
+
+
+def _memory_kib(pid: int) -> tuple[int, int] | None:
+    """(resident now, peak resident) of ``pid``, KiB."""
+    found = {}
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    found[line[:5]] = int(line.split()[1])
+    except OSError:
+        return None
+    return (found["VmRSS"], found["VmHWM"]) if len(found) == 2 else None
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds ``pid`` has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Measured:
+    wall: float  # seconds from start to exit
+    rss: float  # MiB: the most the caller and its workers held together (sampled sum of VmRSS)
+    rss_bound: float  # MiB: the sum of each process's own peak (VmHWM), as if all peaked at once
+    cpu: float  # CPU seconds of the caller alone: its critical path when a core is free for each worker
+    cpu_all: float  # CPU seconds of the caller and its workers
+
+
+def run_measured(argv: list[str], env: dict[str, str] | None = None) -> Measured:
+    """Runs a command (stdout discarded), reading /proc every few ms while it and its workers live.
+
+    On this loaded box wall time depends on what else runs; the caller's CPU seconds do much less, and
+    they are what the wall time would be with a core free for each worker.
+    """
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=env)
+    peaks: dict[int, int] = {}
+    cpus: dict[int, float] = {}
+    together = 0
+    while proc.poll() is None:
+        now = 0
+        for pid in _tree(proc.pid):
+            memory = _memory_kib(pid)
+            cpu = _cpu_seconds(pid)
+            if memory is not None:
+                now += memory[0]
+                peaks[pid] = max(peaks.get(pid, 0), memory[1])
+            if cpu is not None:
+                cpus[pid] = max(cpus.get(pid, 0.0), cpu)
+        together = max(together, now)
+        time.sleep(SAMPLE_SECONDS)
     wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{argv} failed with {proc.returncode}")
-    return wall, usage.ru_maxrss / 1024
+    caller_peak = peaks.get(proc.pid, 0)  # its true peak, which a sample may have missed
+    return Measured(
+        wall,
+        max(together, caller_peak) / 1024,
+        sum(peaks.values()) / 1024,
+        cpus.get(proc.pid, 0.0),
+        sum(cpus.values()),
+    )
 
 
-def bench_summary(run_dir: Path, repeat: int) -> dict[str, float]:
-    floor_walls, walls, rss = [], [], []
+def bench_commands(run_dir: Path, repeat: int, *, one_process: bool = True) -> dict[str, Measured]:
+    """Per command: median wall and CPU seconds, the largest peak RSS; interleaved with the floor."""
+    path = str(run_dir / "metrics.jsonl")
+    single = {**os.environ, "TERMMON_INGEST_WORKERS": "0"}
+    commands: dict[str, tuple[list[str], dict[str, str] | None]] = {
+        "floor": ([sys.executable, "-c", FLOOR, path], None),
+        "summary": ([sys.executable, "-m", "termmon", "summary", "--json", str(run_dir)], None),
+        "load": ([sys.executable, "-c", LOAD, str(run_dir)], None),
+        "load_runs": ([sys.executable, "-c", LOAD_RUNS, str(run_dir)], None),
+    }
+    if one_process:
+        commands["summary_1p"] = (commands["summary"][0], single)
+    runs: dict[str, list[Measured]] = {name: [] for name in commands}
     for _ in range(repeat):
-        floor_walls.append(run_measured([sys.executable, "-c", FLOOR, str(run_dir / "metrics.jsonl")])[0])
-        wall, peak = run_measured([sys.executable, "-m", "termmon", "summary", "--json", str(run_dir)])
-        walls.append(wall)
-        rss.append(peak)
+        for name, (argv, env) in commands.items():
+            runs[name].append(run_measured(argv, env))
     return {
-        "floor_s": statistics.median(floor_walls),
-        "summary_s": statistics.median(walls),
-        "summary_rss_mib": max(rss),
+        name: Measured(
+            statistics.median(m.wall for m in got),
+            max(m.rss for m in got),
+            max(m.rss_bound for m in got),
+            statistics.median(m.cpu for m in got),
+            statistics.median(m.cpu_all for m in got),
+        )
+        for name, got in runs.items()
     }
 
 
@@ -112,41 +204,80 @@ def bench_idle(runs: int = 100, seconds: float = 10.0) -> float:
         return 100.0 * used / seconds
 
 
+def ensure_run(data: Path, lines: int) -> Path:
+    run_dir = data / f"run_{lines}"
+    if not (run_dir / "metrics.jsonl").exists():
+        print(f"writing {lines:,}-line benchmark run to {run_dir} ...", file=sys.stderr)
+        write_benchmark_run(run_dir, lines)
+    return run_dir
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000, 5_000_000])
+    parser.add_argument("--no-live", action="store_true", help="skip the latency and idle rows")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "termmon-bench")
     args = parser.parse_args()
 
-    run_dir = args.data / f"run_{args.lines}"
-    if not (run_dir / "metrics.jsonl").exists():
-        print(f"writing {args.lines:,}-line benchmark run to {run_dir} ...", file=sys.stderr)
-        write_benchmark_run(run_dir, args.lines)
+    run_dir = ensure_run(args.data, args.lines)
     size_mb = (run_dir / "metrics.jsonl").stat().st_size / 1e6
-
-    summary = bench_summary(run_dir, args.repeat)
-    events = bench_latency(None)
-    polling = bench_latency(0.5)
-    idle = bench_idle()
-
-    ratio = summary["summary_s"] / summary["floor_s"]
+    figures = bench_commands(run_dir, args.repeat)
+    floor = figures["floor"]
     print(f"### Ingest ({args.lines:,} lines, {size_mb:.0f} MB, median of {args.repeat})\n")
-    print("| measure | termmon | floor | ratio |")
-    print("|---|---|---|---|")
     print(
-        f"| `termmon summary --json` wall | {summary['summary_s']:.2f} s | {summary['floor_s']:.2f} s | {ratio:.2f}x |"
+        "| measure | wall | ratio | caller CPU | ratio | CPU, with workers "
+        "| peak RSS, with workers | sum of each one's peak |"
     )
-    print(f"| peak RSS of `termmon summary` | {summary['summary_rss_mib']:.0f} MiB | | |")
-    for name, values in (("watchdog events", events), ("polling every 0.5 s", polling)):
-        values = sorted(values)
-        p95 = values[int(0.95 * (len(values) - 1))]
+    print("|---|---|---|---|---|---|---|---|")
+    labels = {
+        "floor": "floor (orjson, one process)",
+        "summary": "`termmon summary --json`",
+        "summary_1p": "`termmon summary --json`, one process",
+        "load": "`termmon.load` (DataFrame)",
+        "load_runs": "`load_runs` (runs)",
+    }
+    for name, label in labels.items():
+        m = figures[name]
         print(
-            f"| append -> model, {name} | median {statistics.median(values) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms | | |"
+            f"| {label} | {m.wall:.2f} s | {m.wall / floor.wall:.2f}x | {m.cpu:.2f} s | "
+            f"{m.cpu / floor.cpu:.2f}x | {m.cpu_all:.2f} s | {m.rss:.0f} MiB | {m.rss_bound:.0f} MiB |"
         )
-    print(f"| CPU while idle, 100 runs watched | {idle:.2f}% of one core | | |")
+    if not args.no_live:
+        events = bench_latency(None)
+        polling = bench_latency(0.5)
+        idle = bench_idle()
+        for name, values in (("watchdog events", events), ("polling every 0.5 s", polling)):
+            values = sorted(values)
+            p95 = values[int(0.95 * (len(values) - 1))]
+            print(
+                f"| append -> model, {name} | median {statistics.median(values) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms | | | |"
+            )
+        print(f"| CPU while idle, 100 runs watched | {idle:.2f}% of one core | | | |")
+
+    if args.sizes:
+        print(f"\n### Scaling (median of {args.repeat}; RSS: the caller and its workers)\n")
+        print(
+            "| records | MB | floor wall / CPU | summary wall / caller CPU | ratios | summary RSS "
+            "| load_runs wall / caller CPU | ratios | load_runs RSS |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for lines in args.sizes:
+            sized = ensure_run(args.data, lines)
+            mb = (sized / "metrics.jsonl").stat().st_size / 1e6
+            got = figures if lines == args.lines else bench_commands(sized, args.repeat, one_process=False)
+            row = [f"{lines:,}", f"{mb:.0f}", f"{got['floor'].wall:.2f} / {got['floor'].cpu:.2f} s"]
+            for name in ("summary", "load_runs"):
+                m = got[name]
+                row += [
+                    f"{m.wall:.2f} / {m.cpu:.2f} s",
+                    f"{m.wall / got['floor'].wall:.2f}x / {m.cpu / got['floor'].cpu:.2f}x",
+                    f"{m.rss:.0f} MiB",
+                ]
+            print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

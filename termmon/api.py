@@ -45,11 +45,12 @@ def load(path: str | Path) -> pd.DataFrame:
         "epoch": run.epoch.view.copy(),
     }
     for name in run.metric_names():
-        column = run.metrics[name]
+        column = run.metrics.pop(name)  # the run is ours alone: its column goes once it is a frame column
         values = np.full(n, np.nan)
         values[column.rows.view] = column.values.view
         columns[name] = values
-    frame = pd.DataFrame(columns)
+        del column
+    frame = pd.DataFrame(columns, copy=False)  # the columns are fresh arrays: no second copy of each
     extras: dict[str, dict[int, Any]] = {}
     for record in run.events:
         row = record["_row"]

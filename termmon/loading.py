@@ -1,38 +1,128 @@
-"""One-shot loading for the commands that read runs and exit (summary, --static, report).
+"""One-shot loading for the commands that read runs and exit (summary, --static, report, ``load``).
 
-A progress bar appears on stderr only when a load is slow enough to wonder about (half a second), and
-only on a terminal, so piped output and quick loads stay clean.
+A large termmon metrics.jsonl is parsed in pieces over worker processes (termmon.ingest.parallel);
+everything else, and every file when no worker can help, is read as the monitor reads it. Both give
+the same runs. A progress bar appears on stderr only when a load is slow enough to wonder about (half
+a second), and only on a terminal, so piped output and quick loads stay clean.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from termmon.ingest.formats import registry
 from termmon.ingest.formats.base import RunLocation
+from termmon.ingest.formats.termmon_jsonl import TermmonJsonl
+from termmon.ingest.parallel import FileChangedError, ParallelReader, Plan, Split
+from termmon.ingest.source import SourceUpdate
 from termmon.model.run import Run
-from termmon.model.workspace import Workspace
+from termmon.model.workspace import RunUpdate, Workspace
 from termmon.sanitize import terminal_text
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
 PROGRESS_AFTER_SECONDS = 0.5
+#: Runs of this many records or more have their columns joined at the end of a load (see _settle).
+SETTLE_RECORDS = 100_000
 
 
-def load_workspace(paths: list[str], *, progress: bool = True, run: RunLocation | None = None) -> Workspace:
-    """Discover and read every run under ``paths`` (or just ``run``) to the end of what is on disk now."""
+def load_workspace(
+    paths: list[str], *, progress: bool = True, run: RunLocation | None = None, split: Split | None = None
+) -> Workspace:
+    """Discover and read every run under ``paths`` (or just ``run``) to the end of what is on disk now.
+
+    ``split``: when a file is worth parsing in pieces over worker processes (default: a file of
+    MIN_PARALLEL_BYTES or more, one worker per usable core but the caller's own).
+    """
     workspace = Workspace(paths, run=run)
+    order = workspace.run_dirs
     bar = _LazyProgress(workspace.total_bytes(), enabled=progress and sys.stderr.isatty())
+    in_pieces: set[Path] = set()
     try:
-        for item in workspace.iter_poll():
+        with ParallelReader(split or Split()) as reader:
+            for run_dir in order:
+                plan = _plan(reader, run_dir)
+                if plan is not None and _read_in_pieces(workspace, reader, plan, run_dir, bar):
+                    in_pieces.add(run_dir)
+        for item in workspace.iter_poll(skip=in_pieces):
             workspace.apply([item])
             bar.advance(item.update.bytes_read)
     finally:
         bar.close()
         workspace.close()
+    # Runs read in pieces were made first: keep the order they were found in.
+    workspace.runs = {run_dir: workspace.runs[run_dir] for run_dir in order if run_dir in workspace.runs}
+    for loaded in workspace.runs.values():
+        if loaded.records >= SETTLE_RECORDS:
+            _settle(loaded)
     return workspace
+
+
+def _settle(run: Run) -> None:
+    """Join each column's pieces now, one column at a time, and hand the freed pieces' pages back to the
+    system after each. Left to themselves, the small pieces' pages stay with the allocator, each joined
+    column takes fresh ones, and a 1M-record load peaks at ~1.6x its columns (411 against 265 MiB)."""
+    trim = _malloc_trim()
+    columns = [run.time, run.step, run.epoch, run.kind, run.event]
+    columns += [part for column in run.metrics.values() for part in (column.rows, column.values)]
+    for column in columns:
+        column.view  # noqa: B018  (reading the view joins the pieces)
+        trim()
+
+
+def _malloc_trim() -> Callable[[], object]:
+    """glibc's malloc_trim(0) (free pages anywhere in the heap go back), or a no-op elsewhere."""
+    import ctypes  # numpy has imported it already
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return lambda: None
+    return lambda: trim(0)
+
+
+def _plan(reader: ParallelReader, run_dir: Path) -> Plan | None:
+    """How to read ``run_dir`` in pieces: only a termmon metrics.jsonl (the format a source would pick
+    for the directory), and only one worth it."""
+    try:
+        names = os.listdir(run_dir)
+    except OSError:
+        return None
+    best = registry.best_for_dir(run_dir, names)
+    if not isinstance(best, TermmonJsonl):
+        return None
+    return reader.plan(best.files(RunLocation(run_dir, best.name))[0])
+
+
+def _read_in_pieces(
+    workspace: Workspace, reader: ParallelReader, plan: Plan, run_dir: Path, bar: _LazyProgress
+) -> bool:
+    """Apply ``plan``'s batches to the run; False if the file changed meanwhile (the run is then reset,
+    for its source to read the usual way)."""
+    name = workspace.name_of(run_dir)
+
+    def apply(update: SourceUpdate) -> None:
+        workspace.apply([RunUpdate(run_dir, name, update, has_end_events=TermmonJsonl.has_end_events)])
+
+    applied = False
+    try:
+        with contextlib.closing(reader.read(plan)) as batches:
+            for (start, end), batch in zip(plan.pieces, batches, strict=True):
+                apply(SourceUpdate(batch=batch, mtime=plan.mtime, bytes_read=end - start))
+                applied = True
+                bar.advance(end - start)
+    except FileChangedError:
+        if applied:
+            apply(SourceUpdate(reset=True))
+        return False
+    return True
 
 
 def load_runs(paths: list[str], *, progress: bool = True) -> list[Run]:

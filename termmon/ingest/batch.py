@@ -12,7 +12,7 @@ import math
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import chain, groupby
+from itertools import chain, groupby, pairwise
 from operator import itemgetter
 from typing import Any
 
@@ -171,6 +171,17 @@ class RecordBatch:
         return cls(z, z, z, np.empty(0, dtype=np.int8), np.empty(0, dtype=object), bad_lines=bad_lines)
 
 
+def _equal_length_runs(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``records`` cut into runs of consecutive records with the same number of keys."""
+    n = len(records)
+    lengths = np.fromiter(map(len, records), dtype=np.intp, count=n)
+    cuts = (np.flatnonzero(lengths[1:] != lengths[:-1]) + 1).tolist()
+    if not cuts:
+        return [records]
+    bounds = [0, *cuts, n]
+    return [records[a:b] for a, b in pairwise(bounds)]
+
+
 def _flat(keys: list[str], records: list[dict[str, Any]]) -> Iterator[Any]:
     """The values of ``keys`` in every record, row by row, as one C-level iterator."""
     getter = itemgetter(*keys)
@@ -188,7 +199,7 @@ def _float_block(keys: list[str], records: list[dict[str, Any]]) -> np.ndarray |
         return np.empty((n, 0))
     try:
         block = np.fromiter(_flat(keys, records), dtype=np.float64, count=n * width).reshape(n, width)
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, KeyError):
         return None
     for j in np.flatnonzero(np.isnan(block).any(axis=0)):
         if any(r[keys[j]] is None for r in records):
@@ -208,7 +219,7 @@ def _reserved_block(keys: list[str], records: list[dict[str, Any]]) -> np.ndarra
         return np.empty((n, 0))
     try:
         block = np.frombuffer(array("d", _flat(keys, records)), dtype=np.float64).reshape(n, width)
-    except (TypeError, OverflowError):
+    except (TypeError, OverflowError, KeyError):
         return None
     if not np.isfinite(block).all():
         return None
@@ -246,8 +257,10 @@ class BatchBuilder:
             self.metric_rows[name] = [rows]
             self.metric_values[name] = [values]
 
-    def add_run(self, keys: tuple[str, ...], records: list[dict[str, Any]]) -> bool:
-        """Columns for records sharing ``keys``, in C-level passes; False if any value needs care."""
+    def add_run(self, records: list[dict[str, Any]]) -> bool:
+        """Columns for records with the first one's keys, in C-level passes; False if any value needs care
+        or a record's keys differ (records of one length that all hold the first's keys hold no others)."""
+        keys = tuple(records[0])
         event = records[0].get("event", EV_STEP)
         if not isinstance(event, str) or event in META_EVENTS:
             return False
@@ -255,7 +268,7 @@ class BatchBuilder:
             try:
                 if len(set(map(_event, records))) != 1:
                     return False
-            except TypeError:  # an unhashable "event": a bad record, sorted out by the slow path
+            except (TypeError, KeyError):  # an unhashable or missing "event": sorted out more slowly
                 return False
         value_keys = [k for k in keys if k != "event" and k not in RESERVED]
         reserved_keys = [k for k in keys if k in RESERVED]
@@ -309,15 +322,25 @@ class BatchBuilder:
                 self.texts.setdefault(key, []).append((row, value))
 
     def add_objects(self, objects: list[Any]) -> None:
-        """Parsed JSON values in file order; runs of records with the same keys take the fast path."""
+        """Parsed JSON values in file order; runs of records with the same keys take the fast path.
+
+        Runs are first cut where the number of keys changes (one C-level pass, no per-record tuple of
+        keys): a trainer writes the same keys step after step, so a slice is usually one run. Only a run
+        whose records turn out to differ (another key of the same count) is cut again by its keys.
+        """
         if objects and set(map(type, objects)) == {dict}:
-            signatures = map(tuple, objects)
-            for keys, group in groupby(zip(signatures, objects, strict=True), key=_first):
-                records = list(map(_second, group))
-                if not self.add_run(keys, records):
-                    self._add_slowly(records)
+            for records in _equal_length_runs(objects):
+                if not self.add_run(records):
+                    self._add_by_keys(records)
         else:
             self._add_slowly(objects)
+
+    def _add_by_keys(self, records: list[dict[str, Any]]) -> None:
+        signatures = map(tuple, records)
+        for _keys, group in groupby(zip(signatures, records, strict=True), key=_first):
+            same_keys = list(map(_second, group))
+            if len(same_keys) == len(records) or not self.add_run(same_keys):
+                self._add_slowly(same_keys)
 
     def _add_slowly(self, objects: list[Any]) -> None:
         for obj in objects:

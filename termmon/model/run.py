@@ -120,6 +120,7 @@ class Run:
         self.first_time = math.nan
         self.last_time = math.nan
         self.longest_gap = 0.0  # seconds between consecutive record times, the longest so far
+        self._previous_time = math.nan  # the last record's time (not the latest: clocks go back)
         self.last_step: int | None = None
         self.last_epoch: int | None = None
         self.start: dict[str, Any] | None = None
@@ -161,9 +162,11 @@ class Run:
     def _update_progress(self, batch: RecordBatch) -> None:
         times = batch.time[np.isfinite(batch.time)]
         if len(times):
-            previous = self.last_time if math.isfinite(self.last_time) else times[0]
+            # Gaps between consecutive records wherever batches were cut (a load in pieces, a tail read).
+            previous = self._previous_time if math.isfinite(self._previous_time) else times[0]
             gaps = np.diff(np.concatenate([[previous], times]))
             self.longest_gap = max(self.longest_gap, float(gaps.max()))
+            self._previous_time = float(times[-1])
             if math.isnan(self.first_time):
                 self.first_time = float(times[0])
             self.last_time = max(

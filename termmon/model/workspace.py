@@ -12,7 +12,7 @@ import os
 import resource
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,9 +141,15 @@ class Workspace:
                 updates.append(RunUpdate(run_dir, self._names[run_dir], update, source.has_end_events))
         return updates
 
-    def iter_poll(self) -> Iterator[RunUpdate]:
-        """Poll until everything on disk now has been read, in chunks of ``max_bytes`` per run."""
-        pending = self.run_dirs
+    def name_of(self, run_dir: Path) -> str:
+        """The name ``run_dir``'s run is shown under (unique among the runs found)."""
+        with self._lock:
+            return self._names[run_dir]
+
+    def iter_poll(self, skip: Collection[Path] = ()) -> Iterator[RunUpdate]:
+        """Poll until everything on disk now has been read, in chunks of ``max_bytes`` per run; the runs
+        in ``skip`` are left alone (a one-shot loader read them its own way)."""
+        pending = [run_dir for run_dir in self.run_dirs if run_dir not in skip]
         while pending:
             still: list[Path] = []
             for run_dir in pending:
