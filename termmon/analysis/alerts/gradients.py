@@ -18,23 +18,10 @@ from termmon.analysis.alerts.episodes import EpisodeTracker
 from termmon.analysis.alerts.loss import earliest_metric
 from termmon.analysis.alerts.model import Severity, fmt_limit, fmt_ratio, fmt_value
 from termmon.analysis.alerts.points import BLOCK_POINTS, Cursor, Points, blocks, merge_flags, value_at
+from termmon.analysis.alerts.rolling import rolling_median_before, rolling_min_before
 from termmon.format import OPTIMIZER_STEPS
 from termmon.model.run import Run
 from termmon.roles import Role, names_for, spec
-
-
-def rolling_median_before(
-    history: np.ndarray, values: np.ndarray, window: int, min_history: int
-) -> np.ndarray:
-    """For each of ``values``, the median of the ``window`` values before it (``history`` then ``values``),
-    NaN while fewer than ``min_history`` precede it. Exact, so any split of a series gives the same result.
-    """
-    import pandas as pd  # a skip-list rolling median: O(n log window), imported only when gradients appear
-
-    combined = np.concatenate([history, values])
-    medians = pd.Series(combined).rolling(window, min_periods=min_history).median().to_numpy()
-    before = np.concatenate([[np.nan], medians[:-1]])
-    return before[len(history) :]
 
 
 EXPLODING_ADVICE = "clip gradients (torch.nn.utils.clip_grad_norm_(params, 1.0)) or lower the lr"
@@ -85,8 +72,13 @@ class ExplodingGradientsDetector:
         found = []
         finite = np.isfinite(points.value)
         values = points.value[finite]
+        # The median is at least the window's minimum: only where a point is above ``ratio`` times that
+        # (with a margin for rounding) can it be ``ratio`` times the median, so only there is it taken.
+        lowest = rolling_min_before(np.concatenate([state.history, values]), len(state.history), cfg.window)
+        with np.errstate(invalid="ignore", over="ignore"):
+            maybe = (values > 0) & ~(values < cfg.ratio * lowest * (1 - 1e-9))
         baseline = np.full(len(points), np.nan)
-        baseline[finite] = rolling_median_before(state.history, values, cfg.window, cfg.min_history)
+        baseline[finite] = rolling_median_before(state.history, values, cfg.window, cfg.min_history, maybe)
         before = np.zeros(len(points), dtype=np.int64)
         before[finite] = np.minimum(state.seen + np.arange(len(values)), cfg.window)
         state.seen += len(values)
