@@ -179,20 +179,32 @@ class VanishingGradientsDetector:
             known = set(self.layers)
             self.layers += [n for n in run.metrics if n not in known and LAYER_NORM.match(n)]
             self.metrics_seen = len(run.metrics)
-        taken = [p for name in self.layers if (p := self.cursor.take(run, name)) is not None]
+        taken = {name: p for name in self.layers if (p := self.cursor.take(run, name)) is not None}
         if not taken:
             return []
-        rows = merge_flags(run, [(p.rows, np.zeros(len(p.rows), dtype=bool)) for p in taken]).rows
+        rows = merge_flags(run, [(p.rows, np.zeros(len(p.rows), dtype=bool)) for p in taken.values()]).rows
         return [
             f
             for lo in range(0, len(rows), BLOCK_POINTS)
-            for f in self._judge(run, rows[lo : lo + BLOCK_POINTS])
+            for f in self._judge(run, rows[lo : lo + BLOCK_POINTS], taken)
         ]
 
-    def _judge(self, run: Run, rows: np.ndarray) -> list[Found]:
-        """Per-layer verdicts on the records ``rows`` (new ones, in order)."""
+    def _judge(self, run: Run, rows: np.ndarray, taken: dict[str, Points]) -> list[Found]:
+        """Per-layer verdicts on the records ``rows`` (new ones, in order). ``taken``: the layers' new
+        points; a layer with none has no value in these records, and one whose new points are exactly
+        these records needs no lookup (the usual live refresh: every tensor in every record)."""
         cfg = self.config
-        norms = np.stack([value_at(run, name, rows) for name in self.layers])  # (layers, rows)
+        missing = np.full(len(rows), np.nan)
+
+        def norms_of(name: str) -> np.ndarray:
+            p = taken.get(name)
+            if p is None:
+                return missing
+            if len(p.rows) == len(rows) and np.array_equal(p.rows, rows):
+                return p.value
+            return value_at(run, name, rows)
+
+        norms = np.stack([norms_of(name) for name in self.layers])  # (layers, rows)
         present = np.isfinite(norms)
         with np.errstate(invalid="ignore"):
             largest = np.nanmax(np.where(present, norms, -np.inf), axis=0)
