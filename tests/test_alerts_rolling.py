@@ -3,6 +3,7 @@ does, refresh by refresh), equal a from-scratch computation over the whole serie
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ def _incremental(x: np.ndarray, cuts: list[int], window: int, min_history: int) 
     """Slice by slice, carrying only the last ``window`` values, as the detector does."""
     history, parts = np.empty(0), []
     bounds = [0, *sorted(c for c in set(cuts) if 0 < c < len(x)), len(x)]
-    for lo, hi in zip(bounds, bounds[1:], strict=False):
+    for lo, hi in itertools.pairwise(bounds):
         values = x[lo:hi]
         parts.append(rolling_median_before(history, values, window, min_history))
         history = np.concatenate([history, values])[-window:]

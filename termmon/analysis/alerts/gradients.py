@@ -23,7 +23,6 @@ from termmon.format import OPTIMIZER_STEPS
 from termmon.model.run import Run
 from termmon.roles import Role, names_for, spec
 
-
 EXPLODING_ADVICE = "clip gradients (torch.nn.utils.clip_grad_norm_(params, 1.0)) or lower the lr"
 
 

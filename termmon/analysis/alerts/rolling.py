@@ -44,11 +44,6 @@ def rolling_min_before(x: np.ndarray, start: int, window: int) -> np.ndarray:
     return out
 
 
-def _median_sorted_middle(lo: np.ndarray, hi: np.ndarray, odd: np.ndarray) -> np.ndarray:
-    """The median from the middle order statistics: the middle one, or the mean of the two (as pandas)."""
-    return np.where(odd, hi, (lo + hi) / 2)
-
-
 def medians_before(x: np.ndarray, ks: np.ndarray, window: int) -> np.ndarray:
     """For each ``k`` of ``ks`` (ascending, each >= 1), the median of ``x[max(0, k - window):k]``."""
     out = np.empty(len(ks))
@@ -64,7 +59,8 @@ def medians_before(x: np.ndarray, ks: np.ndarray, window: int) -> np.ndarray:
         for lo in range(0, len(full), MEDIAN_CHUNK):
             idx = full[lo : lo + MEDIAN_CHUNK]
             part = np.partition(views[ks[idx] - window], mid, axis=1)
-            out[idx] = _median_sorted_middle(part[:, mid[0]], part[:, mid[1]], np.bool_(window % 2 == 1))
+            # The middle value, or the mean of the two middle ones (as pandas and numpy's median).
+            out[idx] = part[:, mid[1]] if window % 2 else (part[:, mid[0]] + part[:, mid[1]]) / 2
     return out
 
 
