@@ -7,7 +7,8 @@ loss every 100 steps) from a writer subprocess, so the writer's CPU is not the m
 tmux pane at 120x35 (a real terminal, so the compositor's output is part of the cost); its CPU is read
 from /proc/PID/stat (all threads) over ``--seconds`` once the first frame is up and a settle time has
 passed. The floor is a bare Textual app in the same pane, measured the same way while the same writer
-runs. ``--profile FILE`` runs the monitor under cProfile instead and writes FILE (for finding the cost).
+runs. ``--baseline DIR`` also measures the monitor of another checkout (its termmon package; same
+interpreter), interleaved round by round with this one. ``--profile FILE`` runs the monitor under cProfile instead and writes FILE (for finding the cost).
 """
 
 from __future__ import annotations
@@ -79,22 +80,24 @@ def write_runs(root: Path, runs: int, rate: float) -> None:
         write_step()
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` (every thread), from /proc/PID/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """utime + stime of ``pid`` (every thread), or of one ``thread`` of it, from /proc."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 class Pane:
     """One command in a detached tmux server of its own, at 120x35."""
 
-    def __init__(self, command: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, command: list[str], cwd: Path | None = None) -> None:
         self.name = f"termmon-live-{time.monotonic_ns()}"
         self.tmux = ["tmux", "-L", self.name]
-        prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
-        line = f"exec env {prefix} {shlex.join(command)}" if prefix else f"exec {shlex.join(command)}"
+        where = ["-c", str(cwd)] if cwd is not None else []
+        line = f"exec {shlex.join(command)}"
         subprocess.run(
-            [*self.tmux, "new-session", "-d", "-s", self.name, "-x", "120", "-y", "35", line], check=True
+            [*self.tmux, "new-session", "-d", "-s", self.name, *where, "-x", "120", "-y", "35", line],
+            check=True,
         )
         out = subprocess.run(
             [*self.tmux, "display-message", "-p", "-t", self.name, "#{pane_pid}"],
@@ -125,16 +128,19 @@ class Pane:
         subprocess.run([*self.tmux, "kill-server"], check=False, capture_output=True)
 
 
-def measure(command: list[str], needle: str, settle: float, seconds: float) -> float:
-    """Percent of a core ``command`` uses over ``seconds``, after ``needle`` appears and ``settle`` s."""
-    pane = Pane(command)
+def measure(
+    command: list[str], needle: str, settle: float, seconds: float, cwd: Path | None = None
+) -> tuple[float, float]:
+    """Percent of a core ``command`` uses over ``seconds`` after ``needle`` appears and ``settle`` s: the
+    whole process, and its main thread alone (Textual's event loop: alerts, layout, drawing)."""
+    pane = Pane(command, cwd)
     try:
         pane.wait_for(needle)
         time.sleep(settle)
-        wall0, cpu0 = time.monotonic(), cpu_seconds(pane.pid)
+        wall0, cpu0, main0 = time.monotonic(), cpu_seconds(pane.pid), cpu_seconds(pane.pid, pane.pid)
         time.sleep(seconds)
-        cpu1, wall1 = cpu_seconds(pane.pid), time.monotonic()
-        return (cpu1 - cpu0) / (wall1 - wall0) * 100
+        cpu1, main1, wall1 = cpu_seconds(pane.pid), cpu_seconds(pane.pid, pane.pid), time.monotonic()
+        return (cpu1 - cpu0) / (wall1 - wall0) * 100, (main1 - main0) / (wall1 - wall0) * 100
     finally:
         pane.close()
 
@@ -142,7 +148,8 @@ def measure(command: list[str], needle: str, settle: float, seconds: float) -> f
 def profile(root: Path, out: Path, seconds: float) -> None:
     """The monitor under cProfile for ``seconds`` of steady state, quit with ``q`` so the profile is written.
     cProfile sees the UI thread only: alerts and drawing, not the ingest thread's parsing."""
-    pane = Pane([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "termmon", str(root)])
+    here = Path(__file__).resolve().parents[1]
+    pane = Pane([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "termmon", str(root)], here)
     try:
         pane.wait_for("run000")
         time.sleep(seconds)
@@ -162,6 +169,9 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--profile", type=Path)
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout (e.g. main's worktree): its monitor is measured too"
+    )
     parser.add_argument("--write", type=Path, help=argparse.SUPPRESS)  # the writer subprocess
     args = parser.parse_args()
     if args.write is not None:
@@ -191,22 +201,27 @@ def main() -> None:
         if args.profile is not None:
             profile(root, args.profile.resolve(), args.seconds)
             return
+        here = Path(__file__).resolve().parents[1]
+        monitor = [sys.executable, "-m", "termmon", str(root)]  # python -m: the termmon of the pane's cwd
         rows = []
         for _ in range(args.rounds):
-            bare = measure([sys.executable, "-c", BARE_APP], "bare idle app", args.settle, args.seconds)
-            w0 = cpu_seconds(writer.pid)
-            t0 = time.monotonic()
-            mon = measure([sys.executable, "-m", "termmon", str(root)], "run000", args.settle, args.seconds)
+            bare, _ = measure([sys.executable, "-c", BARE_APP], "bare idle app", args.settle, args.seconds)
+            w0, t0 = cpu_seconds(writer.pid), time.monotonic()
+            mon = measure(monitor, "run000", args.settle, args.seconds, here)
             wrote = (cpu_seconds(writer.pid) - w0) / (time.monotonic() - t0) * 100
-            rows.append((mon, bare, wrote))
+            base = None
+            if args.baseline is not None:
+                base = measure(monitor, "run000", args.settle, args.seconds, args.baseline.resolve())
+            rows.append((mon, base, bare, wrote))
         print(
             f"{args.runs} runs x {args.rate:g} records/s, tmux pane 120x35, CPU over {args.seconds:g} s "
-            f"after {args.settle:g} s settle (% of one core)\n"
+            f"after {args.settle:g} s settle (% of one core; in brackets the main thread: alerts and drawing)\n"
         )
-        print("| round | termmon | floor: bare Textual app | writer process (not counted) |")
-        print("|---|---:|---:|---:|")
-        for i, (mon, bare, wrote) in enumerate(rows, 1):
-            print(f"| {i} | {mon:.1f} % | {bare:.1f} % | {wrote:.1f} % |")
+        print("| round | termmon | baseline checkout | floor: bare Textual app | writer (not counted) |")
+        print("|---|---:|---:|---:|---:|")
+        for i, (mon, base, bare, wrote) in enumerate(rows, 1):
+            shown = f"{base[0]:.1f} % ({base[1]:.1f} %)" if base is not None else "-"
+            print(f"| {i} | {mon[0]:.1f} % ({mon[1]:.1f} %) | {shown} | {bare:.1f} % | {wrote:.1f} % |")
     finally:
         writer.kill()
         writer.wait()

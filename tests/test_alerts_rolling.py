@@ -4,6 +4,7 @@ does, refresh by refresh), equal a from-scratch computation over the whole serie
 from __future__ import annotations
 
 import itertools
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from termmon.analysis.alerts.config import ExplodingGradientsConfig
+from termmon.analysis.alerts.gradients import ExplodingGradientsDetector
 from termmon.analysis.alerts.rolling import rolling_median_before, rolling_min_before
+from termmon.format import GRAD_NORM
+from termmon.model.run import Run
+from tests.runs import feed, make_records
 
 
 def _reference_median(x: np.ndarray, window: int, min_history: int) -> np.ndarray:
@@ -92,3 +98,53 @@ def test_detecting_an_explosion_does_not_import_pandas(tmp_path: Path) -> None:
     )
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, cwd=root)
+
+
+def _reference_explosions(values: np.ndarray, cfg: ExplodingGradientsConfig) -> list[int]:
+    """Indices where an exploding_gradients episode starts, from scratch: every finite point against the
+    median of the finite points before it, one point at a time."""
+    fired, active, calm, history = [], False, 0, []
+    for i, v in enumerate(values.tolist()):
+        bad = False
+        if math.isfinite(v):
+            window = history[-cfg.window :]
+            base = float(np.median(window)) if len(window) >= cfg.min_history else math.nan
+            bad = v > cfg.abs_threshold or (base > 0 and v / base > cfg.ratio)
+            history.append(v)
+        if bad:
+            if not active:
+                fired.append(i)
+            active, calm = True, 0
+        else:
+            calm += 1
+            if active and calm >= cfg.rearm_points:
+                active = False
+    return fired
+
+
+norms = st.lists(
+    st.one_of(
+        st.floats(0.5, 2.0),  # a healthy norm
+        st.sampled_from([0.0, 0.0, 1e-9, 150.0, 2e3, math.nan, math.inf]),  # zeros, spikes, non-finite
+    ),
+    min_size=1,
+    max_size=160,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=norms, cuts=st.lists(st.integers(1, 159), max_size=6))
+def test_exploding_gradients_over_any_split_equal_a_from_scratch_reference(
+    values: list[float], cuts: list[int]
+) -> None:
+    """Fed in slices, the detector (exact median only where the window's minimum allows a ratio alert)
+    fires exactly where a point-by-point median says it must."""
+    cfg = ExplodingGradientsConfig(window=12, min_history=3, ratio=20.0)
+    x = np.array(values)
+    records = make_records(len(x), {GRAD_NORM: x}, log_every=1, end=None)
+    run, detector, found = Run(Path("explosions")), ExplodingGradientsDetector(cfg), []
+    bounds = [0, *sorted(c for c in set(cuts) if c < len(records)), len(records)]
+    for lo, hi in itertools.pairwise(bounds):
+        feed(run, records[lo:hi])
+        found += detector.update(run, now=0.0)
+    assert [f.alert.step for f in found] == [i + 1 for i in _reference_explosions(x, cfg)]

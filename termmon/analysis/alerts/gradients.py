@@ -162,7 +162,9 @@ class VanishingGradientsDetector:
                 continue
             tracker = self.trackers.setdefault(name, EpisodeTracker(cfg.consecutive, cfg.consecutive))
             with np.errstate(invalid="ignore"):
-                tiny = (np.abs(points.value) < cfg.threshold) & ~self.floor.converged(run, points.rows)
+                tiny = np.abs(points.value) < cfg.threshold
+            if tiny.any():  # the loss lookup only where it can matter: a healthy refresh has no tiny norm
+                tiny &= ~self.floor.converged(run, points.rows)
             for i in tracker.feed(tiny):
                 at = spot(points, i)
                 value = float(points.value[i])
@@ -214,7 +216,8 @@ class VanishingGradientsDetector:
         input_dead = (tiny | ~present)[inputs].all(axis=0) & present[inputs].any(axis=0)
         share = tiny.sum(axis=0) / np.maximum(counted, 1)
         bad = (counted >= 2) & (largest > 0) & (input_dead | (share >= cfg.layer_share))
-        bad &= ~self.floor.converged(run, rows)
+        if bad.any():
+            bad &= ~self.floor.converged(run, rows)
         found = []
         merged = merge_flags(run, [(rows, bad)])
         for i in self.layer_tracker.feed(merged.flagged):
