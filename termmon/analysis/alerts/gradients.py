@@ -82,7 +82,7 @@ class ExplodingGradientsDetector:
         before[finite] = np.minimum(state.seen + np.arange(len(values)), cfg.window)
         state.seen += len(values)
         state.history = np.concatenate([state.history, values])[-cfg.window :]
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"):
             ratio = points.value / baseline
             above = finite & (points.value > cfg.abs_threshold)
             far = finite & (baseline > 0) & (ratio > cfg.ratio)
