@@ -12,6 +12,7 @@ BENCHMARKS = (
     "ingest",
     "alerts",
     "tui",
+    "live",
     "startup",
     "first_frame",
     "logger",

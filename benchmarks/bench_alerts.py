@@ -7,7 +7,9 @@ One pass: a fresh AlertEngine over the whole run, next to two floors measured he
 for finiteness (the least any detector over all series must touch). Incremental: 1,000 new step records
 on the run already holding ``--lines``, engine update next to ``Run.add`` of the same batch. Records
 carry ``--layers`` per-tensor gradient norms (default 8), so the per-layer vanishing check is measured.
-Run it at two ``--lines`` to see that an update's cost does not grow with the run.
+Run it at two ``--lines`` to see that an update's cost does not grow with the run. Live refresh: the
+monitor's case, a few new records per update on a small run, where per-call overhead, not the points,
+is the cost.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ from termmon.loading import load_runs
 from termmon.model.run import Run
 
 NEW_POINTS = 1000
+#: A live refresh: a run logging 20 records a second, read ~5 times a second, on a run of LIVE_HISTORY.
+LIVE_RECORDS = 4
+LIVE_HISTORY = 2000
+LIVE_ROUNDS = 300
 
 
 def _best(fn: Callable[[], object], repeat: int) -> float:
@@ -48,6 +54,28 @@ def _touch_all(run: Run) -> int:
         assert points is not None
         bad += int(np.count_nonzero(~np.isfinite(points.value)))
     return bad
+
+
+def live_refresh(layers: int) -> tuple[float, float]:
+    """Median engine update and ``Run.add`` for LIVE_RECORDS new records, LIVE_ROUNDS times over."""
+    with tempfile.TemporaryDirectory() as tmp:
+        write_benchmark_run(Path(tmp) / "live", LIVE_HISTORY, finished=False, layers=layers)
+        [run] = load_runs([str(Path(tmp) / "live")], progress=False)
+    engine = AlertEngine()
+    engine.update(run, now=run.last_time)
+    rng = random.Random(2)
+    step = (run.last_step or 0) + 1
+    add_s, update_s = [], []
+    for _ in range(LIVE_ROUNDS):
+        batch = build_batch([step_record(i, rng, layers) for i in range(step, step + LIVE_RECORDS)])
+        step += LIVE_RECORDS
+        t0 = time.perf_counter()
+        run.add(batch)
+        add_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        engine.update(run, now=run.last_time)
+        update_s.append(time.perf_counter() - t0)
+    return statistics.median(update_s), statistics.median(add_s)
 
 
 def main() -> None:
@@ -101,6 +129,12 @@ def main() -> None:
     print(
         f"| alerts, {NEW_POINTS:,} new records on a {args.lines:,}-line run (median of {args.rounds}) |"
         f" {upd * 1e3:.1f} ms | `Run.add` of the same batch: {add * 1e3:.1f} ms | {upd / add:.1f}x |"
+    )
+    upd, add = live_refresh(args.layers)
+    print(
+        f"| alerts, live refresh: {LIVE_RECORDS} new records on a {LIVE_HISTORY:,}-record run (median of "
+        f"{LIVE_ROUNDS}) | {upd * 1e6:.0f} µs | `Run.add` of the same batch: {add * 1e6:.0f} µs | "
+        f"{upd / add:.1f}x |"
     )
 
 

@@ -42,6 +42,7 @@ from termmon.views.panels import (
     PanelData,
     PanelSpec,
     build_panel,
+    data_key,
     loss_first,
     metric_pages,
     metric_panel,
@@ -403,11 +404,11 @@ class MonitorApp(App[int]):
         self.sync_panels()
         runs = self.panel_runs()
         now = time.monotonic()
-        data_key = tuple((r.path, r.generation, r.version, self.feed.count(r.path)) for r in runs)
+        marks = tuple(self.feed.count(r.path) for r in runs)
         later: list[float] = []
         for panel in self.main_screen.query(ChartPanel):
             view_key = (panel.spec, tuple(r.path for r in runs), self.smoothing, panel.view_key(), panel.size)
-            signature = (view_key, data_key)
+            signature = (view_key, (data_key(panel.spec, runs), marks))
             if signature == panel.signature:
                 continue
             drawn = panel.signature

@@ -255,6 +255,21 @@ def _nearest(x: np.ndarray, y: np.ndarray, at: float) -> float:
     return float(y[int(np.argmin(np.abs(x - at)))])
 
 
+def data_key(spec: PanelSpec, runs: Sequence[Run]) -> tuple[object, ...]:
+    """What of ``runs`` the picture of ``spec`` depends on: how many points each of its metrics has (runs
+    only grow, and a reset changes ``generation``) and the x axis. A panel whose key did not change is not
+    drawn again: in a live run, a panel of an epoch-level metric changes once an epoch, not every step."""
+    return tuple(
+        (
+            run.path,
+            run.generation,
+            run.last_step is not None,
+            tuple(len(c.values) if (c := run.metrics.get(m)) is not None else -1 for m in spec.metrics),
+        )
+        for run in runs
+    )
+
+
 def build_panel(
     spec: PanelSpec,
     runs: Sequence[Run],

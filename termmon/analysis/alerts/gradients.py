@@ -18,24 +18,10 @@ from termmon.analysis.alerts.episodes import EpisodeTracker
 from termmon.analysis.alerts.loss import earliest_metric
 from termmon.analysis.alerts.model import Severity, fmt_limit, fmt_ratio, fmt_value
 from termmon.analysis.alerts.points import BLOCK_POINTS, Cursor, Points, blocks, merge_flags, value_at
+from termmon.analysis.alerts.rolling import rolling_median_before, rolling_min_before
 from termmon.format import OPTIMIZER_STEPS
 from termmon.model.run import Run
 from termmon.roles import Role, names_for, spec
-
-
-def rolling_median_before(
-    history: np.ndarray, values: np.ndarray, window: int, min_history: int
-) -> np.ndarray:
-    """For each of ``values``, the median of the ``window`` values before it (``history`` then ``values``),
-    NaN while fewer than ``min_history`` precede it. Exact, so any split of a series gives the same result.
-    """
-    import pandas as pd  # a skip-list rolling median: O(n log window), imported only when gradients appear
-
-    combined = np.concatenate([history, values])
-    medians = pd.Series(combined).rolling(window, min_periods=min_history).median().to_numpy()
-    before = np.concatenate([[np.nan], medians[:-1]])
-    return before[len(history) :]
-
 
 EXPLODING_ADVICE = "clip gradients (torch.nn.utils.clip_grad_norm_(params, 1.0)) or lower the lr"
 
@@ -85,13 +71,18 @@ class ExplodingGradientsDetector:
         found = []
         finite = np.isfinite(points.value)
         values = points.value[finite]
+        # The median is at least the window's minimum: only where a point is above ``ratio`` times that
+        # (with a margin for rounding) can it be ``ratio`` times the median, so only there is it taken.
+        lowest = rolling_min_before(np.concatenate([state.history, values]), len(state.history), cfg.window)
+        with np.errstate(invalid="ignore", over="ignore"):
+            maybe = (values > 0) & ~(values < cfg.ratio * lowest * (1 - 1e-9))
         baseline = np.full(len(points), np.nan)
-        baseline[finite] = rolling_median_before(state.history, values, cfg.window, cfg.min_history)
+        baseline[finite] = rolling_median_before(state.history, values, cfg.window, cfg.min_history, maybe)
         before = np.zeros(len(points), dtype=np.int64)
         before[finite] = np.minimum(state.seen + np.arange(len(values)), cfg.window)
         state.seen += len(values)
         state.history = np.concatenate([state.history, values])[-cfg.window :]
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"):
             ratio = points.value / baseline
             above = finite & (points.value > cfg.abs_threshold)
             far = finite & (baseline > 0) & (ratio > cfg.ratio)
@@ -171,7 +162,9 @@ class VanishingGradientsDetector:
                 continue
             tracker = self.trackers.setdefault(name, EpisodeTracker(cfg.consecutive, cfg.consecutive))
             with np.errstate(invalid="ignore"):
-                tiny = (np.abs(points.value) < cfg.threshold) & ~self.floor.converged(run, points.rows)
+                tiny = np.abs(points.value) < cfg.threshold
+            if tiny.any():  # the loss lookup only where it can matter: a healthy refresh has no tiny norm
+                tiny &= ~self.floor.converged(run, points.rows)
             for i in tracker.feed(tiny):
                 at = spot(points, i)
                 value = float(points.value[i])
@@ -187,20 +180,32 @@ class VanishingGradientsDetector:
             known = set(self.layers)
             self.layers += [n for n in run.metrics if n not in known and LAYER_NORM.match(n)]
             self.metrics_seen = len(run.metrics)
-        taken = [p for name in self.layers if (p := self.cursor.take(run, name)) is not None]
+        taken = {name: p for name in self.layers if (p := self.cursor.take(run, name)) is not None}
         if not taken:
             return []
-        rows = merge_flags(run, [(p.rows, np.zeros(len(p.rows), dtype=bool)) for p in taken]).rows
+        rows = merge_flags(run, [(p.rows, np.zeros(len(p.rows), dtype=bool)) for p in taken.values()]).rows
         return [
             f
             for lo in range(0, len(rows), BLOCK_POINTS)
-            for f in self._judge(run, rows[lo : lo + BLOCK_POINTS])
+            for f in self._judge(run, rows[lo : lo + BLOCK_POINTS], taken)
         ]
 
-    def _judge(self, run: Run, rows: np.ndarray) -> list[Found]:
-        """Per-layer verdicts on the records ``rows`` (new ones, in order)."""
+    def _judge(self, run: Run, rows: np.ndarray, taken: dict[str, Points]) -> list[Found]:
+        """Per-layer verdicts on the records ``rows`` (new ones, in order). ``taken``: the layers' new
+        points; a layer with none has no value in these records, and one whose new points are exactly
+        these records needs no lookup (the usual live refresh: every tensor in every record)."""
         cfg = self.config
-        norms = np.stack([value_at(run, name, rows) for name in self.layers])  # (layers, rows)
+        missing = np.full(len(rows), np.nan)
+
+        def norms_of(name: str) -> np.ndarray:
+            p = taken.get(name)
+            if p is None:
+                return missing
+            if len(p.rows) == len(rows) and np.array_equal(p.rows, rows):
+                return p.value
+            return value_at(run, name, rows)
+
+        norms = np.stack([norms_of(name) for name in self.layers])  # (layers, rows)
         present = np.isfinite(norms)
         with np.errstate(invalid="ignore"):
             largest = np.nanmax(np.where(present, norms, -np.inf), axis=0)
@@ -211,7 +216,8 @@ class VanishingGradientsDetector:
         input_dead = (tiny | ~present)[inputs].all(axis=0) & present[inputs].any(axis=0)
         share = tiny.sum(axis=0) / np.maximum(counted, 1)
         bad = (counted >= 2) & (largest > 0) & (input_dead | (share >= cfg.layer_share))
-        bad &= ~self.floor.converged(run, rows)
+        if bad.any():
+            bad &= ~self.floor.converged(run, rows)
         found = []
         merged = merge_flags(run, [(rows, bad)])
         for i in self.layer_tracker.feed(merged.flagged):

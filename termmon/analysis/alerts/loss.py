@@ -39,6 +39,8 @@ STOP_ADVICE = (
 #: The sudden-stop rule's windows: from this many points, growing by LADDER_GROWTH.
 FAST_MIN_WINDOW = 4
 LADDER_GROWTH = 1.5
+#: Points judged together against every window of the ladder: (ladder, chunk) temporaries.
+LADDER_CHUNK = 8192
 
 
 def window_ladder(lo: int, hi: int) -> list[int]:
@@ -272,20 +274,25 @@ class LossPlateauDetector:
         cfg = self.config
         n = len(values)
         count = np.arange(len(self.sums) - n, len(self.sums))
-        s = self.sums.view
         flat = np.zeros(n, dtype=bool)
         chosen = np.ones(n, dtype=np.int64)
         noise = np.zeros(n)
         means = np.zeros((3, n))
-        for w in self.ladder:
-            valid = count - cfg.fast_warmup_points >= 5 * w
-            if not valid.any():
-                break
-            c = np.where(valid, count, 5 * w)
-            a00, a0, a, b, cur = ((s[c - k * w] - s[c - (k + 1) * w]) / w for k in (4, 3, 2, 1, 0))
-            q = self.sq_diffs.view
-            var = (q[c] - q[c - 5 * w + 1]) / (5 * w - 1) / 2
-            se = np.sqrt(var * 2 / w)
+        # Every window of the ladder at once, as rows: a refresh of a live run brings a few points, and a
+        # loop over the ladder would pay numpy's per-call cost once per window. Windows too long for even
+        # the last point are left out (they are invalid everywhere).
+        ladder = [w for w in self.ladder if n and int(count[-1]) - cfg.fast_warmup_points >= 5 * w]
+        if not ladder:
+            return means[0], means[1], means[2], chosen, noise, flat
+        ws = np.array(ladder, dtype=np.int64)[:, None]
+        s, q = self.sums.view, self.sq_diffs.view
+        for lo in range(0, n, LADDER_CHUNK):
+            cnt = count[lo : lo + LADDER_CHUNK][None, :]
+            valid = cnt - cfg.fast_warmup_points >= 5 * ws
+            c = np.where(valid, cnt, 5 * ws)
+            a00, a0, a, b, cur = ((s[c - k * ws] - s[c - (k + 1) * ws]) / ws for k in (4, 3, 2, 1, 0))
+            var = (q[c] - q[c - 5 * ws + 1]) / (5 * ws - 1) / 2
+            se = np.sqrt(var * 2 / ws)
             # Three significant steps down in a row: steady progress, which one drop (an lr decay) is not.
             first, second, recent = a0 - a, a - b, b - cur
             # Steps must also be visible against the loss itself: a loss that is exactly constant has no
@@ -293,7 +300,6 @@ class LossPlateauDetector:
             visible = np.maximum(cfg.fast_z * se, cfg.min_rel_change / 10 * np.abs(b))
             hit = (
                 valid
-                & ~flat
                 & (a00 - a0 > visible)
                 & (first > visible)
                 & (second > visible)
@@ -301,10 +307,16 @@ class LossPlateauDetector:
                 & (np.abs(recent) <= cfg.min_rel_change * np.abs(b))
                 & (recent <= cfg.fast_pace_ratio * np.minimum(first, second))
             )
-            flat |= hit
-            chosen[hit] = w
-            noise[hit] = se[hit]
-            means[:, hit] = np.stack([a, b, cur])[:, hit]
+            shows = hit.any(axis=0)
+            if not shows.any():
+                continue
+            cols = np.flatnonzero(shows)
+            rows = hit[:, cols].argmax(axis=0)  # the shortest window where it shows
+            at = lo + cols
+            flat[at] = True
+            chosen[at] = ws[rows, 0]
+            noise[at] = se[rows, cols]
+            means[:, at] = np.stack([a[rows, cols], b[rows, cols], cur[rows, cols]])
         return means[0], means[1], means[2], chosen, noise, flat
 
 

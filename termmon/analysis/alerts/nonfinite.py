@@ -31,10 +31,15 @@ class NanInfDetector:
     def __init__(self, config: NanInfConfig) -> None:
         self.cursor = Cursor()
         self.tracker = EpisodeTracker(1, config.rearm_points)
+        self.watched: list[str] = []
+        self.metrics_seen = 0
 
     def update(self, run: Run, now: float) -> list[Found]:
+        if len(run.metrics) != self.metrics_seen:  # metrics are only ever added: check the new names
+            self.watched += [n for n in list(run.metrics)[self.metrics_seen :] if _watched(n)]
+            self.metrics_seen = len(run.metrics)
         taken: list[tuple[Points, np.ndarray]] = []
-        for name in [n for n in run.metrics if _watched(n)]:
+        for name in self.watched:
             points = self.cursor.take(run, name)
             if points is not None:
                 bad = points.value > 0 if name == NAN_INF_DETECTED else ~np.isfinite(points.value)

@@ -113,6 +113,11 @@ def merge_flags(run: Run, parts: list[tuple[np.ndarray, np.ndarray]]) -> Merged:
     parts = [(r, f) for r, f in parts if len(r)]
     if not parts:
         return Merged(run=run, rows=np.empty(0, dtype=np.int64), flagged=np.empty(0, dtype=bool))
+    first = parts[0][0]
+    if all(r is first or np.array_equal(r, first) for r, _ in parts[1:]):
+        # The usual case: every metric is in every new record (a metric's rows are strictly increasing).
+        flagged = np.logical_or.reduce([np.asarray(f, dtype=bool) for _, f in parts])
+        return Merged(run=run, rows=first.astype(np.int64), flagged=flagged)
     lo = min(int(r[0]) for r, _ in parts)
     hi = max(int(r[-1]) for r, _ in parts)
     present = np.zeros(hi - lo + 1, dtype=bool)

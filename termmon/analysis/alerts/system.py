@@ -87,6 +87,10 @@ class StalledDetector:
         if not math.isfinite(activity) or activity == self.alerted_at:
             return []
         idle = now - activity
+        # The limit is never below min_seconds, and working it out takes a median of the run's gaps: a
+        # live run, checked on every refresh, is almost always inside min_seconds.
+        if idle <= self.config.min_seconds:
+            return []
         if idle <= run.stall_limit(self.config.min_seconds, self.config.intervals):
             return []
         self.alerted_at = activity

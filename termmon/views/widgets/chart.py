@@ -17,7 +17,7 @@ from textual_plotext import PlotextPlot
 from termmon.views.actions import bindings
 from termmon.views.colors import NONFINITE_RGB, hex_color
 from termmon.views.panels import PanelData, PanelSpec
-from termmon.views.plotext_draw import draw_panel
+from termmon.views.plotext_draw import build_text, draw_panel
 from termmon.views.scales import ScaleMode, compact
 from termmon.views.text import sanitize
 
@@ -70,6 +70,8 @@ class ChartPanel(PlotextPlot):
         self.pan = 0.0
         #: The inspector's cursor, 0..1 across the x range, or None when off (``i``).
         self.cursor: float | None = None
+        self._built: Text | None = None
+        self._built_key: object = None
 
     def view_key(self) -> object:
         """What, besides the data, decides the picture: scale (``l``), zoom, pan and cursor."""
@@ -114,4 +116,15 @@ class ChartPanel(PlotextPlot):
             return Text("loading…", style="dim")
         if self.data.message:
             return Text(sanitize(self.data.message), style="italic", no_wrap=True, overflow="ellipsis")
-        return super().render()
+        return self._plot_text()
+
+    def _plot_text(self) -> Text:
+        """The plot, built once per picture: a repaint that only moved or re-bordered the panel (a layout
+        pass, focus) reuses it, and the cells go to Text without an ANSI round trip."""
+        width, height = self.size
+        theme = self._get_plotext_theme_name(self.app.theme)
+        key = (self.signature, width, height, theme)
+        if key != self._built_key or self._built is None:
+            self._built = build_text(self.plt, width, height, theme)
+            self._built_key = key
+        return self._built.copy()
