@@ -19,31 +19,37 @@ from pathlib import Path
 
 from termmon.ingest.source import RunSource, SourceUpdate
 
-#: Formats whose readers read only ``files()`` of the run's own directory.
-SIGNED_FORMATS = frozenset({"termmon", "debug_log"})
+#: Formats whose readers read only ``files()`` of the run's own directory, and whether that list
+#: depends on the directory's entries (then the directory is stat'ed too: a file added there changes
+#: its mtime). termmon's metrics.jsonl is one fixed file, and no format outranks it.
+SIGNED_FORMATS = {"termmon": False, "debug_log": True}
 #: Anything modified more recently than this is read whatever its stat says.
 RACY_NS = 2_000_000_000
 
 Signature = tuple[tuple[int, int, int], ...]
 
 
-def signature(source: RunSource) -> Signature | None:
-    """(inode, size, mtime_ns) of the run's directory and files; None where the check is not sound
-    (another format, a file that cannot be stat'ed, something modified just now)."""
+def signature(source: RunSource, files: list[str] | None = None) -> Signature | None:
+    """(inode, size, mtime_ns) of the run's files (and directory, where the list of files depends on
+    it); None where the check is not sound (another format, a file that cannot be stat'ed, something
+    modified just now). ``files``: the file names as strings, when the caller knows them already."""
     fmt, location = source.format, source.location
-    if fmt is None or fmt.name not in SIGNED_FORMATS or location.key is not None or location.file is not None:
+    if fmt is None or location.key is not None or location.file is not None:
         return None
+    listed = SIGNED_FORMATS.get(fmt.name)
+    if listed is None:
+        return None
+    parts = []
     try:
-        st = os.stat(location.dir)
-        parts = [(st.st_ino, 0, st.st_mtime_ns)]
-        newest = st.st_mtime_ns
-        for path in fmt.files(location):
+        if listed:
+            st = os.stat(location.dir)
+            parts.append((st.st_ino, 0, st.st_mtime_ns))
+        for path in files if files is not None and not listed else map(str, fmt.files(location)):
             st = os.stat(path)
             parts.append((st.st_ino, st.st_size, st.st_mtime_ns))
-            newest = max(newest, st.st_mtime_ns)
     except OSError:
         return None
-    if time.time_ns() - newest < RACY_NS:
+    if not parts or time.time_ns() - max(part[2] for part in parts) < RACY_NS:
         return None
     return tuple(parts)
 
@@ -53,10 +59,14 @@ class UnchangedRuns:
 
     def __init__(self) -> None:
         self._seen: dict[Path, Signature] = {}
+        self._files: dict[Path, list[str]] = {}  # a fixed file list, as strings (no pathlib per check)
 
     def check(self, run_dir: Path, source: RunSource) -> tuple[bool, Signature | None]:
         """(nothing new since the last complete read, the signature taken now: pass it to :meth:`read`)."""
-        now = signature(source)
+        files = self._files.get(run_dir)
+        if files is None and source.format is not None and SIGNED_FORMATS.get(source.format.name) is False:
+            files = self._files[run_dir] = [str(p) for p in source.format.files(source.location)]
+        now = signature(source, files)
         return now is not None and self._seen.get(run_dir) == now, now
 
     def read(self, run_dir: Path, taken: Signature | None, update: SourceUpdate) -> None:

@@ -145,6 +145,9 @@ class MonitorApp(App[int]):
         self._run_count = 0
         #: Per run: (its data's key, the stall limits its silence has yet to pass), for _tick.
         self._verdicts: dict[Path, tuple[tuple[int, int, float], list[float]]] = {}
+        #: The earliest moment time alone can change a verdict; and whether runs got data since.
+        self._next_verdict = -math.inf
+        self._runs_changed = True
 
     # --- layout ---------------------------------------------------------------------------------------
     @property
@@ -215,12 +218,17 @@ class MonitorApp(App[int]):
             idle = not updates and failure is None and self.reader_error is None and self.loaded
             if not idle or len(self.workspace.errors) != self._reported_workspace_errors:
                 try:
-                    self.call_from_thread(self._apply, updates, failure)
+                    self.call_from_thread(self._hand_over, updates, failure)
                 except RuntimeError:  # the app is gone
                     return
             if not more:
                 self._wake.wait()
                 self._wake.clear()
+
+    def _hand_over(self, updates: list[RunUpdate], failure: str | None) -> None:
+        """A poll's result, on the UI thread: the runs it touched are judged again on the next tick."""
+        self._runs_changed = self._runs_changed or bool(updates)
+        self._apply(updates, failure)
 
     def _apply(self, updates: list[RunUpdate], failure: str | None = None) -> None:
         """Fold a poll into the model. ``failure``: the poll itself failed (outside any one run); it is
@@ -505,10 +513,13 @@ class MonitorApp(App[int]):
         now = self.clock()
         log = self.main_screen.query_one(AlertLog)
         moved = False
-        for run in self.workspace.runs.values():
-            if run.end is None and self._verdict_due(run, now):
-                self._add_alerts(log, self.feed.update(run, now))
-                moved = True
+        if self._runs_changed or now >= self._next_verdict:
+            self._runs_changed = False
+            self._next_verdict = math.inf
+            for run in self.workspace.runs.values():
+                if run.end is None and self._verdict_due(run, now):
+                    self._add_alerts(log, self.feed.update(run, now))
+                    moved = True
         for note in self.control.newly_unacknowledged(list(self.workspace.runs.values()), now):
             log.note(note, "warning")
         if moved:
@@ -537,6 +548,8 @@ class MonitorApp(App[int]):
         while pending and now - key[2] > pending[0]:
             pending.pop(0)
             passed = True
+        if pending:
+            self._next_verdict = min(self._next_verdict, key[2] + pending[0])
         return passed
 
     # --- events ---------------------------------------------------------------------------------------
