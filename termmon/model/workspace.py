@@ -85,6 +85,7 @@ class Workspace:
         self._more: set[Path] = set()  # runs whose last read stopped at max_bytes
         self._rescan_wanted = False
         self._unchanged = UnchangedRuns()
+        self._announced: set[Path] = set()
         _raise_fd_limit()
         self.rescan()
 
@@ -180,6 +181,16 @@ class Workspace:
                 updates.append(RunUpdate(run_dir, self._names[run_dir], update, source.has_end_events))
         self._more = {item.path for item in updates if item.update.more}
         return updates
+
+    def announce(self) -> list[RunUpdate]:
+        """An empty update for each run found but not yet handed out, so a monitor can list 1,000 runs
+        before their files are parsed. ``more`` is set: the run's records are still to come."""
+        with self._lock:
+            fresh = [run_dir for run_dir in self._sources if run_dir not in self._announced]
+            self._announced.update(fresh)
+            return [
+                RunUpdate(run_dir, self._names[run_dir], SourceUpdate(more=True), False) for run_dir in fresh
+            ]
 
     def _runs_of(self, paths: Collection[Path]) -> set[Path]:
         """The runs whose directories hold ``paths``; a path in none of them (a new run directory, a

@@ -205,6 +205,11 @@ class MonitorApp(App[int]):
 
         worker = get_current_worker()
         watcher = self._watcher if isinstance(self._watcher, ChangeWatcher) else None
+        if found := self.workspace.announce():  # listed before they are read
+            try:
+                self.call_from_thread(self._hand_over, found, None)
+            except RuntimeError:
+                return
         while not (worker.is_cancelled or self._stop.is_set()):
             failure: str | None = None
             changes = watcher.take() if watcher is not None else None
