@@ -30,7 +30,7 @@ from textual.worker import get_current_worker
 from termmon.errors import TermmonError
 from termmon.format import LOG_EVERY_MAX, LOG_EVERY_MIN
 from termmon.ingest.discovery import readable_formats
-from termmon.model.run import Run
+from termmon.model.run import STALL_MIN_SECONDS, Run
 from termmon.model.workspace import RunUpdate, Workspace
 from termmon.views.actions import ACTIONS, bindings
 from termmon.views.alert_feed import AlertFeed, AlertRow
@@ -144,7 +144,7 @@ class MonitorApp(App[int]):
         self._rows: dict[Path, tuple[object, RowInfo]] = {}
         self._run_count = 0
         #: Per run: (its data's key, the stall limits its silence has yet to pass), for _tick.
-        self._verdicts: dict[Path, tuple[tuple[int, int, float], list[float]]] = {}
+        self._verdicts: dict[Path, tuple[tuple[int, int, float], list[float] | None]] = {}
         #: The earliest moment time alone can change a verdict; and whether runs got data since.
         self._next_verdict = -math.inf
         self._runs_changed = True
@@ -537,24 +537,31 @@ class MonitorApp(App[int]):
 
     def _verdict_due(self, run: Run, now: float) -> bool:
         """Whether time alone has changed what ``run`` is judged to be since the last tick: its silence
-        passed a stall limit (the status's or the stalled detector's) that it had not passed before."""
+        passed a stall limit (the status's or the stalled detector's) that it had not passed before.
+
+        A limit is never under its ``min_seconds``, so a run that logged more recently than that is
+        not even asked for its limits (they take a median over its last intervals)."""
         key = (run.version, run.generation, run.last_activity)
         cached = self._verdicts.get(run.path)
         if cached is None or cached[0] != key:
-            activity = run.last_activity
-            if not math.isfinite(activity):
-                self._verdicts[run.path] = (key, [])
+            cached = self._verdicts[run.path] = (key, None)
+        activity, pending = key[2], cached[1]
+        if not math.isfinite(activity):
+            return False
+        stalled = self.feed.engine.config.stalled
+        if pending is None:
+            floor = min(STALL_MIN_SECONDS, stalled.min_seconds)
+            if now - activity <= floor:
+                self._next_verdict = min(self._next_verdict, activity + floor)
                 return False
-            stalled = self.feed.engine.config.stalled
-            limits = sorted({run.stall_limit(), run.stall_limit(stalled.min_seconds, stalled.intervals)})
-            cached = self._verdicts[run.path] = (key, limits)
-        pending = cached[1]
+            pending = sorted({run.stall_limit(), run.stall_limit(stalled.min_seconds, stalled.intervals)})
+            self._verdicts[run.path] = (key, pending)
         passed = False
-        while pending and now - key[2] > pending[0]:
+        while pending and now - activity > pending[0]:
             pending.pop(0)
             passed = True
         if pending:
-            self._next_verdict = min(self._next_verdict, key[2] + pending[0])
+            self._next_verdict = min(self._next_verdict, activity + pending[0])
         return passed
 
     # --- events ---------------------------------------------------------------------------------------
