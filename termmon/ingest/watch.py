@@ -36,8 +36,14 @@ BACKSTOP_POLL_SECONDS = 2.0
 FALLBACK_POLL_SECONDS = 1.0
 #: Events arriving within this window are delivered as one wake-up.
 COALESCE_SECONDS = 0.05
-#: While events stream, looks are at least this far apart (the screen redraws twice a second anyway).
+#: While events stream, looks are at least MIN_LOOK_SECONDS apart, plus LOOK_SECONDS_PER_PATH for each
+#: path the last look was handed, up to MAX_LOOK_SECONDS: each changed run costs the reader and the UI
+#: a read, an alert pass and a row, so the busier the roots, the fewer looks. One run streaming is
+#: looked at four times a second; 100 runs streaming once a second, the cost of ``--poll 1`` (a chart
+#: that only gained records is redrawn once a second anyway).
 MIN_LOOK_SECONDS = 0.25
+LOOK_SECONDS_PER_PATH = 0.0075
+MAX_LOOK_SECONDS = 1.0
 #: More distinct paths than this in one batch: look at everything rather than map each one.
 MAX_PATHS = 10_000
 
@@ -136,6 +142,7 @@ class ChangeWatcher:
         self._lock = threading.Lock()
         self._pending = Changes(everything=True)  # the first look reads everything
         self._last_look = -float("inf")
+        self._last_batch = 0  # paths handed over by the last take()
         self._last_full = time.monotonic()
         self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
@@ -191,7 +198,12 @@ class ChangeWatcher:
         """What changed since the last call (the caller then looks): paths, or everything."""
         with self._lock:
             taken, self._pending = self._pending, Changes()
+            self._last_batch = len(taken.paths)
         return taken
+
+    def _look_gap(self) -> float:
+        """Seconds between looks while events stream (see MIN_LOOK_SECONDS)."""
+        return min(MAX_LOOK_SECONDS, MIN_LOOK_SECONDS + LOOK_SECONDS_PER_PATH * self._last_batch)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -200,7 +212,7 @@ class ChangeWatcher:
                 break
             if woke:
                 # Let a burst of events settle into one look, and space looks while events stream.
-                settle = max(COALESCE_SECONDS, self._last_look + MIN_LOOK_SECONDS - time.monotonic())
+                settle = max(COALESCE_SECONDS, self._last_look + self._look_gap() - time.monotonic())
                 self._stop.wait(settle)
                 self._wake.clear()
             now = time.monotonic()

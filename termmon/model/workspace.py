@@ -75,6 +75,7 @@ class Workspace:
         self.runs: dict[Path, Run] = {}
         self._sources: dict[Path, RunSource] = {}
         self._names: dict[Path, str] = {}
+        self._taken: set[str] = set()  # the names in _names
         self._lock = threading.Lock()
         self._last_scan = -math.inf
         #: Problems finding runs (``permission denied: DIR``), each once, oldest first.
@@ -117,11 +118,12 @@ class Workspace:
 
     def _unique_name(self, run_dir: Path) -> str:
         name = run_name(run_dir, self.roots)
-        taken = set(self._names.values())
+        taken = self._taken  # kept beside _names: a set built per run made finding 1,000 runs O(n^2)
         candidate, parent = name, run_dir.parent
         while candidate in taken and parent != parent.parent:
             candidate = f"{parent.name}/{candidate}"
             parent = parent.parent
+        taken.add(candidate)
         return candidate
 
     @property

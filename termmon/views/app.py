@@ -253,7 +253,8 @@ class MonitorApp(App[int]):
         for error in self.workspace.errors[self._reported_workspace_errors :]:
             log.note(error, "critical")
         self._reported_workspace_errors = len(self.workspace.errors)
-        for path in sorted(changed, key=list(self.workspace.runs).index):
+        order = {path: index for index, path in enumerate(self.workspace.runs)}  # list.index: O(n^2)
+        for path in sorted(changed, key=order.__getitem__):
             run = self.workspace.runs[path]
             self._add_alerts(log, self.feed.update(run, self.clock()), initial=initial)
             for error in run.errors[len(self._reported_errors.setdefault(path, [])) :]:
