@@ -16,7 +16,9 @@ at on the backstop poll, which events streaming do not postpone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
+from termmon.ingest.inotify import Inotify
 from termmon.remote.registry import start_live, stop_live
 from termmon.remote.syncer import HostSyncer
 
@@ -145,6 +148,8 @@ class ChangeWatcher:
         self._last_batch = 0  # paths handed over by the last take()
         self._last_full = time.monotonic()
         self._observer: BaseObserver | None = None
+        self._inotify: Inotify | None = None
+        self._stop_pipe: tuple[int, int] | None = None  # wakes the inotify wait on stop()
         self._thread: threading.Thread | None = None
         self._remote: list[HostSyncer] = []
 
@@ -169,6 +174,19 @@ class ChangeWatcher:
         self._thread.start()
 
     def _start_observer(self) -> None:
+        from termmon.ingest.discovery import SKIP_DIRS
+
+        try:  # Linux: read the kernel's queue once per look (termmon.ingest.inotify)
+            self._inotify = Inotify(self.roots, SKIP_DIRS)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EMFILE):  # no watches or instances left: poll
+                self.interval = FALLBACK_POLL_SECONDS
+                self.mode, self.reason = "polling", f"filesystem events unavailable ({exc.strerror or exc})"
+                return
+        else:
+            self._stop_pipe = os.pipe()
+            self.mode, self.reason = "events", f"inotify, with a {BACKSTOP_POLL_SECONDS:g}s stat poll"
+            return
         observer = Observer()
         handler = _Gather(self)
         try:
@@ -183,6 +201,27 @@ class ChangeWatcher:
             return
         self._observer = observer
         self.mode, self.reason = "events", f"watchdog, with a {BACKSTOP_POLL_SECONDS:g}s stat poll"
+
+    def _wait(self, timeout: float) -> bool:
+        """Wait for events (or stop()) at most ``timeout`` seconds; whether any came."""
+        if self._inotify is None or self._stop_pipe is None:
+            return self._wake.wait(timeout)
+        try:
+            ready, _, _ = select.select([self._inotify.fd, self._stop_pipe[0]], [], [], timeout)
+        except (OSError, ValueError):
+            return False
+        return bool(ready)
+
+    def _drain(self) -> None:
+        """Hand what the kernel queued since the last look to :meth:`note` (inotify only)."""
+        if self._inotify is None:
+            return
+        paths, overflow = self._inotify.drain()
+        if overflow:
+            with self._lock:
+                self._pending.everything, self._pending.paths = True, set()
+        elif paths:
+            self.note(list(paths))
 
     def note(self, paths: list[Path]) -> None:
         """Paths that may have changed (an event's); the next look reads the runs they belong to."""
@@ -207,14 +246,16 @@ class ChangeWatcher:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            woke = self._wake.wait(max(0.0, self._last_full + self.interval - time.monotonic()))
+            woke = self._wait(max(0.0, self._last_full + self.interval - time.monotonic()))
             if self._stop.is_set():
                 break
             if woke:
-                # Let a burst of events settle into one look, and space looks while events stream.
+                # Let a burst of events settle into one look, and space looks while events stream
+                # (inotify's events wait in the kernel meanwhile, costing nothing).
                 settle = max(COALESCE_SECONDS, self._last_look + self._look_gap() - time.monotonic())
                 self._stop.wait(settle)
                 self._wake.clear()
+                self._drain()
             now = time.monotonic()
             if now - self._last_full >= self.interval:
                 # The backstop: every run, also while events keep arriving for some of them.
@@ -232,12 +273,23 @@ class ChangeWatcher:
         self._remote = []
         self._stop.set()
         self._wake.set()
+        if self._stop_pipe is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._stop_pipe[1], b"x")
         if self._observer is not None:
             with contextlib.suppress(Exception):
                 self._observer.stop()
                 self._observer.join(timeout=2)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2)
+        if self._inotify is not None:
+            self._inotify.close()
+            self._inotify = None
+        if self._stop_pipe is not None:
+            for fd in self._stop_pipe:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._stop_pipe = None
 
     def __enter__(self) -> ChangeWatcher:
         self.start()
