@@ -73,6 +73,17 @@ def test_the_watcher_hands_over_the_paths_events_named(tmp_path: Path) -> None:
 
         wait_until(named)
         assert b / "metrics.jsonl" not in seen
+        # A directory made while watching is watched too: appends inside it are named.
+        (late,) = write_runs(tmp_path / "new_project" / "group", 1)
+        seen.clear()
+
+        def named_late() -> bool:
+            with open(late / "metrics.jsonl", "a") as fh:
+                fh.write(step_line(20))
+            seen.update(watcher.take().paths)
+            return late / "metrics.jsonl" in seen
+
+        wait_until(named_late)
 
 
 def test_polling_looks_at_everything(tmp_path: Path) -> None:
