@@ -12,6 +12,7 @@ BENCHMARKS = (
     "ingest",
     "alerts",
     "tui",
+    "many",
     "startup",
     "logger",
     "diagnostics",
