@@ -13,6 +13,7 @@ BENCHMARKS = (
     "alerts",
     "tui",
     "live",
+    "many",
     "startup",
     "first_frame",
     "logger",

@@ -157,8 +157,7 @@ def find_runs(root: Path, max_depth: int = MAX_DEPTH, errors: list[str] | None =
     found: list[RunLocation] = []
     seen: set[str] = set()
 
-    def walk(directory: Path, depth: int) -> None:
-        real = os.path.realpath(directory)
+    def walk(directory: Path, depth: int, real: str) -> None:
         if real in seen:
             return
         seen.add(real)
@@ -174,18 +173,28 @@ def find_runs(root: Path, max_depth: int = MAX_DEPTH, errors: list[str] | None =
         if not located.descend or depth >= max_depth:
             return
         subdirs = sorted(
-            entry.name
+            (entry.name, entry)
             for entry in entries
             if not entry.name.startswith(".")
             and entry.name not in SKIP_DIRS
             and _is_dir(entry)
             and not _links_to_sibling(directory, entry)
         )
-        for name in subdirs:
-            walk(directory / name, depth + 1)
+        for name, entry in subdirs:
+            # A real directory's resolved path is its parent's plus its name: resolving every one
+            # (lstat per path component) was a third of a 1,000-run walk. Only links are resolved.
+            child = os.path.realpath(entry.path) if _is_link(entry) else os.path.join(real, name)
+            walk(directory / name, depth + 1, child)
 
-    walk(root, 0)
+    walk(root, 0, os.path.realpath(root))
     return found
+
+
+def _is_link(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return True  # resolve it the slow way
 
 
 def _links_to_sibling(directory: Path, entry: os.DirEntry[str]) -> bool:

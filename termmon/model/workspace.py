@@ -20,11 +20,17 @@ from termmon.ingest.discovery import find_runs, resolve_paths, run_name
 from termmon.ingest.formats.base import RunLocation
 from termmon.ingest.jsonl import READ_CHUNK
 from termmon.ingest.source import RunSource, SourceUpdate
+from termmon.ingest.unchanged import UnchangedRuns
 from termmon.model.run import Run
 from termmon.remote.registry import host_error
 
 #: How often poll() looks for new run directories under the roots.
 RESCAN_SECONDS = 5.0
+#: ... where filesystem events name what appears (a path in no known run asks for a rescan), so the
+#: walk over every directory is only a backstop.
+EVENTS_RESCAN_SECONDS = 30.0
+#: Rescans asked for by events are at least this far apart (a trainer writing outside any run).
+RESCAN_MIN_SECONDS = 1.0
 
 
 @dataclass
@@ -69,11 +75,18 @@ class Workspace:
         self.runs: dict[Path, Run] = {}
         self._sources: dict[Path, RunSource] = {}
         self._names: dict[Path, str] = {}
+        self._taken: set[str] = set()  # the names in _names
         self._lock = threading.Lock()
         self._last_scan = -math.inf
         #: Problems finding runs (``permission denied: DIR``), each once, oldest first.
         self.errors: list[str] = []
         self._real: set[str] = set()
+        #: Run dirs by the directory their files are in (a store holding many runs: all of them).
+        self._by_dir: dict[Path, list[Path]] = {}
+        self._more: set[Path] = set()  # runs whose last read stopped at max_bytes
+        self._rescan_wanted = False
+        self._unchanged = UnchangedRuns()
+        self._announced: set[Path] = set()
         _raise_fd_limit()
         self.rescan()
 
@@ -89,23 +102,28 @@ class Workspace:
                 found = [r for root in self.roots for r in find_runs(root, errors=errors)]
             for location in found:
                 run_dir = location.path
+                if run_dir in self._sources:
+                    continue
                 real = os.path.realpath(run_dir)  # one run reached by two paths is one run
-                if run_dir not in self._sources and real not in self._real:
+                if real not in self._real:
                     self._real.add(real)
                     self._sources[run_dir] = RunSource(location)
                     self._names[run_dir] = self._unique_name(run_dir)
+                    self._by_dir.setdefault(location.dir, []).append(run_dir)
                     new.append(run_dir)
             self.errors.extend(e for e in errors if e not in self.errors)
             self._last_scan = time.monotonic()
+            self._rescan_wanted = False
         return new
 
     def _unique_name(self, run_dir: Path) -> str:
         name = run_name(run_dir, self.roots)
-        taken = set(self._names.values())
+        taken = self._taken  # kept beside _names: a set built per run made finding 1,000 runs O(n^2)
         candidate, parent = name, run_dir.parent
         while candidate in taken and parent != parent.parent:
             candidate = f"{parent.name}/{candidate}"
             parent = parent.parent
+        taken.add(candidate)
         return candidate
 
     @property
@@ -127,24 +145,73 @@ class Workspace:
         return total
 
     # --- reading ---------------------------------------------------------------------------------------
-    def poll(self) -> list[RunUpdate]:
-        """Read what is new in every run (IO and parsing only; the runs are not touched)."""
-        if time.monotonic() - self._last_scan > RESCAN_SECONDS:
-            self.rescan()
+    def poll(
+        self, only: Collection[Path] | None = None, *, rescan_every: float | None = None
+    ) -> list[RunUpdate]:
+        """Read what is new (IO and parsing only; the runs are not touched).
+
+        ``only``: the paths filesystem events named; just the runs holding them are read (and those
+        whose last read stopped at ``max_bytes``), and a path in no known run asks for a rescan. None:
+        every run, skipping those whose stat shows nothing new. ``rescan_every``: seconds between
+        backstop rescans (RESCAN_SECONDS by default).
+        """
+        since = time.monotonic() - self._last_scan
+        every = RESCAN_SECONDS if rescan_every is None else rescan_every
+        with self._lock:
+            targets = None if only is None else self._runs_of(only)
+        if since > every or (self._rescan_wanted and since > RESCAN_MIN_SECONDS):
+            new = self.rescan()
+            if targets is not None:
+                targets.update(new)
         updates: list[RunUpdate] = []
         with self._lock:
-            sources = list(self._sources.items())
+            if targets is None:
+                sources = list(self._sources.items())
+            else:
+                targets |= self._more
+                sources = [
+                    (run_dir, self._sources[run_dir]) for run_dir in self._sources if run_dir in targets
+                ]
         for run_dir, source in sources:
+            unchanged, taken = self._unchanged.check(run_dir, source)
+            if unchanged and host_error(run_dir) is None:
+                continue
             update = _read(source, self.max_bytes)
+            self._unchanged.read(run_dir, taken, update)
             update.error = update.error or host_error(run_dir)
             if not update.empty or math.isfinite(update.mtime):
                 updates.append(RunUpdate(run_dir, self._names[run_dir], update, source.has_end_events))
+        self._more = {item.path for item in updates if item.update.more}
         return updates
 
     def name_of(self, run_dir: Path) -> str:
         """The name ``run_dir``'s run is shown under (unique among the runs found)."""
         with self._lock:
             return self._names[run_dir]
+
+    def announce(self) -> list[RunUpdate]:
+        """An empty update for each run found but not yet handed out, so a monitor can list 1,000 runs
+        before their files are parsed. ``more`` is set: the run's records are still to come."""
+        with self._lock:
+            fresh = [run_dir for run_dir in self._sources if run_dir not in self._announced]
+            self._announced.update(fresh)
+            return [
+                RunUpdate(run_dir, self._names[run_dir], SourceUpdate(more=True), False) for run_dir in fresh
+            ]
+
+    def _runs_of(self, paths: Collection[Path]) -> set[Path]:
+        """The runs whose directories hold ``paths``; a path in none of them (a new run directory, a
+        file the discovery has not seen) makes the next poll rescan. Called with the lock held."""
+        runs: set[Path] = set()
+        for path in paths:
+            for directory in (path, *path.parents):
+                owners = self._by_dir.get(directory)
+                if owners is not None:
+                    runs.update(owners)
+                    break
+            else:
+                self._rescan_wanted = True
+        return runs
 
     def iter_poll(self, skip: Collection[Path] = ()) -> Iterator[RunUpdate]:
         """Poll until everything on disk now has been read, in chunks of ``max_bytes`` per run; the runs

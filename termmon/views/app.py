@@ -30,7 +30,7 @@ from textual.worker import get_current_worker
 from termmon.errors import TermmonError
 from termmon.format import LOG_EVERY_MAX, LOG_EVERY_MIN
 from termmon.ingest.discovery import readable_formats
-from termmon.model.run import Run
+from termmon.model.run import STALL_MIN_SECONDS, Run
 from termmon.model.workspace import RunUpdate, Workspace
 from termmon.views.actions import ACTIONS, bindings
 from termmon.views.alert_feed import AlertFeed, AlertRow
@@ -144,6 +144,11 @@ class MonitorApp(App[int]):
         self._chart_timer: Timer | None = None
         self._rows: dict[Path, tuple[object, RowInfo]] = {}
         self._run_count = 0
+        #: Per run: (its data's key, the stall limits its silence has yet to pass), for _tick.
+        self._verdicts: dict[Path, tuple[tuple[int, int, float], list[float] | None]] = {}
+        #: The earliest moment time alone can change a verdict; and whether runs got data since.
+        self._next_verdict = -math.inf
+        self._runs_changed = True
 
     # --- layout ---------------------------------------------------------------------------------------
     @property
@@ -193,22 +198,43 @@ class MonitorApp(App[int]):
 
     @work(thread=True, exclusive=True, group="ingest", exit_on_error=False)
     def _ingest_loop(self) -> None:
-        """Read and parse off the UI thread; wait on the watcher's wake-up, never sleep."""
+        """Read and parse off the UI thread; wait on the watcher's wake-up, never sleep. Each look reads
+        only the runs the watcher's events named (all of them on its backstop poll), and a look that
+        found nothing new is not handed to the UI thread at all."""
+        from termmon.ingest.watch import ChangeWatcher
+        from termmon.model.workspace import EVENTS_RESCAN_SECONDS
+
         worker = get_current_worker()
+        watcher = self._watcher if isinstance(self._watcher, ChangeWatcher) else None
+        if found := self.workspace.announce():  # listed before they are read
+            try:
+                self.call_from_thread(self._hand_over, found, None)
+            except RuntimeError:
+                return
         while not (worker.is_cancelled or self._stop.is_set()):
             failure: str | None = None
+            changes = watcher.take() if watcher is not None else None
+            only = None if changes is None or changes.everything else changes.paths
+            events = watcher is not None and watcher.mode == "events"
             try:
-                updates = self.workspace.poll()
+                updates = self.workspace.poll(only, rescan_every=EVENTS_RESCAN_SECONDS if events else None)
             except Exception as exc:  # not one run's fault (those are caught per run): say so, go on
                 updates, failure = [], f"reading failed: {type(exc).__name__}: {exc}"
             more = any(item.update.more for item in updates)
-            try:
-                self.call_from_thread(self._apply, updates, failure)
-            except RuntimeError:  # the app is gone
-                return
+            idle = not updates and failure is None and self.reader_error is None and self.loaded
+            if not idle or len(self.workspace.errors) != self._reported_workspace_errors:
+                try:
+                    self.call_from_thread(self._hand_over, updates, failure)
+                except RuntimeError:  # the app is gone
+                    return
             if not more:
                 self._wake.wait()
                 self._wake.clear()
+
+    def _hand_over(self, updates: list[RunUpdate], failure: str | None) -> None:
+        """A poll's result, on the UI thread: the runs it touched are judged again on the next tick."""
+        self._runs_changed = self._runs_changed or bool(updates)
+        self._apply(updates, failure)
 
     def _apply(self, updates: list[RunUpdate], failure: str | None = None) -> None:
         """Fold a poll into the model. ``failure``: the poll itself failed (outside any one run); it is
@@ -228,7 +254,8 @@ class MonitorApp(App[int]):
         for error in self.workspace.errors[self._reported_workspace_errors :]:
             log.note(error, "critical")
         self._reported_workspace_errors = len(self.workspace.errors)
-        for path in sorted(changed, key=list(self.workspace.runs).index):
+        order = {path: index for index, path in enumerate(self.workspace.runs)}  # list.index: O(n^2)
+        for path in sorted(changed, key=order.__getitem__):
             run = self.workspace.runs[path]
             self._add_alerts(log, self.feed.update(run, self.clock()), initial=initial)
             for error in run.errors[len(self._reported_errors.setdefault(path, [])) :]:
@@ -481,23 +508,63 @@ class MonitorApp(App[int]):
         return text
 
     def _tick(self) -> None:
-        """Once a second: the "ago" clock, run statuses and "stalled" move even when no record arrives."""
+        """Once a second: the "ago" clock, run statuses and "stalled" move even when no record arrives.
+
+        Only time can change an idle run's verdict, and only at known moments (its silence passing the
+        status's stall limit, or the stalled detector's): a run is judged again when one passes, not
+        every second (that was most of the idle CPU with 1,000 runs); runs that got records were judged
+        when they arrived.
+        """
         if not self.screen_stack:
             return
         now = self.clock()
         log = self.main_screen.query_one(AlertLog)
-        open_runs = [run for run in self.workspace.runs.values() if run.end is None]
-        for run in open_runs:
-            self._add_alerts(log, self.feed.update(run, now))
+        moved = False
+        if self._runs_changed or now >= self._next_verdict:
+            self._runs_changed = False
+            self._next_verdict = math.inf
+            for run in self.workspace.runs.values():
+                if run.end is None and self._verdict_due(run, now):
+                    self._add_alerts(log, self.feed.update(run, now))
+                    moved = True
         for note in self.control.newly_unacknowledged(list(self.workspace.runs.values()), now):
             log.note(note, "warning")
-        if open_runs:
+        if moved:
             self.schedule_redraw()
-        else:  # every run has ended: statuses are final, only the status line's "ago" moves
+        else:  # no status moved: only the status line's "ago" does
             status = self.status_text(now)
             if status != self._status_shown:
                 self._status_shown = status
                 self.main_screen.query_one("#status", Static).update(status)
+
+    def _verdict_due(self, run: Run, now: float) -> bool:
+        """Whether time alone has changed what ``run`` is judged to be since the last tick: its silence
+        passed a stall limit (the status's or the stalled detector's) that it had not passed before.
+
+        A limit is never under its ``min_seconds``, so a run that logged more recently than that is
+        not even asked for its limits (they take a median over its last intervals)."""
+        key = (run.version, run.generation, run.last_activity)
+        cached = self._verdicts.get(run.path)
+        if cached is None or cached[0] != key:
+            cached = self._verdicts[run.path] = (key, None)
+        activity, pending = key[2], cached[1]
+        if not math.isfinite(activity):
+            return False
+        stalled = self.feed.engine.config.stalled
+        if pending is None:
+            floor = min(STALL_MIN_SECONDS, stalled.min_seconds)
+            if now - activity <= floor:
+                self._next_verdict = min(self._next_verdict, activity + floor)
+                return False
+            pending = sorted({run.stall_limit(), run.stall_limit(stalled.min_seconds, stalled.intervals)})
+            self._verdicts[run.path] = (key, pending)
+        passed = False
+        while pending and now - activity > pending[0]:
+            pending.pop(0)
+            passed = True
+        if pending:
+            self._next_verdict = min(self._next_verdict, activity + pending[0])
+        return passed
 
     # --- events ---------------------------------------------------------------------------------------
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:

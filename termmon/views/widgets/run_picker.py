@@ -134,8 +134,18 @@ def render_row(info: RowInfo, width: int) -> Text:
     return row
 
 
+#: Rows above and below the visible ones that are rendered too, so a short scroll shows no stale row.
+RENDER_MARGIN = 5
+
+
 class RunPicker(OptionList):
-    """Rows of runs; highlighting a row selects that run (the app listens for OptionHighlighted)."""
+    """Rows of runs; highlighting a row selects that run (the app listens for OptionHighlighted).
+
+    Only the rows on screen are rendered. With 100 runs logging, re-rendering every row (sparkline,
+    fitted name) on each redraw cost a tenth of a core; and listing 1,000 runs rendered 1,000 rows
+    before the first frame. A row off screen shows its name until it scrolls into view, when its
+    latest info is rendered.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = list(bindings("picker"))
 
@@ -143,39 +153,59 @@ class RunPicker(OptionList):
         super().__init__(id=id)
         self.paths: list[Path] = []
         self._infos: list[RowInfo] = []
-        self._rows: list[Text] = []
+        self._rows: list[Text] = []  # each option's prompt now
+        self._shown: list[RowInfo | None] = []  # the info each prompt was rendered from (None: a placeholder)
         self._width = 0
 
     def show(self, infos: list[RowInfo], selected: Path | None) -> None:
         """Show these rows, keeping the highlight on ``selected`` (state survives every update)."""
         width = max(20, self.scrollable_content_region.width or self.size.width or 40)
         paths = [info.path for info in infos]
-        # Compared as rendered rows, not RowInfo: a NaN in a loss tail is never equal to itself, and an
-        # unchanged row must not be sent to the terminal again.
-        old = (
-            {id(info): row for info, row in zip(self._infos, self._rows, strict=False)}
-            if width == self._width
-            else {}
-        )
-        rows = [
-            old.get(id(info)) or render_row(info, width) for info in infos
-        ]  # the app reuses unchanged infos
+        if width != self._width:
+            self._shown = [None] * len(self._shown)  # every row is fitted again to the new width
         self._width = width
-        if paths == self.paths:
-            for index, row in enumerate(rows):
-                if index >= len(self._rows) or row != self._rows[index]:
-                    self.replace_option_prompt_at_index(index, row)
-        else:
-            self.set_options(Option(row) for row in rows)
-            self.paths = paths
         self._infos = infos
-        self._rows = rows
+        if paths != self.paths:
+            self._rows = [_placeholder(info) for info in infos]
+            self._shown = [None] * len(infos)
+            self._fill(self._visible(), replace=False)
+            self.set_options(Option(row) for row in self._rows)
+            self.paths = paths
+        else:
+            self._fill(self._visible())
         if selected in paths:
             index = paths.index(selected)
             if self.highlighted != index:
                 self.highlighted = index
         elif paths:
             self.highlighted = 0
+
+    def _visible(self) -> range:
+        """The indices of the rows on screen, and a margin around them."""
+        top = int(self.scroll_offset.y)
+        height = self.scrollable_content_region.height or self.size.height or 24
+        return range(max(0, top - RENDER_MARGIN), min(len(self._infos), top + height + RENDER_MARGIN))
+
+    def _fill(self, indices: range, *, replace: bool = True) -> None:
+        """Render the rows at ``indices`` whose info changed since they were rendered. The app hands
+        the same RowInfo object for a run that did not change, so identity says "unchanged"; a row
+        that renders the same is not sent to the terminal again (a NaN tail is never equal to itself,
+        so rendered rows are compared, not infos)."""
+        for index in indices:
+            info = self._infos[index]
+            if self._shown[index] is info:
+                continue
+            row = render_row(info, self._width)
+            self._shown[index] = info
+            if row != self._rows[index]:
+                self._rows[index] = row
+                if replace:
+                    self.replace_option_prompt_at_index(index, row)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self._infos and len(self._shown) == len(self._infos) == self.option_count:
+            self._fill(self._visible())
 
     def on_resize(self) -> None:
         selected = self.selected_path  # before the rows go: a resize must not move the selection
@@ -186,3 +216,14 @@ class RunPicker(OptionList):
     def selected_path(self) -> Path | None:
         index = self.highlighted
         return self.paths[index] if index is not None and 0 <= index < len(self.paths) else None
+
+
+def _placeholder(info: RowInfo) -> Text:
+    """A row not rendered yet (off screen): its glyph and name, cheap to build."""
+    glyph, style = STATUS_GLYPH[info.status]
+    row = Text(no_wrap=True, overflow="ellipsis")
+    row.append(" ")
+    row.append(glyph, style=style)
+    row.append(" ")
+    row.append(sanitize(info.name))
+    return row
