@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -73,6 +74,23 @@ def _ago(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f}h ago"
     return f"{seconds / 86400:.0f}d ago"
+
+
+def loading_note(runs: list[Run]) -> Text | None:
+    """What a panel says while a run on it shows only its recent window: ``last 4,000 steps ·
+    loading history 37%`` (None when every run on it is whole)."""
+    loading = [run for run in runs if run.loading]
+    if not loading:
+        return None
+    run = loading[0]
+    parts = []
+    if run.window_only:
+        steps = run.step.view
+        steps = steps[np.isfinite(steps)]
+        if len(steps):
+            parts.append(f"last {int(steps.max() - steps.min()) + 1:,} steps")
+    parts.append(f"loading history {min(run.loaded_fraction for run in loading):.0%}")
+    return Text(" · ".join(parts), style="italic")
 
 
 class MonitorApp(App[int]):
@@ -143,6 +161,8 @@ class MonitorApp(App[int]):
         self._chart_timer: Timer | None = None
         self._rows: dict[Path, tuple[object, RowInfo]] = {}
         self._run_count = 0
+        #: Runs seen while loading: their first alert pass comes once they are whole, as an initial one.
+        self._judge_later: set[Path] = set()
 
     # --- layout ---------------------------------------------------------------------------------------
     @property
@@ -220,7 +240,11 @@ class MonitorApp(App[int]):
 
     def _ingested(self, changed: set[Path], updates: list[RunUpdate]) -> None:
         initial = not self.loaded
-        if not self.loaded and not any(item.update.more for item in updates):
+        if (
+            not self.loaded
+            and not any(item.update.more for item in updates)
+            and not any(run.loading for run in self.workspace.runs.values())
+        ):
             self.loaded = True
             changed = changed | set(self.workspace.runs)
         log = self.main_screen.query_one(AlertLog)
@@ -229,7 +253,13 @@ class MonitorApp(App[int]):
         self._reported_workspace_errors = len(self.workspace.errors)
         for path in sorted(changed, key=list(self.workspace.runs).index):
             run = self.workspace.runs[path]
-            self._add_alerts(log, self.feed.update(run, self.clock()), initial=initial)
+            if run.loading:  # no verdict from a partly read run; judged once it is whole
+                self._judge_later.add(path)
+            else:
+                # A run judged for the first time after its load: what it already held, no banner.
+                first = path in self._judge_later
+                self._judge_later.discard(path)
+                self._add_alerts(log, self.feed.update(run, self.clock()), initial=initial or first)
             for error in run.errors[len(self._reported_errors.setdefault(path, [])) :]:
                 log.note(f"{run.name}: {error}")
                 self._reported_errors[path].append(error)
@@ -398,8 +428,8 @@ class MonitorApp(App[int]):
     def redraw_panels(self) -> None:
         """Redraw the panels whose picture changed. A panel that only gained records is redrawn at most
         every CHART_SECONDS: a chart is most of what a frame sends to the terminal."""
-        if not self.loaded:
-            return
+        if not self.loaded and not self.workspace.runs:
+            return  # the panels say "loading…" until there is a run to draw
         self.sync_panels()
         runs = self.panel_runs()
         now = time.monotonic()
@@ -419,6 +449,9 @@ class MonitorApp(App[int]):
             panel.drawn_at = now
         if later and self._chart_timer is None:
             self._chart_timer = self.set_timer(min(later), self._chart_due)
+        note = loading_note(runs)
+        for panel in self.main_screen.query(ChartPanel):
+            panel.set_note(note)
 
     def _chart_due(self) -> None:
         self._chart_timer = None
@@ -462,6 +495,8 @@ class MonitorApp(App[int]):
             text.append(" starting: waiting for the trainer's first record", style=style)
             return text
         text.append(f" {status.value}", style=style)
+        if run.loading:
+            text.append(f" history {run.loaded_fraction:.0%}", style=style)
         where = []
         if run.last_epoch is not None:
             where.append(f"epoch {run.last_epoch}")
@@ -485,7 +520,7 @@ class MonitorApp(App[int]):
             return
         now = self.clock()
         log = self.main_screen.query_one(AlertLog)
-        open_runs = [run for run in self.workspace.runs.values() if run.end is None]
+        open_runs = [run for run in self.workspace.runs.values() if run.end is None and not run.loading]
         for run in open_runs:
             self._add_alerts(log, self.feed.update(run, now))
         for note in self.control.newly_unacknowledged(list(self.workspace.runs.values()), now):
