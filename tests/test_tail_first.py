@@ -149,7 +149,8 @@ async def test_the_first_frame_shows_the_window_and_no_verdict_until_the_history
             await wait_for(pilot, lambda: bool(loss_panel(app).data.traces))
             # Drawn from the recent window while the history is held back.
             run = app.workspace.runs[big]
-            assert not app.loaded and workspace.polls >= 2 and run.window_only
+            assert not app.loaded and run.window_only
+            await wait_for(pilot, lambda: workspace.polls >= 2)  # the history read starts (held)
             trace = loss_panel(app).data.traces[0]
             assert trace.nonfinite == 0  # the NaN at step 50 is not in the window
             await wait_for(pilot, lambda: "loading hist" in str(loss_panel(app).border_subtitle))

@@ -59,6 +59,8 @@ from termmon.views.widgets.run_picker import RowInfo, RunPicker, is_starting, ro
 REDRAW_SECONDS = 0.5
 #: A chart that only gained records is redrawn at most this often.
 CHART_SECONDS = 1.0
+#: Longest the history read waits for the recent windows' first paint.
+FIRST_PAINT_WAIT = 2.0
 #: `s` cycles these: (name, debiased EMA weight); integer series are never smoothed.
 SMOOTHING: tuple[tuple[str, float | None], ...] = (("off", None), ("light", 0.6), ("strong", 0.9))
 
@@ -147,6 +149,8 @@ class MonitorApp(App[int]):
         self.loaded = False
         self.watch_mode = "polling" if poll else "events"
         self._wake = threading.Event()
+        #: Set once the panels are drawn with data: the history read waits for it (see _ingest_loop).
+        self._painted = threading.Event()
         self._stop = threading.Event()
         self._watcher: object | None = None
         self._redraw_timer: Timer | None = None
@@ -225,6 +229,10 @@ class MonitorApp(App[int]):
                 self.call_from_thread(self._apply, updates, failure)
             except RuntimeError:  # the app is gone
                 return
+            if any(item.tail for item in updates):
+                # Recent windows handed on: let the UI paint them before the history's parsing
+                # competes with it for the interpreter (bounded, should a panel never draw).
+                self._painted.wait(FIRST_PAINT_WAIT)
             if not more:
                 self._wake.wait()
                 self._wake.clear()
@@ -345,6 +353,7 @@ class MonitorApp(App[int]):
 
     def on_unmount(self) -> None:
         self._stop.set()
+        self._painted.set()
         self._wake.set()
         if self._watcher is not None:
             self._watcher.stop()  # type: ignore[attr-defined]
@@ -450,8 +459,11 @@ class MonitorApp(App[int]):
         if later and self._chart_timer is None:
             self._chart_timer = self.set_timer(min(later), self._chart_due)
         note = loading_note(runs)
-        for panel in self.main_screen.query(ChartPanel):
+        panels = list(self.main_screen.query(ChartPanel))
+        for panel in panels:
             panel.set_note(note)
+        if not self._painted.is_set() and panels and all(panel.data is not None for panel in panels):
+            self.call_after_refresh(self._painted.set)  # once the frame is on its way to the screen
 
     def _chart_due(self) -> None:
         self._chart_timer = None
