@@ -153,7 +153,7 @@ async def test_the_first_frame_shows_the_window_and_no_verdict_until_the_history
             await wait_for(pilot, lambda: workspace.polls >= 2)  # the history read starts (held)
             trace = loss_panel(app).data.traces[0]
             assert trace.nonfinite == 0  # the NaN at step 50 is not in the window
-            await wait_for(pilot, lambda: "loading hist" in str(loss_panel(app).border_subtitle))
+            await wait_for(pilot, lambda: "loading" in str(loss_panel(app).border_subtitle))
             note = loss_panel(app).note
             assert note is not None and note.plain.startswith("last ") and note.plain.endswith(" 0%")
             assert "loading history" in app.status_text(NOW).plain

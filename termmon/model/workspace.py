@@ -34,7 +34,7 @@ from termmon.remote.registry import host_error
 RESCAN_SECONDS = 5.0
 #: The first poll reads at most about this much in all of the new runs' recent windows (a run no
 #: bigger than its window is read whole instead), so the first frame waits for little parsing...
-TAIL_BUDGET = 16 << 20
+TAIL_BUDGET = 8 << 20
 #: ... and each run's window is within these bounds (4 MiB: ~35,000 metrics.jsonl lines).
 TAIL_WINDOW_MIN = 64 << 10
 TAIL_WINDOW_MAX = 4 << 20

@@ -80,7 +80,7 @@ def _ago(seconds: float) -> str:
 
 def loading_note(runs: list[Run]) -> Text | None:
     """What a panel says while a run on it shows only its recent window: ``last 4,000 steps ·
-    loading history 37%`` (None when every run on it is whole)."""
+    loading 37%``, the history's share read (None when every run on it is whole)."""
     loading = [run for run in runs if run.loading]
     if not loading:
         return None
@@ -91,7 +91,7 @@ def loading_note(runs: list[Run]) -> Text | None:
         steps = steps[np.isfinite(steps)]
         if len(steps):
             parts.append(f"last {int(steps.max() - steps.min()) + 1:,} steps")
-    parts.append(f"loading history {min(run.loaded_fraction for run in loading):.0%}")
+    parts.append(f"loading {min(run.loaded_fraction for run in loading):.0%}")
     return Text(" · ".join(parts), style="italic")
 
 
