@@ -179,12 +179,16 @@ async def test_the_first_frame_shows_the_window_and_no_verdict_until_the_history
         workspace.close()
 
 
-def test_a_run_appended_to_a_small_dir_is_read_whole(tmp_path: Path) -> None:
-    """A run no bigger than its window has no separate window reader: it is whole on the first poll."""
-    run_dir = tmp_path / "small"
-    append(run_dir, [start("small")])
-    workspace = Workspace([str(tmp_path)])
+def test_a_run_under_twice_its_window_is_read_whole_at_once(tmp_path: Path) -> None:
+    """No window reader for a run the first poll can read whole for little more than a window."""
+    tiny = tmp_path / "tiny"
+    append(tiny, [start("tiny")])
+    mid = write_big(tmp_path / "mid", lines=1400)
+    assert 64 << 10 < (mid / METRICS_JSONL).stat().st_size < 128 << 10  # between 1 and 2 windows
+    workspace = Workspace([str(tmp_path)], tail_budget=1)  # 64 KiB windows
     workspace.apply(workspace.poll())
-    run = workspace.runs[run_dir]
-    assert not run.loading and not run.window_only and run.start is not None
+    for run_dir in (tiny, mid):
+        run = workspace.runs[run_dir]
+        assert not run.loading and not run.window_only and run.start is not None
+    assert workspace.runs[mid].last_step == 1400
     workspace.close()

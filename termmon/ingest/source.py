@@ -58,10 +58,10 @@ class RunSource:
         self._last_error: str | None = None
         self._pinned = False  # a tail source keeps the reader it was made with
 
-    def tail_source(self, window: int) -> RunSource | None:
+    def tail_source(self, window: int, *, min_size: int | None = None) -> RunSource | None:
         """A reader of this run's most recent records (about its last ``window`` bytes), following
-        appends from there; None where the run's files are no bigger than that, or its format has
-        no such reader (read whole, it costs no more than the window)."""
+        appends from there; None where the run's files are no bigger than ``min_size`` (default:
+        the window), or its format has no such reader: read whole, it costs little more."""
         fmt = self._detect()
         if fmt is None or not fmt.tailable:
             return None
@@ -71,7 +71,7 @@ class RunSource:
                 size += path.stat().st_size
             except OSError:
                 continue
-        if size <= window:
+        if size <= (window if min_size is None else min_size):
             return None
         reader = fmt.open_tail(self.location, window)
         if reader is None:

@@ -75,10 +75,11 @@ def _raise_fd_limit() -> None:
 
 
 def _tail(source: RunSource, window: int) -> RunSource | None:
-    """The recent-window reader of a run, or None (small, read whole; or it failed: the history
-    reader then meets and reports the same problem)."""
+    """The recent-window reader of a run, or None: small (up to twice the window, read whole in one
+    go rather than twice, window then history), or it failed (the history reader then meets and
+    reports the same problem)."""
     try:
-        return source.tail_source(window)
+        return source.tail_source(window, min_size=2 * window)
     except Exception:
         return None
 
