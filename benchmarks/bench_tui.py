@@ -1,7 +1,8 @@
 """Monitor benchmarks: first complete frame, redraw cost of a 1M-point panel, idle CPU, terminal bytes.
 
 Each figure sits next to a floor measured in the same run: the ingest alone (``Workspace.refresh``)
-for the first frame, a plain copy of the series for the redraw, an idle bare Textual app for CPU and
+for the first frame (drawn from each run's recent window while its history loads) and for the whole
+history shown, a bare Textual app started the same way for the first frame from process start, a plain copy of the series for the redraw, an idle bare Textual app for CPU and
 for the bytes a real terminal receives (``tmux pipe-pane`` on a 120x35 pane; skipped without tmux).
 Run: ``python -m benchmarks.bench_tui`` (about two minutes).
 """
@@ -30,6 +31,7 @@ from termmon.views.colors import RunColors
 from termmon.views.panels import DIAGNOSTICS_PANELS, build_panel
 from termmon.views.plotext_draw import draw_panel
 from termmon.views.widgets.chart import ChartPanel
+from termmon.views.widgets.run_picker import RunPicker
 
 IDLE_SECONDS = 10.0
 BARE_APP = "from textual.app import App\nfrom textual.widgets import Footer, Static\n" + (
@@ -61,17 +63,84 @@ def ingest_floor(root: Path) -> float:
     return time.perf_counter() - t0
 
 
-async def _first_frame(root: Path) -> float:
+async def _first_frame(root: Path) -> tuple[float, float]:
+    """Seconds from creating the workspace to (the first frame: every run listed, every panel drawn,
+    from the recent window if the history is still loading; the whole history shown)."""
     t0 = time.perf_counter()
     workspace = Workspace([str(root)])
+    runs = len(workspace.run_dirs)
     app = MonitorApp(workspace, live=True)
     async with app.run_test(size=(120, 35)) as pilot:
-        while not (app.loaded and all(p.data is not None for p in app.query(ChartPanel))):
+        while not (
+            app.query_one(RunPicker).option_count == runs
+            and all(p.data is not None for p in app.query(ChartPanel))
+        ):
+            await pilot.pause(0.005)
+        first = time.perf_counter() - t0
+        while not (app.loaded and all(p.note is None for p in app.query(ChartPanel))):
             await pilot.pause(0.01)
-        elapsed = time.perf_counter() - t0
+        whole = time.perf_counter() - t0
         await pilot.press("q")
     workspace.close()
-    return elapsed
+    return first, whole
+
+
+#: A fresh interpreter that starts the monitor headless on ``argv[1]`` and prints when the first frame
+#: (every run listed, every panel drawn) is there; the parent times it from process start.
+SPAWNED_FIRST_FRAME = """
+import asyncio, sys
+from termmon.model.workspace import Workspace
+from termmon.views.app import MonitorApp
+from termmon.views.widgets.chart import ChartPanel
+from termmon.views.widgets.run_picker import RunPicker
+from termmon.views.widgets.run_picker import RunPicker
+
+async def main():
+    workspace = Workspace([sys.argv[1]])
+    runs = len(workspace.run_dirs)
+    app = MonitorApp(workspace, live=True)
+    async with app.run_test(size=(120, 35)) as pilot:
+        while not (app.query_one(RunPicker).option_count == runs and all(
+            p.data is not None for p in app.query(ChartPanel))):
+            await pilot.pause(0.005)
+        print("frame", flush=True)
+        app.exit(0)
+
+asyncio.run(main())
+"""
+SPAWNED_BARE = """
+import asyncio
+from textual.app import App
+from textual.widgets import Static
+
+class Bare(App):
+    def compose(self):
+        yield Static("bare")
+
+async def main():
+    app = Bare()
+    async with app.run_test(size=(120, 35)) as pilot:
+        await pilot.pause(0)
+        print("frame", flush=True)
+        app.exit(0)
+
+asyncio.run(main())
+"""
+
+
+def spawned_first_frame(code: str, *args: str, repeats: int = 3) -> float:
+    """Best of ``repeats``: seconds from starting a fresh interpreter to its ``frame`` line."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("frame"):
+                best = min(best, time.perf_counter() - t0)
+                break
+        proc.wait()
+    return best
 
 
 def redraw_cost(root: Path, repeats: int = 10) -> tuple[float, float]:
@@ -160,11 +229,25 @@ def main() -> None:
         many = tmp / "many"
         for i in range(25):
             shutil.copytree(DEMO_RUNS, many / f"group{i}")  # 100 runs
+        many_big = tmp / "many_big"
+        for i in range(100):
+            write_big_run(many_big / f"run{i:03d}", lines=10_000)
         rows = []
-        floor = ingest_floor(demo)
-        rows.append(("first complete frame, demo runs (4)", asyncio.run(_first_frame(demo)), floor, "ingest"))
-        floor = ingest_floor(big)
-        rows.append(("first complete frame, 1M-line run", asyncio.run(_first_frame(big)), floor, "ingest"))
+        for label, root in (
+            ("demo runs (4)", demo),
+            ("1M-line run", big),
+            ("100 runs x 10k lines", many_big),
+        ):
+            floor = ingest_floor(root)
+            first, whole = asyncio.run(_first_frame(root))
+            rows.append((f"first frame, {label}", first, floor, "ingest of the same runs"))
+            rows.append((f"whole history shown, {label}", whole, floor, "ingest of the same runs"))
+        bare_start = spawned_first_frame(SPAWNED_BARE)
+        for label, root in (("1M-line run", big), ("100 runs x 10k lines", many_big)):
+            got = spawned_first_frame(SPAWNED_FIRST_FRAME, str(root))
+            rows.append(
+                (f"process start to first frame, {label}", got, bare_start, "bare Textual app, same way")
+            )
         cost, floor = redraw_cost(big)
         rows.append(("redraw of a panel holding 1M points", cost, floor, "copy of the series"))
         workspace = Workspace([str(many)])

@@ -14,6 +14,9 @@ What the most trusted tailers do (reference/tailing.md), and why:
   as NULs) and never part of a record, so the record that follows padding of any length is kept.
 * Only regular files are read: a FIFO would block the reader forever and ``/dev/zero`` never ends,
   so anything else is reported (``not a regular file: PATH``) and left alone.
+* :meth:`JsonlTailer.start_at_tail` starts a reader near the end instead (the monitor's first frame
+  shows a run's recent window before its history is read): it starts one byte before the window and
+  skips up to the first newline, so the first whole line is kept and a partial one never is.
 """
 
 from __future__ import annotations
@@ -81,6 +84,29 @@ class JsonlTailer:
 
     def __del__(self) -> None:
         self.close()
+
+    def start_at_tail(self, window: int) -> bool:
+        """Position the next :meth:`read` at the first line that starts in the file's last ``window``
+        bytes; True if that skipped anything (False: the file is no bigger, it is read whole).
+
+        Call before the first read. The fingerprint of the file's head is taken here, so a rewrite
+        is still caught as a reset although this reader never read the head itself.
+        """
+        try:
+            self._open()
+            assert self._fd is not None
+            size = os.fstat(self._fd).st_size
+            if size <= max(window, FINGERPRINT_BYTES):
+                return False
+            self._fingerprint = os.pread(self._fd, FINGERPRINT_BYTES, 0)
+        except OSError:
+            self.close()  # read() meets the same problem and reports it
+            return False
+        # One byte early: when the window starts exactly at a line start, the skip eats only the
+        # newline before it, and the line is kept.
+        self._offset = size - window - 1
+        self._skipping = True
+        return True
 
     # --- reading ------------------------------------------------------------------------------------
     def read(self, max_bytes: int = READ_CHUNK) -> TailRead:

@@ -4,6 +4,9 @@ A directory may hold several files that describe the same run (termmon's logger 
 and mirrors epochs into results.json; an HF output dir holds event files and trainer_state.json). The
 best-ranked format in the registry reads it. If a better one appears later, the source switches to
 it and starts over.
+
+:meth:`RunSource.tail_source` gives a second reader of a big run that starts near its end: the monitor
+shows what it reads while this source reads the history from the start.
 """
 
 from __future__ import annotations
@@ -53,6 +56,29 @@ class RunSource:
         self.format: Format | None = None
         self._reader: FormatReader | None = None
         self._last_error: str | None = None
+        self._pinned = False  # a tail source keeps the reader it was made with
+
+    def tail_source(self, window: int, *, min_size: int | None = None) -> RunSource | None:
+        """A reader of this run's most recent records (about its last ``window`` bytes), following
+        appends from there; None where the run's files are no bigger than ``min_size`` (default:
+        the window), or its format has no such reader: read whole, it costs little more."""
+        fmt = self._detect()
+        if fmt is None or not fmt.tailable:
+            return None
+        size = 0
+        for path in fmt.files(self.location):
+            try:
+                size += path.stat().st_size
+            except OSError:
+                continue
+        if size <= (window if min_size is None else min_size):
+            return None
+        reader = fmt.open_tail(self.location, window)
+        if reader is None:
+            return None
+        tail = RunSource(self.location)
+        tail.format, tail._reader, tail._pinned = fmt, reader, True
+        return tail
 
     @property
     def has_end_events(self) -> bool:
@@ -97,7 +123,7 @@ class RunSource:
         return registry.best_for_dir(self.run_dir, names)
 
     def _read(self, max_bytes: int, sink: Callable[[list[Any]], None]) -> SourceUpdate:
-        best = self._detect()
+        best = None if self._pinned else self._detect()
         switched = False
         if best is not None and (self.format is None or best.rank < self.format.rank):
             switched = self.format is not None

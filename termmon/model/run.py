@@ -33,6 +33,9 @@ class RunStatus(StrEnum):
     CRASHED = "crashed"
     KILLED = "killed"
     UNKNOWN = "unknown"
+    #: Its history is still being read (the monitor shows the recent window meanwhile): judging it
+    #: now would call a finished run "stalled" at whatever step the read has reached.
+    LOADING = "loading"
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,13 @@ class Run:
         self.generation = 0
         self.last_write = math.nan
         self.errors: list[str] = []
+        #: True while the history is incomplete: no status is judged and no alert raised from it.
+        #: Only the monitor's :class:`Workspace` sets it; a Run built any other way is whole.
+        self.loading = False
+        #: How much of the history is read, 0..1, while ``loading``.
+        self.loaded_fraction = 0.0
+        #: True while the records held are the recent window only (the history read separately).
+        self.window_only = False
         self._clear()
 
     def _clear(self) -> None:
@@ -132,6 +142,18 @@ class Run:
         """Forget everything read so far: the source is being re-read from its start."""
         self._clear()
         self.generation += 1
+
+    def adopt(self, history: Run) -> None:
+        """Take ``history``'s records in place of those held (the recent window shown while the
+        history loaded), keeping this object, so whoever holds it sees the whole run. Counts as a
+        reset (``generation`` moves): views and detectors start over on the complete run."""
+        for key, value in vars(history).items():
+            if key not in _IDENTITY:
+                setattr(self, key, value)
+        self.errors.extend(e for e in history.errors if e not in self.errors)
+        self.touch(history.last_write)
+        self.generation += 1
+        self.window_only = False
 
     # --- growing ------------------------------------------------------------------------------------
     def add(self, batch: RecordBatch) -> None:
@@ -257,6 +279,8 @@ class Run:
         return max(min_seconds, usual, STALL_LONGEST_GAPS * self.longest_gap)
 
     def status(self, now: float) -> RunStatus:
+        if self.loading:
+            return RunStatus.LOADING
         if self.end is not None:
             return _END_STATUS.get(str(self.end.get("status")), RunStatus.FINISHED)
         activity = self.last_activity
@@ -270,6 +294,11 @@ class Run:
     def finished_cleanly(self) -> bool:
         return self.end is not None and self.end.get("status") == END_FINISHED
 
+
+#: What :meth:`Run.adopt` keeps of its own: which run this is and what was said about it.
+_IDENTITY = frozenset(
+    {"path", "name", "has_end_events", "generation", "last_write", "errors", "loading", "loaded_fraction"}
+)
 
 #: How an ``end`` record's status reads; anything else a writer puts there counts as finished.
 _END_STATUS = {END_CRASHED: RunStatus.CRASHED, END_KILLED: RunStatus.KILLED}

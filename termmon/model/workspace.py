@@ -3,6 +3,13 @@
 Reading is split from applying so a UI can keep parsing off its own thread: :meth:`Workspace.poll`
 does the file IO and parsing (call it from a worker thread) and returns updates; :meth:`Workspace.apply`
 folds them into the :class:`Run` objects (call it on the thread that reads the runs).
+
+Tail first: the first poll of a big run reads only its last window (:meth:`RunSource.tail_source`), so
+the monitor can draw it at once; later polls read the history from the start into a hidden run, while
+the window keeps following appends. When the history read reaches the end of the file, the shown run
+takes the hidden run's records (:meth:`Run.adopt`) and the window is dropped. Everything shown from
+then on came from the one history reader, so no record is lost or shown twice across the swap. Until
+then the run is ``loading``: no status or alert is judged from it.
 """
 
 from __future__ import annotations
@@ -31,14 +38,34 @@ RESCAN_SECONDS = 5.0
 EVENTS_RESCAN_SECONDS = 30.0
 #: Rescans asked for by events are at least this far apart (a trainer writing outside any run).
 RESCAN_MIN_SECONDS = 1.0
+#: The first poll reads at most about this much in all of the new runs' recent windows (a run no
+#: bigger than its window is read whole instead), so the first frame waits for little parsing...
+TAIL_BUDGET = 8 << 20
+#: ... and each run's window is within these bounds (4 MiB: ~35,000 metrics.jsonl lines).
+TAIL_WINDOW_MIN = 64 << 10
+TAIL_WINDOW_MAX = 4 << 20
+
+
+def tail_window(new_runs: int, budget: int = TAIL_BUDGET) -> int:
+    """Bytes of recent window to read of each of ``new_runs`` runs found at once."""
+    return max(TAIL_WINDOW_MIN, min(TAIL_WINDOW_MAX, budget // max(1, new_runs)))
 
 
 @dataclass
 class RunUpdate:
+    """One read of one run. ``tail``: from its recent-window reader (shown while the history loads);
+    ``behind``: from the history reader while a window is shown, into the hidden run; ``caught_up``:
+    that history read reached the end of the files (swap the hidden run in); ``fraction``: how much
+    of the history is read."""
+
     path: Path
     name: str
     update: SourceUpdate
     has_end_events: bool
+    tail: bool = False
+    behind: bool = False
+    caught_up: bool = False
+    fraction: float = 0.0
 
 
 def _raise_fd_limit() -> None:
@@ -51,6 +78,16 @@ def _raise_fd_limit() -> None:
             )
     except (ValueError, OSError):
         pass
+
+
+def _tail(source: RunSource, window: int) -> RunSource | None:
+    """The recent-window reader of a run, or None: small (up to twice the window, read whole in one
+    go rather than twice, window then history), or it failed (the history reader then meets and
+    reports the same problem)."""
+    try:
+        return source.tail_source(window, min_size=2 * window)
+    except Exception:
+        return None
 
 
 def _read(source: RunSource, max_bytes: int) -> SourceUpdate:
@@ -66,12 +103,20 @@ class Workspace:
     """The run directories under ``paths`` (run dirs, parents of run dirs, or globs)."""
 
     def __init__(
-        self, paths: list[str], *, max_bytes: int = READ_CHUNK, run: RunLocation | None = None
+        self,
+        paths: list[str],
+        *,
+        max_bytes: int = READ_CHUNK,
+        run: RunLocation | None = None,
+        tail_budget: int = TAIL_BUDGET,
     ) -> None:
-        """``run``: watch that one run only (``paths`` then name its root), not all runs found."""
+        """``run``: watch that one run only (``paths`` then name its root), not all runs found.
+        ``tail_budget``: bytes of recent windows the first poll of new runs reads (see
+        :func:`tail_window`); 0 reads every run from its start only."""
         self.roots = resolve_paths(paths)
         self._only = run
         self.max_bytes = max_bytes
+        self.tail_budget = tail_budget
         self.runs: dict[Path, Run] = {}
         self._sources: dict[Path, RunSource] = {}
         self._names: dict[Path, str] = {}
@@ -87,6 +132,14 @@ class Workspace:
         self._rescan_wanted = False
         self._unchanged = UnchangedRuns()
         self._announced: set[Path] = set()
+        self._read_once: set[Path] = set()  # runs whose first read was handed on (reader thread)
+        #: Runs not read yet: poll() reads their recent window first. The reader thread owns it,
+        #: with ``_tails`` (the window readers of runs whose history is loading) and ``_progress``
+        #: (history bytes read, and the size to read); the UI thread owns ``_history`` (hidden runs).
+        self._unread: set[Path] = set()
+        self._tails: dict[Path, RunSource] = {}
+        self._progress: dict[Path, tuple[int, int]] = {}
+        self._history: dict[Path, Run] = {}
         _raise_fd_limit()
         self.rescan()
 
@@ -110,6 +163,7 @@ class Workspace:
                     self._sources[run_dir] = RunSource(location)
                     self._names[run_dir] = self._unique_name(run_dir)
                     self._by_dir.setdefault(location.dir, []).append(run_dir)
+                    self._unread.add(run_dir)
                     new.append(run_dir)
             self.errors.extend(e for e in errors if e not in self.errors)
             self._last_scan = time.monotonic()
@@ -168,21 +222,67 @@ class Workspace:
             if targets is None:
                 sources = list(self._sources.items())
             else:
-                targets |= self._more
+                targets |= self._more | self._unread  # loading runs are in _more: their reads said more
                 sources = [
                     (run_dir, self._sources[run_dir]) for run_dir in self._sources if run_dir in targets
                 ]
+        fresh = [run_dir for run_dir, _ in sources if run_dir in self._unread]
+        window = tail_window(len(fresh), self.tail_budget)
         for run_dir, source in sources:
+            if run_dir in self._unread:
+                self._unread.discard(run_dir)
+                if self.tail_budget > 0 and self._start_tail(run_dir, source, window, updates):
+                    continue  # its history starts on the next poll: the first frame comes first
+            if run_dir in self._tails:
+                self._read_behind(run_dir, source, updates)
+                continue
             unchanged, taken = self._unchanged.check(run_dir, source)
             if unchanged and host_error(run_dir) is None:
                 continue
             update = _read(source, self.max_bytes)
             self._unchanged.read(run_dir, taken, update)
             update.error = update.error or host_error(run_dir)
-            if not update.empty or math.isfinite(update.mtime):
+            # A run's first read is handed on even when empty: it ends the "loading" of its listing.
+            if not update.empty or math.isfinite(update.mtime) or run_dir not in self._read_once:
+                self._read_once.add(run_dir)
                 updates.append(RunUpdate(run_dir, self._names[run_dir], update, source.has_end_events))
         self._more = {item.path for item in updates if item.update.more}
         return updates
+
+    def _start_tail(self, run_dir: Path, source: RunSource, window: int, updates: list[RunUpdate]) -> bool:
+        """Read a new big run's recent window into ``updates``; False for a run read whole instead."""
+        tail = _tail(source, window)
+        if tail is None:
+            return False
+        self._tails[run_dir] = tail
+        self._progress[run_dir] = (0, sum(_size(path) for path in source.files()))
+        update = _read(tail, max(self.max_bytes, 2 * window))
+        update.error = update.error or host_error(run_dir)
+        update.more = True  # the history is still to read: the reading loop must come back for it
+        updates.append(RunUpdate(run_dir, self._names[run_dir], update, source.has_end_events, tail=True))
+        return True
+
+    def _read_behind(self, run_dir: Path, source: RunSource, updates: list[RunUpdate]) -> None:
+        """A loading run: what its window reader finds appended (shown now), then the next chunk of
+        history (into the hidden run); the window reader is closed once the history reaches the end."""
+        tail = self._tails[run_dir]
+        name, ends = self._names[run_dir], source.has_end_events
+        recent = _read(tail, self.max_bytes)
+        if not recent.empty:
+            updates.append(RunUpdate(run_dir, name, recent, ends, tail=True))
+        update = _read(source, self.max_bytes)
+        update.error = update.error or host_error(run_dir)
+        done, total = self._progress[run_dir]
+        done += update.bytes_read
+        self._progress[run_dir] = (done, total)
+        caught_up = not update.more or update.failed
+        if caught_up:
+            tail.close()
+            del self._tails[run_dir], self._progress[run_dir]
+        fraction = 1.0 if caught_up else min(0.99, done / total) if total else 0.0
+        updates.append(
+            RunUpdate(run_dir, name, update, ends, behind=True, caught_up=caught_up, fraction=fraction)
+        )
 
     def name_of(self, run_dir: Path) -> str:
         """The name ``run_dir``'s run is shown under (unique among the runs found)."""
@@ -217,6 +317,7 @@ class Workspace:
         """Poll until everything on disk now has been read, in chunks of ``max_bytes`` per run; the runs
         in ``skip`` are left alone (a one-shot loader read them its own way)."""
         pending = [run_dir for run_dir in self.run_dirs if run_dir not in skip]
+        self._unread.difference_update(self.run_dirs)  # read whole here: no recent window first
         while pending:
             still: list[Path] = []
             for run_dir in pending:
@@ -245,8 +346,33 @@ class Workspace:
         run = self.runs.get(item.path)
         if run is None:
             run = self.runs[item.path] = Run(item.path, item.name, has_end_events=item.has_end_events)
+            run.loading = True
             changed.add(item.path)
         run.has_end_events = item.has_end_events
+        if item.tail:
+            run.window_only = True
+            self._fold(run, item, changed)
+        elif item.behind:
+            self._fold_behind(run, item, changed)
+        else:
+            self._fold(run, item, changed)
+            if not item.update.more:
+                run.loading = False
+
+    def _fold_behind(self, run: Run, item: RunUpdate, changed: set[Path]) -> None:
+        """A chunk of a loading run's history, into its hidden run; swapped in once caught up."""
+        hidden = self._history.get(item.path)
+        if hidden is None:
+            hidden = self._history[item.path] = Run(item.path, item.name, has_end_events=item.has_end_events)
+        self._fold(hidden, item, set())
+        run.loaded_fraction = item.fraction
+        changed.add(item.path)  # the progress shown moved
+        if item.caught_up:
+            del self._history[item.path]
+            run.adopt(hidden)
+            run.loading = False
+
+    def _fold(self, run: Run, item: RunUpdate, changed: set[Path]) -> None:
         update = item.update
         if math.isfinite(update.mtime):
             run.touch(update.mtime)
@@ -269,5 +395,12 @@ class Workspace:
 
     def close(self) -> None:
         with self._lock:
-            for source in self._sources.values():
+            for source in [*self._sources.values(), *self._tails.values()]:
                 source.close()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -59,6 +60,8 @@ from termmon.views.widgets.run_picker import RowInfo, RunPicker, is_starting, ro
 REDRAW_SECONDS = 0.5
 #: A chart that only gained records is redrawn at most this often.
 CHART_SECONDS = 1.0
+#: Longest the history read waits for the recent windows' first paint.
+FIRST_PAINT_WAIT = 2.0
 #: `s` cycles these: (name, debiased EMA weight); integer series are never smoothed.
 SMOOTHING: tuple[tuple[str, float | None], ...] = (("off", None), ("light", 0.6), ("strong", 0.9))
 
@@ -74,6 +77,23 @@ def _ago(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f}h ago"
     return f"{seconds / 86400:.0f}d ago"
+
+
+def loading_note(runs: list[Run]) -> Text | None:
+    """What a panel says while a run on it shows only its recent window: ``last 4,000 steps ·
+    loading 37%``, the history's share read (None when every run on it is whole)."""
+    loading = [run for run in runs if run.loading]
+    if not loading:
+        return None
+    run = loading[0]
+    parts = []
+    if run.window_only:
+        steps = run.step.view
+        steps = steps[np.isfinite(steps)]
+        if len(steps):
+            parts.append(f"last {int(steps.max() - steps.min()) + 1:,} steps")
+    parts.append(f"loading {min(run.loaded_fraction for run in loading):.0%}")
+    return Text(" · ".join(parts), style="italic")
 
 
 class MonitorApp(App[int]):
@@ -130,6 +150,8 @@ class MonitorApp(App[int]):
         self.loaded = False
         self.watch_mode = "polling" if poll else "events"
         self._wake = threading.Event()
+        #: Set once the panels are drawn with data: the history read waits for it (see _ingest_loop).
+        self._painted = threading.Event()
         self._stop = threading.Event()
         self._watcher: object | None = None
         self._redraw_timer: Timer | None = None
@@ -149,6 +171,8 @@ class MonitorApp(App[int]):
         #: The earliest moment time alone can change a verdict; and whether runs got data since.
         self._next_verdict = -math.inf
         self._runs_changed = True
+        #: Runs seen while loading: their first alert pass comes once they are whole, as an initial one.
+        self._judge_later: set[Path] = set()
 
     # --- layout ---------------------------------------------------------------------------------------
     @property
@@ -227,6 +251,10 @@ class MonitorApp(App[int]):
                     self.call_from_thread(self._hand_over, updates, failure)
                 except RuntimeError:  # the app is gone
                     return
+            if any(item.tail for item in updates):
+                # Recent windows handed on: let the UI paint them before the history's parsing
+                # competes with it for the interpreter (bounded, should a panel never draw).
+                self._painted.wait(FIRST_PAINT_WAIT)
             if not more:
                 self._wake.wait()
                 self._wake.clear()
@@ -247,7 +275,11 @@ class MonitorApp(App[int]):
 
     def _ingested(self, changed: set[Path], updates: list[RunUpdate]) -> None:
         initial = not self.loaded
-        if not self.loaded and not any(item.update.more for item in updates):
+        if (
+            not self.loaded
+            and not any(item.update.more for item in updates)
+            and not any(run.loading for run in self.workspace.runs.values())
+        ):
             self.loaded = True
             changed = changed | set(self.workspace.runs)
         log = self.main_screen.query_one(AlertLog)
@@ -257,7 +289,13 @@ class MonitorApp(App[int]):
         order = {path: index for index, path in enumerate(self.workspace.runs)}  # list.index: O(n^2)
         for path in sorted(changed, key=order.__getitem__):
             run = self.workspace.runs[path]
-            self._add_alerts(log, self.feed.update(run, self.clock()), initial=initial)
+            if run.loading:  # no verdict from a partly read run; judged once it is whole
+                self._judge_later.add(path)
+            else:
+                # A run judged for the first time after its load: what it already held, no banner.
+                first = path in self._judge_later
+                self._judge_later.discard(path)
+                self._add_alerts(log, self.feed.update(run, self.clock()), initial=initial or first)
             for error in run.errors[len(self._reported_errors.setdefault(path, [])) :]:
                 log.note(f"{run.name}: {error}")
                 self._reported_errors[path].append(error)
@@ -343,6 +381,7 @@ class MonitorApp(App[int]):
 
     def on_unmount(self) -> None:
         self._stop.set()
+        self._painted.set()
         self._wake.set()
         if self._watcher is not None:
             self._watcher.stop()  # type: ignore[attr-defined]
@@ -426,8 +465,8 @@ class MonitorApp(App[int]):
     def redraw_panels(self) -> None:
         """Redraw the panels whose picture changed. A panel that only gained records is redrawn at most
         every CHART_SECONDS: a chart is most of what a frame sends to the terminal."""
-        if not self.loaded:
-            return
+        if not self.loaded and not self.workspace.runs:
+            return  # the panels say "loading…" until there is a run to draw
         self.sync_panels()
         runs = self.panel_runs()
         now = time.monotonic()
@@ -447,6 +486,12 @@ class MonitorApp(App[int]):
             panel.drawn_at = now
         if later and self._chart_timer is None:
             self._chart_timer = self.set_timer(min(later), self._chart_due)
+        note = loading_note(runs)
+        panels = list(self.main_screen.query(ChartPanel))
+        for panel in panels:
+            panel.set_note(note)
+        if not self._painted.is_set() and panels and all(panel.data is not None for panel in panels):
+            self.call_after_refresh(self._painted.set)  # once the frame is on its way to the screen
 
     def _chart_due(self) -> None:
         self._chart_timer = None
@@ -490,6 +535,8 @@ class MonitorApp(App[int]):
             text.append(" starting: waiting for the trainer's first record", style=style)
             return text
         text.append(f" {status.value}", style=style)
+        if run.loading:
+            text.append(f" history {run.loaded_fraction:.0%}", style=style)
         where = []
         if run.last_epoch is not None:
             where.append(f"epoch {run.last_epoch}")
@@ -524,7 +571,7 @@ class MonitorApp(App[int]):
             self._runs_changed = False
             self._next_verdict = math.inf
             for run in self.workspace.runs.values():
-                if run.end is None and self._verdict_due(run, now):
+                if run.end is None and not run.loading and self._verdict_due(run, now):
                     self._add_alerts(log, self.feed.update(run, now))
                     moved = True
         for note in self.control.newly_unacknowledged(list(self.workspace.runs.values()), now):

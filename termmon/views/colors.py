@@ -28,6 +28,7 @@ STATUS_GLYPH: dict[RunStatus, tuple[str, str]] = {
     RunStatus.CRASHED: ("✗", "bold red"),
     RunStatus.KILLED: ("⊘", "red"),
     RunStatus.UNKNOWN: ("?", "dim"),
+    RunStatus.LOADING: ("◔", "cyan"),
 }
 
 SEVERITY_STYLE: dict[str, str] = {"critical": "bold red", "warning": "yellow", "info": "cyan"}

@@ -50,6 +50,8 @@ class LogEveryControl:
         status = run.status(now)
         if status in LIVE_STATUSES:
             return None
+        if status is RunStatus.LOADING:
+            return f"{run.name} is still loading: try again once its history is read"
         if status is RunStatus.UNKNOWN:
             return f"{run.name}: no trainer is writing this run, so log_every was not changed"
         ended = "was killed" if status is RunStatus.KILLED else f"has {status.value}"

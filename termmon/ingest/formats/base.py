@@ -155,3 +155,9 @@ class Format:
     def open(self, location: RunLocation) -> FormatReader:
         """A reader positioned at the start of the run."""
         raise NotImplementedError
+
+    def open_tail(self, location: RunLocation, window: int) -> FormatReader | None:
+        """A reader of only the run's most recent records (about the last ``window`` bytes of each
+        file), which then follows what is appended: the monitor shows that while the history loads.
+        None (the default): this format is read from the start only."""
+        return None

@@ -23,5 +23,8 @@ class DebugLog(Format):
     def recognises(self, name: str) -> bool:
         return name.startswith("debug_log_") and name.endswith(".jsonl")
 
+    def open_tail(self, location: RunLocation, window: int) -> FormatReader | None:
+        return JsonlFilesReader(lambda: self.files(location), _adapter, tail_window=window)
+
     def open(self, location: RunLocation) -> FormatReader:
         return JsonlFilesReader(lambda: self.files(location), _adapter)

@@ -23,15 +23,21 @@ class JsonlFilesReader:
 
     ``list_files`` is asked on every read, so a file that appears later (a second debug log) is
     picked up. A truncated or replaced file starts the whole run over.
+
+    ``tail_window``: each file is first read from its last ``tail_window`` bytes, not its start (the
+    monitor's first look at a big run), also after a reset.
     """
 
     def __init__(
         self,
         list_files: Callable[[], list[Path]],
         adapter_factory: Callable[[], Adapter] | None = None,
+        *,
+        tail_window: int | None = None,
     ) -> None:
         self._list_files = list_files
         self._adapter_factory = adapter_factory
+        self._tail_window = tail_window
         self._tailers: dict[Path, JsonlTailer] = {}
         self._parsers: dict[Path, LineParser] = {}
         self._adapters: dict[Path, Adapter] = {}
@@ -57,6 +63,8 @@ class JsonlFilesReader:
             tailer = self._tailers.get(path)
             if tailer is None:
                 tailer = self._tailers[path] = JsonlTailer(path)
+                if self._tail_window is not None:
+                    tailer.start_at_tail(self._tail_window)
             tail = tailer.read(max_bytes)
             if tail.error:
                 status.error = tail.error

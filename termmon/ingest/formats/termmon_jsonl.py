@@ -24,5 +24,8 @@ class TermmonJsonl(Format):
     def files(self, location: RunLocation) -> list[Path]:
         return [location.dir / METRICS_JSONL]
 
+    def open_tail(self, location: RunLocation, window: int) -> FormatReader | None:
+        return JsonlFilesReader(lambda: self.files(location), tail_window=window)
+
     def open(self, location: RunLocation) -> FormatReader:
         return JsonlFilesReader(lambda: self.files(location))

@@ -22,14 +22,17 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from termmon.format import EV_START, EV_STEP
 from termmon.ingest.formats.base import Format, FormatReader, Located, ReadStatus, RunLocation, Sink
-from termmon.ingest.formats.protowire import WireError
-from termmon.ingest.formats.tfevents_decode import decode_event
-from termmon.ingest.formats.tfrecord import RecordFile
 from termmon.roles import Role, role_of
+
+if TYPE_CHECKING:
+    from termmon.ingest.formats.tfrecord import RecordFile
+
+# The reader's decoding modules (TFRecord framing, CRC-32C, the Event decoder) are imported where a
+# reader first reads: discovery and the monitor's first frame need only the declaration below.
 
 PREFIX = "events.out.tfevents."
 #: Files are at most 2**40 bytes: a record's position in the stream is file_index * 2**40 + offset.
@@ -186,6 +189,8 @@ class TfEventsReader:
         self, stream: _Stream, out: list[dict[str, Any]], status: ReadStatus, max_bytes: int
     ) -> bool:
         """Read what is new; False when what was handed on must be taken back (start over)."""
+        from termmon.ingest.formats.tfrecord import RecordFile
+
         names = stream.names()
         known = [f.path.name for f in stream.files]
         if names[: len(known)] != known:
@@ -213,6 +218,9 @@ class TfEventsReader:
         One loop with its state in locals: it runs once per scalar, so a million-scalar file spends
         little here beyond the decode (benchmarks/bench_tfevents.py).
         """
+        from termmon.ingest.formats.protowire import WireError
+        from termmon.ingest.formats.tfevents_decode import decode_event
+
         latest = stream.most_recent
         purges = stream.purges
         purging = bool(purges)  # purges change only where this returns False

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from termmon.ingest.formats.base import Format, FormatReader, ReadStatus, RunLocation, Sink
-from termmon.ingest.formats.leveldb_log import LogFile
-from termmon.ingest.formats.protowire import WireError
-from termmon.ingest.formats.wandb_records import WandbRecords
+
+# The reader's modules (LevelDB log framing, the record decoder) are imported by a reader when it is
+# made: discovery and the monitor's first frame need only the declaration.
 
 #: Records handed to the sink at a time.
 _SLICE = 4096
@@ -28,6 +28,10 @@ class WandbReader:
     """Tails one run's ``.wandb`` file."""
 
     def __init__(self, path: Path) -> None:
+        from termmon.ingest.formats.leveldb_log import LogFile
+        from termmon.ingest.formats.wandb_records import WandbRecords
+
+        self._new_records = WandbRecords
         self._log = LogFile(path)
         self._records = WandbRecords()
 
@@ -49,7 +53,9 @@ class WandbReader:
         )
         status.saw_mtime(got.mtime)
         if got.reset:
-            self._records = WandbRecords()
+            self._records = self._new_records()
+        from termmon.ingest.formats.protowire import WireError
+
         out: list[dict[str, Any]] = []
         for payload in got.records:
             try:

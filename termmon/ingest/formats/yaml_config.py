@@ -6,28 +6,37 @@ loader refuses those, so they are read as their tag name instead of failing the 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads unknown tags as text (``<python/object:argparse.Namespace>``)."""
+if TYPE_CHECKING:
+    import yaml
 
 
-def _unknown(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> str:
-    return f"<{suffix}>"
+@functools.cache
+def _loader() -> type[yaml.SafeLoader]:
+    """SafeLoader that reads unknown tags as text (``<python/object:argparse.Namespace>``). Built
+    on first use: PyYAML's import is ~30 ms that the monitor's first frame does not need."""
+    import yaml
 
+    class Loader(yaml.SafeLoader):
+        pass
 
-_Loader.add_multi_constructor("tag:yaml.org,2002:", _unknown)
-_Loader.add_multi_constructor("!", _unknown)
+    def unknown(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> str:
+        return f"<{suffix}>"
+
+    Loader.add_multi_constructor("tag:yaml.org,2002:", unknown)
+    Loader.add_multi_constructor("!", unknown)
+    return Loader
 
 
 def read_yaml_config(path: Path) -> dict[str, Any]:
     """The mapping in ``path``; {} when it is missing, empty or not a mapping."""
+    import yaml
+
     try:
-        value = yaml.load(path.read_bytes(), Loader=_Loader)
+        value = yaml.load(path.read_bytes(), Loader=_loader())
     except (OSError, yaml.YAMLError):
         return {}
     return value if isinstance(value, dict) else {}

@@ -72,6 +72,7 @@ class ChartPanel(PlotextPlot):
         self.cursor: float | None = None
         self._built: Text | None = None
         self._built_key: object = None
+        self.note: Text | None = None
 
     def view_key(self) -> object:
         """What, besides the data, decides the picture: scale (``l``), zoom, pan and cursor."""
@@ -103,13 +104,31 @@ class ChartPanel(PlotextPlot):
         if data.nonfinite:
             title.append(f" · x = {data.nonfinite} NaN/Inf", style=f"bold {hex_color(NONFINITE_RGB)}")
         self.border_title = title
-        if data.message:
-            self.border_subtitle = Text("")
-        elif data.cursor_x is not None:
-            self.border_subtitle = readout(data, self.size.width)
-        else:
-            self.border_subtitle = legend(data, self.size.width)
+        self._show_subtitle()
         self.refresh()
+
+    def set_note(self, note: Text | None) -> None:
+        """A line the app puts before the legend ("loading history 37%"); None for none."""
+        if note != self.note:
+            self.note = note
+            self._show_subtitle()
+
+    def _show_subtitle(self) -> None:
+        data = self.data
+        if data is None or data.message:
+            subtitle = Text("")
+        elif data.cursor_x is not None:
+            subtitle = readout(data, self.size.width)
+        else:
+            subtitle = legend(data, self.size.width)
+        if self.note is not None:
+            room = max(4, self.size.width - 4)
+            if subtitle.plain and self.note.cell_len + 3 + subtitle.cell_len <= room:
+                subtitle = Text.assemble(self.note, " · ", subtitle)
+            else:  # the note first: the legend comes back when the history is in
+                subtitle = self.note.copy()
+            subtitle.truncate(room, overflow="ellipsis")
+        self.border_subtitle = subtitle
 
     def render(self) -> RenderResult:
         if self.data is None:
