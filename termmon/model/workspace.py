@@ -31,6 +31,8 @@ RESCAN_SECONDS = 5.0
 EVENTS_RESCAN_SECONDS = 30.0
 #: Rescans asked for by events are at least this far apart (a trainer writing outside any run).
 RESCAN_MIN_SECONDS = 1.0
+#: Runs holding more than this are listed before they are read (announce()).
+ANNOUNCE_BYTES = 8 << 20
 
 
 @dataclass
@@ -184,9 +186,13 @@ class Workspace:
         self._more = {item.path for item in updates if item.update.more}
         return updates
 
-    def announce(self) -> list[RunUpdate]:
+    def announce(self, min_bytes: int = ANNOUNCE_BYTES) -> list[RunUpdate]:
         """An empty update for each run found but not yet handed out, so a monitor can list 1,000 runs
-        before their files are parsed. ``more`` is set: the run's records are still to come."""
+        before their files are parsed; none where the runs hold less than ``min_bytes`` (reading them
+        takes about a frame: they are listed with their data). ``more`` is set: the run's records are
+        still to come."""
+        if self.total_bytes() < min_bytes:
+            return []
         with self._lock:
             fresh = [run_dir for run_dir in self._sources if run_dir not in self._announced]
             self._announced.update(fresh)
