@@ -55,9 +55,12 @@ def read_control(run_dir: Path) -> dict[str, object] | None:
 
 def control_payload(previous: dict[str, object] | None, log_every: int) -> tuple[bytes, ControlRequest]:
     """The next control.json after ``previous``: ``{"log_every", "timestamp", "seq", "source"}``, with
-    ``seq`` one past the previous request's and the value clamped; local and remote writes share it."""
+    ``seq`` one past the previous request's and the value clamped; local and remote writes share it.
+    A previous ``seq`` below zero (another tool's, or garbage) counts as 0: the trainer acts only on a
+    ``seq`` above every one it saw, and it starts from -1, so a request must never be numbered under 1."""
     prev_seq = (previous or {}).get("seq")
-    seq = (prev_seq if isinstance(prev_seq, int) and not isinstance(prev_seq, bool) else 0) + 1
+    last = prev_seq if isinstance(prev_seq, int) and not isinstance(prev_seq, bool) else 0
+    seq = max(last, 0) + 1
     value = clamp_log_every(log_every)
     now = time.time()
     payload = {"log_every": value, "timestamp": now, "seq": seq, "source": CONTROL_SOURCE}

@@ -203,11 +203,11 @@ async def test_tui_reader_failure_is_shown_and_reading_resumes(
     real_poll, real_read = Workspace.poll, RunSource.read
     calls = {"poll": 0}
 
-    def poll(self: Workspace) -> Any:
+    def poll(self: Workspace, *args: Any, **kwargs: Any) -> Any:
         calls["poll"] += 1
         if calls["poll"] == 1:
             raise OSError("injected poll fault")
-        return real_poll(self)
+        return real_poll(self, *args, **kwargs)
 
     def read(self: RunSource, *args: Any, **kwargs: Any) -> Any:
         if self.run_dir.name == "broken":

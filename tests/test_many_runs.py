@@ -218,3 +218,20 @@ async def test_picker_rows_off_screen_are_drawn_when_scrolled_to(tmp_path: Path)
         picker.highlighted = 59
         await wait_for(pilot, lambda: app.selected == picker.paths[59])
         await wait_for(pilot, lambda: "s100" in row(59) and dirs[59].name in row(59))
+
+
+def test_big_workspaces_are_listed_before_they_are_read(tmp_path: Path) -> None:
+    dirs = write_runs(tmp_path, 3)
+    workspace = Workspace([str(tmp_path)])
+    try:
+        assert workspace.announce() == []  # a few KB: listed with their data, in one read
+        announced = workspace.announce(min_bytes=0)
+        assert sorted(item.path for item in announced) == dirs
+        assert all(item.update.more and not len(item.update.batch) for item in announced)
+        workspace.apply(announced)
+        assert sorted(workspace.runs) == dirs and all(r.last_step is None for r in workspace.runs.values())
+        assert workspace.announce(min_bytes=0) == []  # each run once
+        drain(workspace)
+        assert all(r.last_step == 10 for r in workspace.runs.values())
+    finally:
+        workspace.close()

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from telemetry_helpers import TinyTask, events, records
 
@@ -299,6 +299,7 @@ _NESTED = st.integers(min_value=900, max_value=3000).map(
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(content=st.binary(max_size=5000) | _REQUESTS | _NESTED)
+@example(content=b'{"seq": -2}')  # a request written after a negative seq was numbered -1 and ignored
 def test_no_control_json_content_stops_training_or_live_control(content: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "any"

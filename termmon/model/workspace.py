@@ -49,6 +49,8 @@ TAIL_WINDOW_MAX = 4 << 20
 def tail_window(new_runs: int, budget: int = TAIL_BUDGET) -> int:
     """Bytes of recent window to read of each of ``new_runs`` runs found at once."""
     return max(TAIL_WINDOW_MIN, min(TAIL_WINDOW_MAX, budget // max(1, new_runs)))
+#: Runs holding more than this are listed before they are read (announce()).
+ANNOUNCE_BYTES = 8 << 20
 
 
 @dataclass
@@ -289,9 +291,13 @@ class Workspace:
         with self._lock:
             return self._names[run_dir]
 
-    def announce(self) -> list[RunUpdate]:
+    def announce(self, min_bytes: int = ANNOUNCE_BYTES) -> list[RunUpdate]:
         """An empty update for each run found but not yet handed out, so a monitor can list 1,000 runs
-        before their files are parsed. ``more`` is set: the run's records are still to come."""
+        before their files are parsed; none where the runs hold less than ``min_bytes`` (reading them
+        takes about a frame: they are listed with their data). ``more`` is set: the run's records are
+        still to come."""
+        if self.total_bytes() < min_bytes:
+            return []
         with self._lock:
             fresh = [run_dir for run_dir in self._sources if run_dir not in self._announced]
             self._announced.update(fresh)
