@@ -49,6 +49,8 @@ TAIL_WINDOW_MAX = 4 << 20
 def tail_window(new_runs: int, budget: int = TAIL_BUDGET) -> int:
     """Bytes of recent window to read of each of ``new_runs`` runs found at once."""
     return max(TAIL_WINDOW_MIN, min(TAIL_WINDOW_MAX, budget // max(1, new_runs)))
+
+
 #: Runs holding more than this are listed before they are read (announce()).
 ANNOUNCE_BYTES = 8 << 20
 
