@@ -182,10 +182,36 @@ class _Termmon(_Logger):
         super().__init__(task, scalars)
         self.run_dir = os.path.join(root, "termmon", task.name)
         self.tm = Telemetry(os.path.dirname(self.run_dir), task.name)
+        #: CPU seconds the training thread spent inside termmon (step and the three hooks): thread CPU
+        #: time, which a loaded machine's waiting does not inflate the way it does wall time.
+        self.inside = 0.0
+        for name in ("_before_forward", "_before_optimizer_step", "_after_optimizer_step"):
+            setattr(self.tm, name, self._timed(getattr(self.tm, name)))  # before watch registers them
+        self._step = self._timed(self.tm.step)
         self.tm.watch(task.model, task.optimizer)
+        writer = self.tm._writer
+        self._writer_clock = (
+            time.pthread_getcpuclockid(writer._thread.ident)
+            if writer is not None and writer._thread.ident is not None
+            else None
+        )
+
+    def _timed(self, fn: Callable[..., None]) -> Callable[..., None]:
+        def timed(*args: object, **kwargs: object) -> None:
+            t0 = time.thread_time()
+            try:
+                fn(*args, **kwargs)
+            finally:
+                self.inside += time.thread_time() - t0
+
+        return timed
+
+    def writer_cpu(self) -> float:
+        """CPU seconds of termmon's writer thread so far."""
+        return 0.0 if self._writer_clock is None else time.clock_gettime(self._writer_clock)
 
     def log(self, loss: torch.Tensor) -> None:
-        self.tm.step(loss=loss, batch_size=self.task.x.shape[0])
+        self._step(loss=loss, batch_size=self.task.x.shape[0])
 
     def settle(self) -> None:
         writer = self.tm._writer
@@ -280,10 +306,17 @@ def _overhead(kind: str, rounds: int, steps: int) -> None:
             logger.run(max(LOG_EVERY + 1, steps // 4))
         wall: dict[str, list[float]] = {logger.name: [] for logger in live}
         cpu: dict[str, list[float]] = {logger.name: [] for logger in live}
+        own = next((logger for logger in live if isinstance(logger, _Termmon)), None)
+        own_main = own_writer = 0.0
         for r in range(rounds):
             order = live[r % len(live) :] + live[: r % len(live)]
             for logger in order:
+                if logger is own:
+                    inside, writer = own.inside, own.writer_cpu()
                 w, c = logger.run(steps)
+                if logger is own:
+                    own_main += own.inside - inside
+                    own_writer += own.writer_cpu() - writer
                 wall[logger.name].append(w)
                 cpu[logger.name].append(c)
     for name, logger in loggers.items():
@@ -294,6 +327,14 @@ def _overhead(kind: str, rounds: int, steps: int) -> None:
         row += f"| {statistics.median(wall[name]) * 1e3:.2f} ms | {_slowdown(wall, name)} "
         row += f"| {statistics.median(cpu[name]) * 1e3:.2f} ms | {_slowdown(cpu, name)} |"
         print(row)
+    if own is not None:
+        n = rounds * steps
+        floor_cpu = statistics.median(cpu["floor"])
+        print(
+            f"| {label} | termmon's own CPU: training thread {own_main / n * 1e3:.3f} ms + writer thread "
+            f"{own_writer / n * 1e3:.3f} ms a step | | {100 * (own_main + own_writer) / n / floor_cpu:.1f} % of "
+            "the floor's CPU | |"
+        )
 
 
 def _slowdown(times: dict[str, list[float]], name: str) -> str:
