@@ -14,6 +14,7 @@ pytest.importorskip("lightning")
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import CSVLogger
 
 import termmon
 from termmon.control import request_log_every
@@ -155,7 +156,11 @@ class AskForLogEvery(Callback):
 def test_control_json_changes_log_every_n_steps_while_lightning_trains(tmp_path: Path) -> None:
     torch.manual_seed(0)
     ask = AskForLogEvery(tmp_path / "lit", at_step=7, log_every=6)
-    t = trainer(tmp_path, [TermmonCallback(run_name="lit", control_poll_s=0.0), ask], max_epochs=2)
+    # Lightning's CSVLogger named: its default is TensorBoardLogger wherever tensorboard is installed.
+    csv_logger = CSVLogger(str(tmp_path), name="lightning_logs")
+    t = trainer(
+        tmp_path, [TermmonCallback(run_name="lit", control_poll_s=0.0), ask], max_epochs=2, logger=csv_logger
+    )
     t.fit(Regressor(), loader())  # 16 optimizer steps an epoch, 32 in all
 
     recs = records(tmp_path / "lit")
