@@ -126,11 +126,11 @@ class HeldHistory(Workspace):
         self.release = threading.Event()
         self.polls = 0
 
-    def poll(self):  # type: ignore[no-untyped-def]
+    def poll(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         self.polls += 1
         if self.polls > 1:
             self.release.wait(timeout=60)
-        return super().poll()
+        return super().poll(*args, **kwargs)
 
 
 @run_async
