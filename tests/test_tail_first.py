@@ -192,3 +192,24 @@ def test_a_run_under_twice_its_window_is_read_whole_at_once(tmp_path: Path) -> N
         assert not run.loading and not run.window_only and run.start is not None
     assert workspace.runs[mid].last_step == 1400
     workspace.close()
+
+
+def test_new_runs_past_the_budget_get_their_windows_on_later_polls_and_all_arrive(tmp_path: Path) -> None:
+    """1,000 runs at the smallest window would be 64 MiB before the first frame: the first poll starts
+    only the budget's worth of windows, the others follow, and every record still arrives once."""
+    dirs = [write_big(tmp_path / f"r{i}", lines=3000) for i in range(5)]  # each over two 64 KiB windows
+    workspace = Workspace([str(tmp_path)], tail_budget=1)  # room for one window a poll
+    first = workspace.poll()
+    assert [item.path for item in first if item.tail] == [dirs[0]]
+    workspace.apply(first)
+    for _ in range(200):
+        updates = workspace.poll()
+        workspace.apply(updates)
+        if not any(item.update.more for item in updates):
+            break
+    for run_dir in dirs:
+        run = workspace.runs[run_dir]
+        series = run.series("train_loss")
+        assert not run.loading and series is not None
+        assert np.array_equal(series.step, np.arange(1, 3001))
+    workspace.close()

@@ -232,10 +232,17 @@ class Workspace:
                 ]
         fresh = [run_dir for run_dir, _ in sources if run_dir in self._unread]
         window = tail_window(len(fresh), self.tail_budget)
+        # 1,000 new runs at the smallest window are 64 MiB: past the budget's worth of windows, the
+        # rest wait for the next polls (the loop comes back: the windows started say ``more``).
+        allowance = max(1, self.tail_budget // window)
+        started = 0
         for run_dir, source in sources:
             if run_dir in self._unread:
+                if self.tail_budget > 0 and started >= allowance:
+                    continue
                 self._unread.discard(run_dir)
                 if self.tail_budget > 0 and self._start_tail(run_dir, source, window, updates):
+                    started += 1
                     continue  # its history starts on the next poll: the first frame comes first
             if run_dir in self._tails:
                 self._read_behind(run_dir, source, updates)
