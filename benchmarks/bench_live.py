@@ -14,9 +14,7 @@ interpreter), interleaved round by round with this one. ``--profile FILE`` runs 
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import shlex
 import shutil
 import subprocess
 import sys
@@ -25,6 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks.generate import step_record
+from benchmarks.tmux import Pane, cpu_percent, cpu_seconds, have_tmux
 from termmon.format import encode_record
 
 BARE_APP = (
@@ -33,7 +32,6 @@ BARE_APP = (
     "Bare().run()\n"
 )
 HISTORY = 200  # steps each run holds before the measurement, so charts have something to draw
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def write_runs(root: Path, runs: int, rate: float) -> None:
@@ -80,85 +78,29 @@ def write_runs(root: Path, runs: int, rate: float) -> None:
         write_step()
 
 
-def cpu_seconds(pid: int, thread: int | None = None) -> float:
-    """utime + stime of ``pid`` (every thread), or of one ``thread`` of it, from /proc."""
-    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
-    fields = Path(path).read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-class Pane:
-    """One command in a detached tmux server of its own, at 120x35."""
-
-    def __init__(self, command: list[str], cwd: Path | None = None) -> None:
-        self.name = f"termmon-live-{time.monotonic_ns()}"
-        self.tmux = ["tmux", "-L", self.name]
-        where = ["-c", str(cwd)] if cwd is not None else []
-        line = f"exec {shlex.join(command)}"
-        subprocess.run(
-            [*self.tmux, "new-session", "-d", "-s", self.name, *where, "-x", "120", "-y", "35", line],
-            check=True,
-        )
-        out = subprocess.run(
-            [*self.tmux, "display-message", "-p", "-t", self.name, "#{pane_pid}"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        self.pid = int(out.stdout.strip())
-
-    def text(self) -> str:
-        out = subprocess.run(
-            [*self.tmux, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True, check=False
-        )
-        return out.stdout
-
-    def wait_for(self, needle: str, timeout: float = 120.0) -> None:
-        """Until ``needle`` is on screen (the condition the measurement starts from)."""
-        deadline = time.monotonic() + timeout
-        while needle not in self.text():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{needle!r} not on screen after {timeout:.0f} s:\n{self.text()}")
-            time.sleep(0.2)
-
-    def keys(self, *keys: str) -> None:
-        subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=False)
-
-    def close(self) -> None:
-        subprocess.run([*self.tmux, "kill-server"], check=False, capture_output=True)
-
-
 def measure(
     command: list[str], needle: str, settle: float, seconds: float, cwd: Path | None = None
 ) -> tuple[float, float]:
     """Percent of a core ``command`` uses over ``seconds`` after ``needle`` appears and ``settle`` s: the
     whole process, and its main thread alone (Textual's event loop: alerts, layout, drawing)."""
-    pane = Pane(command, cwd)
-    try:
+    with Pane(command, cwd=cwd) as pane:
         pane.wait_for(needle)
         time.sleep(settle)
-        wall0, cpu0, main0 = time.monotonic(), cpu_seconds(pane.pid), cpu_seconds(pane.pid, pane.pid)
-        time.sleep(seconds)
-        cpu1, main1, wall1 = cpu_seconds(pane.pid), cpu_seconds(pane.pid, pane.pid), time.monotonic()
-        return (cpu1 - cpu0) / (wall1 - wall0) * 100, (main1 - main0) / (wall1 - wall0) * 100
-    finally:
-        pane.close()
+        return cpu_percent(pane.pid, seconds)
 
 
 def profile(root: Path, out: Path, seconds: float) -> None:
     """The monitor under cProfile for ``seconds`` of steady state, quit with ``q`` so the profile is written.
     cProfile sees the UI thread only: alerts and drawing, not the ingest thread's parsing."""
     here = Path(__file__).resolve().parents[1]
-    pane = Pane([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "termmon", str(root)], here)
-    try:
+    command = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "termmon", str(root)]
+    with Pane(command, cwd=here) as pane:
         pane.wait_for("run000")
         time.sleep(seconds)
         pane.keys("q")
         deadline = time.monotonic() + 60
         while Path(f"/proc/{pane.pid}").exists() and time.monotonic() < deadline:
             time.sleep(0.2)  # until the process has written the profile and exited
-    finally:
-        pane.close()
 
 
 def main() -> None:
@@ -177,7 +119,7 @@ def main() -> None:
     if args.write is not None:
         write_runs(args.write, args.runs, args.rate)
         return
-    if shutil.which("tmux") is None:
+    if not have_tmux():
         sys.exit("bench_live needs tmux")
     root = Path(tempfile.mkdtemp(prefix="termmon-live-"))
     writer = subprocess.Popen(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks.generate import write_benchmark_run
+from benchmarks.tmux import Pane, cpu_percent
 from termmon.ingest.discovery import find_runs
 from termmon.model.workspace import Workspace
 from termmon.views.app import MonitorApp
@@ -81,37 +81,15 @@ def discovery_floor(root: Path) -> float:
     return time.perf_counter() - t0
 
 
-def _cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-
-
 def tmux_cpu(command: list[str], seconds: float, settle_below: float = 10.0) -> float:
     """% of a core used by ``command`` in a 120x35 tmux pane, once it has settled (a 2 s window under
     ``settle_below`` %, so loading is over)."""
-    session = f"termmon-many-{os.getpid()}-{time.monotonic_ns()}"
-    tmux = ["tmux", "-L", session]
-    hz = os.sysconf("SC_CLK_TCK")
-    subprocess.run(
-        [*tmux, "new-session", "-d", "-s", session, "-x", "120", "-y", "35", "exec " + shlex.join(command)],
-        check=True,
-    )
-    try:
-        pid = int(
-            subprocess.run([*tmux, "list-panes", "-F", "#{pane_pid}"], capture_output=True, text=True).stdout
-        )
+    with Pane(command) as pane:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
-            before = _cpu_ticks(pid)
-            time.sleep(2.0)
-            if (_cpu_ticks(pid) - before) / hz / 2.0 * 100 < settle_below:
+            if cpu_percent(pane.pid, 2.0)[0] < settle_below:
                 break
-        before, t0 = _cpu_ticks(pid), time.monotonic()
-        time.sleep(seconds)
-        used = (_cpu_ticks(pid) - before) / hz
-        return used / (time.monotonic() - t0) * 100
-    finally:
-        subprocess.run([*tmux, "kill-server"], check=False)
+        return cpu_percent(pane.pid, seconds)[0]
 
 
 def termmon_command(root: Path, *extra: str) -> list[str]:
