@@ -92,23 +92,29 @@ class Inotify:
             events = self._queue.read(timeout=0)  # what the kernel holds now, in one read
         except (OSError, ValueError):  # ValueError: closed
             return paths, True
+        # 100 streaming runs queue 5,000 events a second naming 100 files: a Path is built per name,
+        # not per event (building one per event was a fifth of the drain's cost).
+        named: set[tuple[Path, str]] = set()
+        rare = self._overflowed | self._ignored | self._isdir
+        dirs = self._dirs
         for wd, mask, _cookie, name in events:
-            if mask & self._overflowed:
-                overflow = True
-                continue
-            if mask & self._ignored:
-                self._dirs.pop(wd, None)
-                continue
-            directory = self._dirs.get(wd)
+            if mask & rare:
+                if mask & self._overflowed:
+                    overflow = True
+                    continue
+                if mask & self._ignored:
+                    dirs.pop(wd, None)
+                    continue
+            directory = dirs.get(wd)
             if directory is None:
                 continue
-            path = directory / name if name else directory
-            paths.add(path)
+            named.add((directory, name))
             if mask & self._isdir and mask & self._appeared and name not in self._skip:
                 try:
-                    self._watch_tree(path)
+                    self._watch_tree(directory / name)
                 except OSError:
                     overflow = True  # no watches left: only the backstop sees this tree
+        paths.update(directory / name if name else directory for directory, name in named)
         return paths, overflow
 
     def close(self) -> None:
