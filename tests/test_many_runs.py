@@ -4,8 +4,10 @@ runs, and the monitor finding new runs and every append across many runs, with e
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
+from termmon.ingest.inotify import Inotify
 from termmon.ingest.watch import ChangeWatcher
 from termmon.model.workspace import Workspace
 from termmon.views.app import MonitorApp
@@ -61,7 +64,7 @@ def test_the_watcher_hands_over_the_paths_events_named(tmp_path: Path) -> None:
     a, b = write_runs(tmp_path, 2)
     woke = threading.Event()
     with ChangeWatcher([tmp_path], woke.set) as watcher:
-        assert watcher.mode == "events"
+        assert watcher.mode == "events" and watcher.reason.startswith("inotify")  # Linux: batched
         assert watcher.take().everything  # the first look reads every run
         seen: set[Path] = set()
 
@@ -84,6 +87,29 @@ def test_the_watcher_hands_over_the_paths_events_named(tmp_path: Path) -> None:
             return late / "metrics.jsonl" in seen
 
         wait_until(named_late)
+
+
+def test_without_inotify_simple_the_watcher_falls_back_to_watchdog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where inotify_simple is not installed (it is a Linux-only dependency), events still work."""
+    (a,) = write_runs(tmp_path, 1)
+    monkeypatch.setitem(sys.modules, "inotify_simple", None)  # importing it raises ImportError
+    with pytest.raises(OSError) as raised:
+        Inotify([tmp_path])
+    assert raised.value.errno == errno.ENOSYS
+    with ChangeWatcher([tmp_path], lambda: None) as watcher:
+        assert watcher.mode == "events" and watcher.reason.startswith("watchdog")
+        watcher.take()
+        seen: set[Path] = set()
+
+        def named() -> bool:
+            with open(a / "metrics.jsonl", "a") as fh:
+                fh.write(step_line(20))
+            seen.update(watcher.take().paths)
+            return a / "metrics.jsonl" in seen
+
+        wait_until(named)
 
 
 def test_polling_looks_at_everything(tmp_path: Path) -> None:
