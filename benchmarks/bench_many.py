@@ -12,6 +12,7 @@ Run: ``python -m benchmarks.bench_many`` (about five minutes; ``--quick`` for 10
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shutil
@@ -108,7 +109,11 @@ def live_cpu(root: Path, seconds: float, *extra: str) -> float:
 
 
 def main() -> None:
-    seconds = 10.0 if "--quick" in sys.argv else CPU_SECONDS
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="10 s CPU windows instead of 20 s")
+    seconds = 10.0 if parser.parse_args().quick else CPU_SECONDS
     base = Path(tempfile.mkdtemp(prefix="termmon-many-"))
     try:
         many = make_runs(base / "r1000", 1000, finished=False)
