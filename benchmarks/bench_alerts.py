@@ -56,6 +56,25 @@ def _touch_all(run: Run) -> int:
     return bad
 
 
+def timed_updates(
+    run: Run, engine: AlertEngine, *, batch: int, rounds: int, layers: int, seed: int
+) -> tuple[float, float]:
+    """Median engine update and median ``Run.add`` for ``batch`` new records, ``rounds`` times over."""
+    rng = random.Random(seed)
+    step = (run.last_step or 0) + 1
+    add_s, update_s = [], []
+    for _ in range(rounds):
+        records = build_batch([step_record(i, rng, layers) for i in range(step, step + batch)])
+        step += batch
+        t0 = time.perf_counter()
+        run.add(records)
+        add_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        engine.update(run, now=run.last_time)
+        update_s.append(time.perf_counter() - t0)
+    return statistics.median(update_s), statistics.median(add_s)
+
+
 def live_refresh(layers: int) -> tuple[float, float]:
     """Median engine update and ``Run.add`` for LIVE_RECORDS new records, LIVE_ROUNDS times over."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,19 +82,7 @@ def live_refresh(layers: int) -> tuple[float, float]:
         [run] = load_runs([str(Path(tmp) / "live")], progress=False)
     engine = AlertEngine()
     engine.update(run, now=run.last_time)
-    rng = random.Random(2)
-    step = (run.last_step or 0) + 1
-    add_s, update_s = [], []
-    for _ in range(LIVE_ROUNDS):
-        batch = build_batch([step_record(i, rng, layers) for i in range(step, step + LIVE_RECORDS)])
-        step += LIVE_RECORDS
-        t0 = time.perf_counter()
-        run.add(batch)
-        add_s.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        engine.update(run, now=run.last_time)
-        update_s.append(time.perf_counter() - t0)
-    return statistics.median(update_s), statistics.median(add_s)
+    return timed_updates(run, engine, batch=LIVE_RECORDS, rounds=LIVE_ROUNDS, layers=layers, seed=2)
 
 
 def main() -> None:
@@ -102,20 +109,7 @@ def main() -> None:
 
     engine = AlertEngine()
     engine.update(run, now=now)
-    rng = random.Random(1)
-    next_step = (run.last_step or 0) + 1
-    add_s, update_s = [], []
-    for _ in range(args.rounds):
-        batch = build_batch(
-            [step_record(i, rng, args.layers) for i in range(next_step, next_step + NEW_POINTS)]
-        )
-        next_step += NEW_POINTS
-        t0 = time.perf_counter()
-        run.add(batch)
-        add_s.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        engine.update(run, now=run.last_time)
-        update_s.append(time.perf_counter() - t0)
+    upd, add = timed_updates(run, engine, batch=NEW_POINTS, rounds=args.rounds, layers=args.layers, seed=1)
 
     print(f"Run: {records:,} records, {metrics} metrics, {points:,} points\n")
     print("| measurement | time | floor (same run) | ratio |")
@@ -125,7 +119,6 @@ def main() -> None:
         f"| alerts, one pass over {args.lines:,} lines | {one_pass_s:.2f} s | gather + isfinite of every metric:"
         f" {floor_s:.3f} s | {one_pass_s / floor_s:.1f}x |"
     )
-    upd, add = statistics.median(update_s), statistics.median(add_s)
     print(
         f"| alerts, {NEW_POINTS:,} new records on a {args.lines:,}-line run (median of {args.rounds}) |"
         f" {upd * 1e3:.1f} ms | `Run.add` of the same batch: {add * 1e3:.1f} ms | {upd / add:.1f}x |"

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from textual.pilot import Pilot
 
 from termmon.errors import UsageError
 from termmon.model.workspace import Workspace
 from termmon.views.app import MonitorApp, run_monitor
 from termmon.views.widgets.chart import ChartPanel
 from termmon.views.widgets.run_picker import RunPicker
-from tests.tui_fixtures import NOW, append, epoch, run_async, steps, workspace_dir
+from tests.tui_fixtures import NOW, append, epoch, run_async, steps, wait_for, workspace_dir
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -25,14 +22,6 @@ def make_app(root: Path, live: bool = True) -> MonitorApp:
     if not live:
         workspace.refresh()
     return MonitorApp(workspace, watched=["runs"], live=live, clock=lambda: NOW, export_dir=root)
-
-
-async def wait_for(pilot: Pilot[int], condition: Callable[[], bool], timeout: float = 8.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.05)
 
 
 def panel_titled(app: MonitorApp, title: str) -> ChartPanel:

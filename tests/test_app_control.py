@@ -7,7 +7,6 @@ machine cannot split one burst of presses into two writes.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -15,13 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from textual.pilot import Pilot
 
 from termmon.model.workspace import Workspace
 from termmon.views.app import MonitorApp
 from termmon.views.control_queue import DEBOUNCE_SECONDS
 from termmon.views.widgets.alert_log import AlertLog
-from tests.tui_fixtures import append, read_json, run_async, start
+from tests.tui_fixtures import append, read_json, run_async, start, wait_for
 
 
 class Clock:
@@ -51,14 +49,6 @@ def live_run(run_dir: Path, now: float, log_every: int = 10) -> Path:
 
 def make_app(root: Path, clock: Clock) -> MonitorApp:
     return MonitorApp(Workspace([str(root)]), watched=["runs"], clock=clock, export_dir=root)
-
-
-async def wait_for(pilot: Pilot[int], condition: Callable[[], bool], timeout: float = 8.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.05)
 
 
 def log_lines(app: MonitorApp) -> list[str]:

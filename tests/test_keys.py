@@ -6,7 +6,6 @@ A key added to :data:`termmon.views.actions.ACTIONS` without an entry in ``EFFEC
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,17 +23,9 @@ from termmon.views.screens import HelpScreen, LogEveryPrompt, MetricPicker
 from termmon.views.widgets.alert_log import AlertLog
 from termmon.views.widgets.chart import ChartPanel
 from termmon.views.widgets.run_picker import RunPicker
-from tests.tui_fixtures import NOW, run_async, workspace_dir
+from tests.tui_fixtures import NOW, run_async, wait_for, workspace_dir
 
 Check = Callable[[MonitorApp, Pilot[int], Action], Awaitable[None]]
-
-
-async def wait_for(pilot: Pilot[int], condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.05)
 
 
 def key(action: Action) -> str:

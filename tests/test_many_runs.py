@@ -3,7 +3,6 @@ runs, and the monitor finding new runs and every append across many runs, with e
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import json
 import os
@@ -14,14 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from textual.pilot import Pilot
 
 from termmon.ingest.inotify import Inotify
 from termmon.ingest.watch import ChangeWatcher
 from termmon.model.workspace import Workspace
 from termmon.views.app import MonitorApp
 from termmon.views.widgets.run_picker import RunPicker
-from tests.tui_fixtures import NOW, append, run_async, start, steps
+from tests.tui_fixtures import NOW, append, run_async, start, steps, wait_for
 
 MODES = pytest.mark.parametrize("poll", [None, 0.2], ids=["events", "polling"])
 
@@ -50,14 +48,6 @@ def wait_until(condition: Callable[[], bool], timeout: float = 8.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.02)
-
-
-async def wait_for(pilot: Pilot[int], condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.05)
 
 
 def test_the_watcher_hands_over_the_paths_events_named(tmp_path: Path) -> None:

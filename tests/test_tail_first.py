@@ -16,8 +16,8 @@ from termmon.model.run import RunStatus
 from termmon.model.workspace import Workspace
 from termmon.views.app import MonitorApp
 from termmon.views.widgets.chart import ChartPanel
-from tests.test_app import loss_panel, wait_for
-from tests.tui_fixtures import NOW, T0, append, healthy, run_async, start
+from tests.test_app import loss_panel
+from tests.tui_fixtures import NOW, T0, append, healthy, run_async, start, wait_for
 
 #: Enough lines that a 64 KiB window is a small part of the file.
 LINES = 20_000

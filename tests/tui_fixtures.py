@@ -10,6 +10,8 @@ from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
+from textual.pilot import Pilot
+
 from termmon.format import METRICS_JSONL, encode_record
 
 T0 = 1_767_225_600.0
@@ -139,3 +141,13 @@ def run_async(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., N
         asyncio.run(test(*args, **kwargs))
 
     return wrapper
+
+
+async def wait_for(pilot: Pilot[Any], condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Let the app run until ``condition`` holds: a condition, never a fixed sleep (the suite must pass on
+    a loaded machine, hence the generous timeout)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.05)
