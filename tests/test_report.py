@@ -306,3 +306,30 @@ def test_lr_climbing_to_the_end_is_not_a_warmup(tmp_path: Path) -> None:
     # A rise that reaches its peak and stays there is one.
     plateau = _write(tmp_path, "plateau", {"lr": lambda s: 1e-3 * np.minimum(1.0, (s + 1) / 40.0)})
     assert _diagnosis(plateau).progression.lr_ramps_up  # type: ignore[union-attr]
+
+
+def test_png_step_axis_reads_like_the_terminal_not_an_offset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1M-step run's x axis says 200k ... 1M, as the TUI does, not 0.2 ... 1.0 with "1e6" in the corner."""
+    from matplotlib.figure import Figure
+
+    ticks: dict[str, list[str]] = {}
+    save = Figure.savefig
+
+    def spy(fig: Figure, fname: Any, *args: Any, **kwargs: Any) -> None:
+        fig.canvas.draw()  # tick labels and the offset text are set when the figure is drawn
+        for ax in fig.axes:
+            ticks[f"{Path(str(fname)).name}:{len(ticks)}"] = [
+                *(t.get_text() for t in ax.get_xticklabels()),
+                ax.xaxis.get_offset_text().get_text(),
+            ]
+        save(fig, fname, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    steps = np.arange(5_000, 1_000_001, 5_000)
+    records = make_records(steps, {"train_loss": lambda s: 2.0 * np.exp(-s / 3e5) + 0.1, "lr": 1e-3})
+    _report(write_run(tmp_path / "long", records), tmp_path)
+    loss = next(labels for name, labels in ticks.items() if "loss" in name)
+    assert "1M" in loss and "200k" in loss
+    assert not any("e6" in label or label == "1.0" for label in loss)

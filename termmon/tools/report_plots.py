@@ -19,7 +19,7 @@ from termmon.analysis.diagnosis import Diagnosis, role_metrics
 from termmon.model.display import downsample, smooth
 from termmon.model.run import Run, Series
 from termmon.roles import Role
-from termmon.views.scales import Scale, axis_range, choose_scale, set_y_axis
+from termmon.views.scales import Scale, axis_range, choose_scale, labels_for, linear_ticks, set_y_axis
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -111,7 +111,11 @@ def _finish(ax: Axes, scale: Scale, *series: Series) -> None:
     xs = np.concatenate([_x(s)[0] for s in series])
     xs = xs[np.isfinite(xs)]
     if len(xs) and float(xs.max()) > float(xs.min()):
-        ax.set_xlim(float(xs.min()), float(xs.max()))
+        lo, hi = float(xs.min()), float(xs.max())
+        ax.set_xlim(lo, hi)
+        # The terminal's x ticks (200k, 1M), not matplotlib's offset notation (0.2 ... x 1e6).
+        placed = [x for x in linear_ticks(lo, hi, target=7) if lo <= x <= hi]
+        ax.set_xticks(placed, [label.strip() for label in labels_for(placed)])
 
 
 def _titled(title: str, scale: Scale) -> str:
