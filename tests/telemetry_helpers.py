@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +37,11 @@ class TinyTask:
 
     def zero_grad(self) -> None:
         self.optimizer.zero_grad()
+
+
+def wait_until_exists(path: Path, timeout: float = 30.0) -> None:
+    """Wait for the logger's writer thread to create ``path`` (it does so after the first record)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)

@@ -31,7 +31,7 @@ from termmon.model.workspace import Workspace
 from termmon.sanitize import terminal_text
 from termmon.views.app import MonitorApp
 from termmon.views.widgets.alert_log import AlertLog
-from tests.tui_fixtures import NOW, append, run_async, start, steps
+from tests.tui_fixtures import NOW, append, run_async, start, steps, wait_until
 
 BIG = "9" * 400
 GOOD = [
@@ -69,14 +69,6 @@ def write_lines(run: Path, lines: list[str], name: str = "metrics.jsonl") -> Pat
     run.mkdir(parents=True, exist_ok=True)
     (run / name).write_text("".join(line + "\n" for line in lines))
     return run
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 # --- 7: hostile but valid JSON is a bad line; a failure in one run's reader stays in that run ---------------

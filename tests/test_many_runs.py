@@ -9,7 +9,6 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from termmon.ingest.watch import ChangeWatcher
 from termmon.model.workspace import Workspace
 from termmon.views.app import MonitorApp
 from termmon.views.widgets.run_picker import RunPicker
-from tests.tui_fixtures import NOW, append, run_async, start, steps, wait_for
+from tests.tui_fixtures import NOW, append, run_async, start, steps, wait_for, wait_until
 
 MODES = pytest.mark.parametrize("poll", [None, 0.2], ids=["events", "polling"])
 
@@ -42,14 +41,6 @@ def age(path: Path, seconds: float = 60.0) -> None:
     os.utime(path.parent, (old, old))
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-
-
 def test_the_watcher_hands_over_the_paths_events_named(tmp_path: Path) -> None:
     a, b = write_runs(tmp_path, 2)
     woke = threading.Event()
@@ -64,7 +55,7 @@ def test_the_watcher_hands_over_the_paths_events_named(tmp_path: Path) -> None:
             seen.update(watcher.take().paths)
             return a / "metrics.jsonl" in seen
 
-        wait_until(named)
+        wait_until(named, timeout=8.0)
         assert b / "metrics.jsonl" not in seen
         # A directory made while watching is watched too: appends inside it are named.
         (late,) = write_runs(tmp_path / "new_project" / "group", 1)
@@ -76,7 +67,7 @@ def test_the_watcher_hands_over_the_paths_events_named(tmp_path: Path) -> None:
             seen.update(watcher.take().paths)
             return late / "metrics.jsonl" in seen
 
-        wait_until(named_late)
+        wait_until(named_late, timeout=8.0)
 
 
 def test_without_inotify_simple_the_watcher_falls_back_to_watchdog(
@@ -99,7 +90,7 @@ def test_without_inotify_simple_the_watcher_falls_back_to_watchdog(
             seen.update(watcher.take().paths)
             return a / "metrics.jsonl" in seen
 
-        wait_until(named)
+        wait_until(named, timeout=8.0)
 
 
 def test_polling_looks_at_everything(tmp_path: Path) -> None:

@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from telemetry_helpers import TinyTask, events
+from telemetry_helpers import TinyTask, events, wait_until_exists
 
 from termmon import Telemetry
 from termmon.control import request_log_every
 
 pytestmark = pytest.mark.torch
 torch.set_num_threads(1)
-
-
-def _wait_for(path: Path, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.01)
 
 
 def test_a_request_changes_the_spacing_at_the_next_step_and_is_clamped(tmp_path: Path) -> None:
@@ -36,7 +28,7 @@ def test_a_request_changes_the_spacing_at_the_next_step_and_is_clamped(tmp_path:
             tm.step(loss=task.train_step())
             task.zero_grad()
             if step == 12:
-                _wait_for(run / "metrics.jsonl")
+                wait_until_exists(run / "metrics.jsonl", timeout=10.0)
                 request_log_every(run, 20)
             if step == 55:
                 # termmon itself clamps before writing; another tool may not

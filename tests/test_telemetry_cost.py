@@ -10,12 +10,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from telemetry_helpers import TinyTask, events, records
+from telemetry_helpers import TinyTask, events, records, wait_until_exists
 
 from termmon import Telemetry
 from termmon.control import request_log_every
@@ -23,13 +22,6 @@ from termmon.telemetry.logger import SYSTEM_SAMPLE_S
 
 pytestmark = pytest.mark.torch
 torch.set_num_threads(1)
-
-
-def _wait_until_exists(path: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.01)
 
 
 def test_every_record_of_a_fast_loop_reaches_both_files_in_order(tmp_path: Path) -> None:
@@ -100,7 +92,7 @@ def test_control_json_is_not_looked_at_before_the_poll_interval_has_passed(tmp_p
             tm.step(loss=task.train_step())
             task.zero_grad()
             if step == 3:
-                _wait_until_exists(run / "metrics.jsonl")  # what makes it a run directory
+                wait_until_exists(run / "metrics.jsonl")  # what makes it a run directory
                 request_log_every(run, 20)
     assert not events(run, "control_change")
     assert [r["step"] for r in events(run, "step")] == list(range(5, 41, 5))

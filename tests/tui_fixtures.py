@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import math
+import time
 from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,12 @@ async def wait_for(pilot: Pilot[Any], condition: Callable[[], bool], timeout: fl
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await pilot.pause(0.05)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """The same wait, for code that runs without an app (a watcher, follow()): polls the condition."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
