@@ -191,16 +191,9 @@ class Workspace:
 
     def total_bytes(self) -> int:
         """Bytes in the run files not yet read, roughly: for a progress bar."""
-        total = 0
         with self._lock:
             sources = list(self._sources.values())
-        for source in sources:
-            for path in source.files():
-                try:
-                    total += path.stat().st_size
-                except OSError:
-                    continue
-        return total
+        return sum(_size(path) for source in sources for path in source.files())
 
     # --- reading ---------------------------------------------------------------------------------------
     def poll(
