@@ -307,3 +307,41 @@ def test_follow_sees_a_database_run_grow(tmp_path: Path) -> None:
             stop.set()
     writer.join()
     assert sorted(s for s, _ in seen) == list(range(30)) and events[0] == "start" and events[-1] == "end"
+
+
+def test_a_lock_held_through_a_one_shot_read_is_waited_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trainer's commit can hold the database for longer than one lock wait (a loaded box, a slow
+    disk): a one-shot command then waits for it instead of printing "no such file" or an empty run."""
+    import termmon
+
+    db = unpack_db(tmp_path)
+    with sqlite3.connect(db) as conn:
+        run_uuid, experiment = conn.execute(
+            "SELECT run_uuid, experiment_id FROM runs WHERE name = 'healthy'"
+        ).fetchone()
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")  # what a commit holds: no reader gets in
+        held.set()
+        release.wait(60)
+        time.sleep(1.0)  # five times the reader's own lock wait
+        conn.execute("COMMIT")
+        conn.close()
+
+    def read() -> tuple[object, object]:
+        frame = termmon.load(f"{db}/{experiment}/{run_uuid}")
+        return frame["train/loss"].notna().sum(), summary([db], capsys)[1]["runs"]
+
+    unlocked = read()
+    assert unlocked[0] == 30 and len(unlocked[1]) == 3  # type: ignore[arg-type]
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(60)
+    release.set()
+    locked = read()
+    holder.join()
+    assert locked == unlocked

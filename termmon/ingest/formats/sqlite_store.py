@@ -8,12 +8,18 @@ line naming the file.
 
 Discovery asks each database which runs it holds on every scan; :func:`cached` answers from
 memory until the file changes (in WAL mode new rows sit in the ``-wal`` file, so its size counts).
+
+A lock is retried, never taken as the answer: discovery waits up to DISCOVERY_WAIT_S for it (a run
+named by its path, ``mlflow.db/1/<run>``, must not be "no such file" because the trainer was
+committing), and a read cut short by one says ``more`` so that a one-shot command reads again instead
+of printing what it had; a lock held through BUSY_READS_LIMIT reads in a row is reported.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +30,10 @@ T = TypeVar("T")
 
 #: How long one statement waits for a writer's lock before the read is left for the next poll.
 LOCK_WAIT_S = 0.2
+#: How long discovery keeps asking a locked database which runs it holds (each try waits LOCK_WAIT_S).
+DISCOVERY_WAIT_S = 3.0
+#: Reads in a row that found the database locked before the run says so (about 5 s of lock waits).
+BUSY_READS_LIMIT = 25
 _CACHE: dict[tuple[Path, str], tuple[tuple[int, ...], object]] = {}
 
 
@@ -69,22 +79,26 @@ def cached(path: Path, kind: str, compute: Callable[[sqlite3.Connection], T]) ->
     Returns the exception instead of raising it, so a caller can decide what a failure means (a
     transient lock is not cached: the next call tries again).
     """
-    sig = signature(path)
-    hit = _CACHE.get((path, kind))
-    if hit is not None and hit[0] == sig:
-        return hit[1]  # type: ignore[return-value]
-    try:
-        conn = connect(path)
+    deadline = time.monotonic() + DISCOVERY_WAIT_S
+    while True:
+        sig = signature(path)
+        hit = _CACHE.get((path, kind))
+        if hit is not None and hit[0] == sig:
+            return hit[1]  # type: ignore[return-value]
         try:
-            value: T | sqlite3.Error = compute(conn)
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        if is_transient(exc):
-            return exc
-        value = exc
-    _CACHE[(path, kind)] = (sig, value)
-    return value
+            conn = connect(path)
+            try:
+                value: T | sqlite3.Error = compute(conn)
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            if is_transient(exc) and time.monotonic() < deadline:
+                continue  # the writer's commit: each try already waited LOCK_WAIT_S for it
+            if is_transient(exc):
+                return exc
+            value = exc
+        _CACHE[(path, kind)] = (sig, value)
+        return value
 
 
 #: Rows taken per read: about a megabyte of metric rows, so a long run loads in slices.
@@ -105,6 +119,7 @@ class SqliteRunReader:
         self.db = db
         self._conn: sqlite3.Connection | None = None
         self._ino: int | None = None
+        self._busy_reads = 0
 
     def close(self) -> None:
         if self._conn is not None:
@@ -144,10 +159,18 @@ class SqliteRunReader:
             finally:
                 self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            out.clear()  # nothing of a failed snapshot is handed on; the next read redoes it
             if not is_transient(exc):
                 status.error = describe(self.db, exc)
                 self.close()
-            out.clear()  # nothing of a failed snapshot is handed on; the next read redoes it
+            elif (busy := self._busy_reads + 1) < BUSY_READS_LIMIT:
+                self._busy_reads = busy
+                status.more = True  # not the end of what is on disk: read again
+            else:
+                self._busy_reads = 0
+                status.error = f"{self.db}: locked by another process through {busy} reads in a row ({exc})"
+        else:
+            self._busy_reads = 0
         if out:
             sink(out)
         return status
