@@ -28,6 +28,37 @@ def test_growable_array_holds_everything_in_order(sizes: list[int]) -> None:
     assert array.view.tolist() == expected and len(array) == len(expected)
 
 
+@given(st.lists(st.integers(0, 300), max_size=30), st.integers(0, 3000), st.integers(0, 29))
+def test_growable_array_reserved_room_holds_the_same(sizes: list[int], room: int, at: int) -> None:
+    """Room reserved part-way (too little, enough or more) changes where values go, never what is held."""
+    array = GrowableArray(np.int64)
+    expected: list[int] = []
+    for i, size in enumerate(sizes):
+        if i == at:
+            array.reserve(room)
+        values = np.arange(len(expected), len(expected) + size)
+        array.extend(values)
+        expected.extend(values.tolist())
+    assert array.view.tolist() == expected and len(array) == len(expected)
+
+
+def test_a_reserved_run_copies_appends_into_place() -> None:
+    """What a one-shot load in pieces relies on: with room reserved, appended batches are not queued."""
+    records = [{"event": "step", "step": i, "loss": 1.0 / (i + 1)} for i in range(100)]
+    run = Run(Path("r"))
+    run.add(build_batch(records[:10]))
+    run.reserve(100)
+    steps, losses = run.step.view, run.metrics["loss"].values.view
+    for i in range(10, 100, 10):
+        run.add(build_batch(records[i : i + 10]))
+    # The same buffers, filled further: nothing was queued to be joined into new ones.
+    assert np.shares_memory(run.step.view, steps) and np.shares_memory(
+        run.metrics["loss"].values.view, losses
+    )
+    assert run.step.view.tolist() == list(range(100))
+    assert run.metrics["loss"].values.view.tolist() == [r["loss"] for r in records]
+
+
 @settings(max_examples=80, deadline=None)
 @given(
     values=st.lists(

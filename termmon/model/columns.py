@@ -2,7 +2,9 @@
 
 Appends that do not fit the buffer are queued as chunks and joined only when the array is read, with
 25% headroom for the next live appends. A bulk load (many appends, no reads) therefore never holds the
-2x slack of doubling growth, and a live run (a read after every few appends) appends in place.
+2x slack of doubling growth, and a live run (a read after every few appends) appends in place. A bulk
+load that knows about how much is coming reserves it first (:meth:`GrowableArray.reserve`): its appends
+are then copied straight into place and each appended piece can be freed at once.
 """
 
 from __future__ import annotations
@@ -35,6 +37,16 @@ class GrowableArray:
         else:
             self._chunks.append(np.asarray(values, dtype=self._buf.dtype))
         self._n += n
+
+    def reserve(self, n: int) -> None:
+        """Room for ``n`` elements in all (no-op if there is already), so that appends up to there copy
+        into place: no chunks to join later, and no second copy of the data alive while they join."""
+        if n <= max(len(self._buf), self._n):
+            return
+        filled = self.view
+        buf = np.empty(n, dtype=self._buf.dtype)
+        buf[: self._n] = filled
+        self._buf, self._filled = buf, self._n
 
     @property
     def view(self) -> np.ndarray:

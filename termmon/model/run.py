@@ -156,6 +156,20 @@ class Run:
         self.window_only = False
 
     # --- growing ------------------------------------------------------------------------------------
+    def reserve(self, records: int) -> None:
+        """Room for about ``records`` records in all, for a one-shot load that can tell from its file's
+        size about how many are coming: the table's columns take ``records``, each metric already held
+        its share so far of them. Appends beyond the room still work (queued and joined later)."""
+        held = self.records
+        if held == 0 or records <= held:
+            return
+        for table_column in (self.time, self.step, self.epoch, self.kind, self.event):
+            table_column.reserve(records)
+        for column in self.metrics.values():
+            points = len(column.values) * records // held
+            column.rows.reserve(points)
+            column.values.reserve(points)
+
     def add(self, batch: RecordBatch) -> None:
         self.bad_lines += batch.bad_lines
         if len(batch) == 0:
