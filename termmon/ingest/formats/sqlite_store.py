@@ -92,11 +92,12 @@ def cached(path: Path, kind: str, compute: Callable[[sqlite3.Connection], T]) ->
             finally:
                 conn.close()
         except sqlite3.Error as exc:
-            if is_transient(exc) and time.monotonic() < deadline:
+            if not is_transient(exc):
+                value = exc
+            elif time.monotonic() < deadline:
                 continue  # the writer's commit: each try already waited LOCK_WAIT_S for it
-            if is_transient(exc):
+            else:
                 return exc
-            value = exc
         _CACHE[(path, kind)] = (sig, value)
         return value
 
