@@ -213,3 +213,48 @@ def test_new_runs_past_the_budget_get_their_windows_on_later_polls_and_all_arriv
         assert not run.loading and series is not None
         assert np.array_equal(series.step, np.arange(1, 3001))
     workspace.close()
+
+
+class OrderedPolls(Workspace):
+    """Notes when the history read (every poll after the recent windows' one) begins."""
+
+    def __init__(self, paths: list[str], events: list[str]) -> None:
+        super().__init__(paths, max_bytes=256 << 10, tail_budget=1)
+        self.events = events
+        self.polls = 0
+
+    def poll(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.polls += 1
+        if self.polls == 2:
+            self.events.append("history")
+        return super().poll(*args, **kwargs)
+
+
+class DrawNoted(MonitorApp):
+    """Notes each chart picture built while a panel shows data (Textual also calls the base handler)."""
+
+    def __init__(self, events: list[str], *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.events = events
+
+    def on_chart_panel_drawn(self, message: ChartPanel.Drawn) -> None:
+        if any(panel.data is not None and panel.data.traces for panel in self.query(ChartPanel)):
+            self.events.append("chart")
+
+
+@run_async
+async def test_the_history_read_waits_until_the_window_is_charted_not_only_listed(tmp_path: Path) -> None:
+    """The run is listed (its panels say "loading…") before its window is read; the history's parsing
+    must not start until the window's chart is on its way to the screen, or it competes with it."""
+    big = write_big(tmp_path / "big")
+    events: list[str] = []
+    workspace = OrderedPolls([str(tmp_path)], events)
+    app = DrawNoted(events, workspace, watched=["runs"], clock=lambda: NOW, select=big)
+    try:
+        async with app.run_test(size=(120, 35)) as pilot:
+            await wait_for(pilot, lambda: "history" in events)
+            await wait_for(pilot, lambda: app.loaded)
+            assert "chart" in events
+            assert events.index("chart") < events.index("history"), events
+    finally:
+        workspace.close()

@@ -41,9 +41,10 @@ RESCAN_MIN_SECONDS = 1.0
 #: The first poll reads at most about this much in all of the new runs' recent windows (a run no
 #: bigger than its window is read whole instead), so the first frame waits for little parsing...
 TAIL_BUDGET = 8 << 20
-#: ... and each run's window is within these bounds (4 MiB: ~35,000 metrics.jsonl lines).
+#: ... and each run's window is within these bounds (1 MiB: ~4,000-9,000 metrics.jsonl lines, a few
+#: points for every braille column of the widest panel; 4 MiB made the first frame wait ~70 ms for parsing).
 TAIL_WINDOW_MIN = 64 << 10
-TAIL_WINDOW_MAX = 4 << 20
+TAIL_WINDOW_MAX = 1 << 20
 
 
 def tail_window(new_runs: int, budget: int = TAIL_BUDGET) -> int:

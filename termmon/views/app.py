@@ -100,7 +100,7 @@ class MonitorApp(App[int]):
     """termmon's live view of a :class:`Workspace`."""
 
     TITLE = "termmon"
-    CSS_PATH = "termmon.tcss"
+    CSS_PATH = Path(__file__).with_name("termmon.tcss")  # absolute: subclasses live elsewhere
     # Textual declares these as plain attributes, so no ClassVar here.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # noqa: RUF012
@@ -150,8 +150,15 @@ class MonitorApp(App[int]):
         self.loaded = False
         self.watch_mode = "polling" if poll else "events"
         self._wake = threading.Event()
-        #: Set once the panels are drawn with data: the history read waits for it (see _ingest_loop).
+        #: Set once the recent windows handed over are on screen: the history read waits for it (see
+        #: _ingest_loop). Cleared by the ingest thread before it hands windows over.
         self._painted = threading.Event()
+        #: Recent windows handed over and not drawn yet: the next redraw is not held back by the
+        #: REDRAW_SECONDS / CHART_SECONDS limits...
+        self._windows_pending = False
+        #: ... and once it has shown them, the first chart rendered sets ``_painted``
+        #: (``on_chart_panel_drawn``: ``call_after_refresh`` runs before the compositor renders).
+        self._paint_due = False
         self._stop = threading.Event()
         self._watcher: object | None = None
         self._redraw_timer: Timer | None = None
@@ -246,12 +253,15 @@ class MonitorApp(App[int]):
                 updates, failure = [], f"reading failed: {type(exc).__name__}: {exc}"
             more = any(item.update.more for item in updates)
             idle = not updates and failure is None and self.reader_error is None and self.loaded
+            tails = any(item.tail for item in updates)
+            if tails:
+                self._painted.clear()
             if not idle or len(self.workspace.errors) != self._reported_workspace_errors:
                 try:
                     self.call_from_thread(self._hand_over, updates, failure)
                 except RuntimeError:  # the app is gone
                     return
-            if any(item.tail for item in updates):
+            if tails:
                 # Recent windows handed on: let the UI paint them before the history's parsing
                 # competes with it for the interpreter (bounded, should a panel never draw).
                 self._painted.wait(FIRST_PAINT_WAIT)
@@ -262,6 +272,8 @@ class MonitorApp(App[int]):
     def _hand_over(self, updates: list[RunUpdate], failure: str | None) -> None:
         """A poll's result, on the UI thread: the runs it touched are judged again on the next tick."""
         self._runs_changed = self._runs_changed or bool(updates)
+        if any(item.tail for item in updates):
+            self._windows_pending = True
         self._apply(updates, failure)
 
     def _apply(self, updates: list[RunUpdate], failure: str | None = None) -> None:
@@ -391,7 +403,8 @@ class MonitorApp(App[int]):
         """Redraw soon, at most every REDRAW_SECONDS, however fast records arrive."""
         if self._redraw_timer is not None:
             return
-        delay = max(0.01, self._last_redraw + REDRAW_SECONDS - time.monotonic())
+        held = 0.0 if self._windows_pending else self._last_redraw + REDRAW_SECONDS - time.monotonic()
+        delay = max(0.01, held)
         self._redraw_timer = self.set_timer(delay, self._timed_redraw)
 
     def _timed_redraw(self) -> None:
@@ -479,8 +492,9 @@ class MonitorApp(App[int]):
                 continue
             drawn = panel.signature
             wait = panel.drawn_at + CHART_SECONDS - now
-            if isinstance(drawn, tuple) and drawn[0] == view_key and wait > 0:
-                later.append(wait)  # new records only: drawn a little later
+            showing_chart = panel.data is not None and not panel.data.message
+            if isinstance(drawn, tuple) and drawn[0] == view_key and wait > 0 and showing_chart:
+                later.append(wait)  # new records only: drawn a little later (a first chart at once)
                 continue
             panel.show(self.panel_data(panel, runs, panel.size.width), signature)
             panel.drawn_at = now
@@ -490,8 +504,17 @@ class MonitorApp(App[int]):
         panels = list(self.main_screen.query(ChartPanel))
         for panel in panels:
             panel.set_note(note)
-        if not self._painted.is_set() and panels and all(panel.data is not None for panel in panels):
-            self.call_after_refresh(self._painted.set)  # once the frame is on its way to the screen
+        if self._windows_pending:
+            self._windows_pending = False
+            if any(panel.data is not None and not panel.data.message for panel in panels):
+                self._paint_due = True
+            else:  # nothing to chart: no picture will be built
+                self.call_after_refresh(self._painted.set)
+
+    def on_chart_panel_drawn(self, _: ChartPanel.Drawn) -> None:
+        if self._paint_due:
+            self._paint_due = False
+            self._painted.set()
 
     def _chart_due(self) -> None:
         self._chart_timer = None

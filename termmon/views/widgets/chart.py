@@ -12,6 +12,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import RenderResult
 from textual.binding import BindingType
+from textual.message import Message
 from textual_plotext import PlotextPlot
 
 from termmon.views.actions import bindings
@@ -56,6 +57,9 @@ class ChartPanel(PlotextPlot):
 
     can_focus = True
     BINDINGS: ClassVar[list[BindingType]] = list(bindings("panel"))
+
+    class Drawn(Message):
+        """A new picture was built and rendered: the frame holding it is on its way to the screen."""
 
     def __init__(self, spec: PanelSpec, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -130,6 +134,9 @@ class ChartPanel(PlotextPlot):
             subtitle.truncate(room, overflow="ellipsis")
         self.border_subtitle = subtitle
 
+    def _drawn(self) -> None:
+        self.post_message(self.Drawn())
+
     def render(self) -> RenderResult:
         if self.data is None:
             return Text("loading…", style="dim")
@@ -146,4 +153,7 @@ class ChartPanel(PlotextPlot):
         if key != self._built_key or self._built is None:
             self._built = build_text(self.plt, width, height, theme)
             self._built_key = key
+            # Posted from the panel's own turn: a message made while the screen renders names the
+            # screen as its sender, and stops bubbling there.
+            self.call_next(self._drawn)
         return self._built.copy()
