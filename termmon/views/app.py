@@ -50,7 +50,6 @@ from termmon.views.panels import (
     run_panels,
 )
 from termmon.views.screens import HelpScreen, LogEveryPrompt, MetricPicker
-from termmon.views.static import FIGURE_POINTS
 from termmon.views.text import sanitize
 from termmon.views.widgets.alert_log import AlertLog, alert_text
 from termmon.views.widgets.chart import ChartPanel
@@ -906,6 +905,8 @@ class MonitorApp(App[int]):
 
     def action_export(self) -> None:
         """The panels on screen, as a titled PNG, written off the UI thread; the status line says so."""
+        from termmon.views.static import FIGURE_POINTS  # the exporter's imports wait for its key
+
         runs = self.panel_runs()
         if not runs or self.exporting is not None:
             return
