@@ -185,6 +185,8 @@ class _Termmon(_Logger):
         #: CPU seconds the training thread spent inside termmon (step and the three hooks): thread CPU
         #: time, which a loaded machine's waiting does not inflate the way it does wall time.
         self.inside = 0.0
+        #: The same CPU seconds by the function they were spent in (``step`` and each hook), warm-up included.
+        self.by_call: dict[str, float] = {}
         for name in ("_before_forward", "_before_optimizer_step", "_after_optimizer_step"):
             setattr(self.tm, name, self._timed(getattr(self.tm, name)))  # before watch registers them
         self._step = self._timed(self.tm.step)
@@ -197,12 +199,16 @@ class _Termmon(_Logger):
         )
 
     def _timed(self, fn: Callable[..., None]) -> Callable[..., None]:
+        name = fn.__name__
+
         def timed(*args: object, **kwargs: object) -> None:
             t0 = time.thread_time()
             try:
                 fn(*args, **kwargs)
             finally:
-                self.inside += time.thread_time() - t0
+                spent = time.thread_time() - t0
+                self.inside += spent
+                self.by_call[name] = self.by_call.get(name, 0.0) + spent
 
         return timed
 
@@ -335,6 +341,8 @@ def _overhead(kind: str, rounds: int, steps: int) -> None:
             f"{own_writer / n * 1e3:.3f} ms a step | | {100 * (own_main + own_writer) / n / floor_cpu:.1f} % of "
             "the floor's CPU | |"
         )
+        calls = ", ".join(f"{name} {spent / own.step * 1e6:.0f} us" for name, spent in own.by_call.items())
+        print(f"| {label} | termmon's training-thread CPU a step by call: {calls} | | | |")
 
 
 def _slowdown(times: dict[str, list[float]], name: str) -> str:

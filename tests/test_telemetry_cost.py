@@ -18,7 +18,7 @@ from telemetry_helpers import TinyTask, events, records, wait_until_exists
 
 from termmon import Telemetry
 from termmon.control import request_log_every
-from termmon.telemetry.logger import SYSTEM_SAMPLE_S
+from termmon.telemetry.logger import LOSS_WINDOW, SYSTEM_SAMPLE_S
 
 pytestmark = pytest.mark.torch
 torch.set_num_threads(1)
@@ -120,3 +120,42 @@ def test_the_batch_size_hook_is_there_only_while_step_is_not_given_one(tmp_path:
     # came from the input; in steps 11-15 every size came from the input
     per_step = [r["samples_per_sec"] * r["sec_per_step"] for r in (second, third)]
     assert per_step == [pytest.approx(64 * 4 / 5), pytest.approx(64)]
+
+
+def test_the_optimizer_post_hook_is_there_only_for_a_step_that_is_logged(tmp_path: Path) -> None:
+    run = tmp_path / "post"
+    task = TinyTask()
+    post_hooks = task.optimizer._optimizer_step_post_hooks
+    seen: list[int] = []  # post-hooks present in each optimizer step, this test's own included
+    with Telemetry(tmp_path, "post", log_every=5, track_system=False) as tm:
+        tm.watch(task.model, task.optimizer)
+        task.optimizer.register_step_post_hook(lambda *_: seen.append(len(post_hooks)))
+        for _ in range(15):
+            tm.step(loss=task.train_step())
+            task.zero_grad()
+            assert len(post_hooks) == 1  # each log step took termmon's away
+    assert seen == ([1] * 4 + [2]) * 3  # termmon's only in the optimizer step of a logged step
+    steps = events(run, "step")
+    assert [r["step"] for r in steps] == [5, 10, 15]
+    # each log step still compared the parameters across its own optimizer step
+    assert all(r["param_updates/num_updated"] == r["param_updates/num_total"] == 4 for r in steps)
+    assert all(r["updates/0.weight/change"] > 0 for r in steps)
+
+
+def test_every_loss_of_a_long_window_is_checked_and_the_last_is_train_loss(tmp_path: Path) -> None:
+    run = tmp_path / "window"
+    task = TinyTask()
+    log_every = 3 * LOSS_WINDOW + 1  # the window's losses are summed on the way, more than once
+    losses = []
+    with Telemetry(tmp_path, "window", log_every=log_every, track_system=False) as tm:
+        tm.watch(task.model, task.optimizer)
+        for step in range(1, 2 * log_every + 1):
+            loss = task.train_step()
+            if step == 2:
+                loss = loss * math.inf  # one bad batch early in the first window, none in the second
+            losses.append(float(loss.detach()))
+            tm.step(loss=loss)
+            task.zero_grad()
+    first, second = events(run, "step")
+    assert first["nan_inf_detected"] is True and first["train_loss"] == losses[log_every - 1]
+    assert second["nan_inf_detected"] is False and second["train_loss"] == losses[-1]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,15 +20,31 @@ def test_gradient_stats_match_a_direct_computation() -> None:
         torch.randn(32, generator=gen),
         -torch.rand(5, 5, generator=gen) * 9,
     ]
-    packed = stats.gradient_stats(grads)
+    global_norm, largest, per_tensor = _summary(grads)
     norms = torch.stack([g.norm() for g in grads])
-    assert torch.allclose(packed[0], norms.norm())
-    assert packed[1] == max(float(g.abs().max()) for g in grads)  # largest |g|, negative values included
-    assert torch.allclose(packed[2:], norms)
+    assert global_norm == pytest.approx(float(norms.norm()), rel=1e-6)
+    assert largest == max(float(g.abs().max()) for g in grads)  # largest |g|, negative values included
+    assert torch.allclose(torch.tensor(per_tensor), norms)
+
+
+def _summary(grads: Sequence[torch.Tensor]) -> tuple[float, float, list[float]]:
+    """What the logger writes: the device vector reduced on the host."""
+    return stats.gradient_summary(stats.gradient_stats(grads).tolist(), len(grads))
+
+
+def test_a_nan_gradient_shows_in_the_largest_value_wherever_it_is() -> None:
+    for where in range(3):
+        grads = [torch.ones(4), torch.full((3,), -2.0), torch.zeros(2)]
+        grads[where][0] = math.nan
+        global_norm, largest, _ = _summary(grads)
+        assert math.isnan(largest) and math.isnan(global_norm)
 
 
 #: Sizes on both sides of the flat-copy threshold, the large ones between small ones so the order shows.
-MIXED_SIZES = (3, stats.SMALL_TENSOR + 5, 1, 256, stats.SMALL_TENSOR, stats.SMALL_TENSOR + 1, 7)
+FEW_SIZES = (3, stats.SMALL_TENSOR + 5, 1, 256, stats.SMALL_TENSOR, stats.SMALL_TENSOR + 1, 7)
+#: The same with enough small tensors after them that the small ones share one flat copy.
+MANY_SIZES = FEW_SIZES + (5,) * stats.BATCH_MIN_TENSORS
+SIZES = pytest.mark.parametrize("sizes", [FEW_SIZES, MANY_SIZES], ids=["few", "many"])
 
 
 def _tensors(sizes: Sequence[int], seed: int = 0) -> list[torch.Tensor]:
@@ -37,7 +55,7 @@ def _tensors(sizes: Sequence[int], seed: int = 0) -> list[torch.Tensor]:
 @settings(max_examples=25, deadline=None)
 @given(
     st.lists(
-        st.sampled_from((1, 2, 17, 300, stats.SMALL_TENSOR, stats.SMALL_TENSOR + 1)), min_size=1, max_size=12
+        st.sampled_from((1, 2, 17, 300, stats.SMALL_TENSOR, stats.SMALL_TENSOR + 1)), min_size=1, max_size=40
     ),
     st.integers(0, 2**16),
 )
@@ -52,20 +70,22 @@ def test_batched_statistics_match_per_tensor_reductions(sizes: list[int], seed: 
     )
     rounding = torch.stack([p.double().abs().sum() for p in params]).unsqueeze(1) * 1e-6
     assert ((moments.double() - exact).abs() <= rounding + 1e-5 * exact.abs()).all()
-    packed = stats.gradient_stats(params)
-    assert packed[1] == max(float(p.abs().max()) for p in params)
-    assert torch.allclose(packed[2:], direct[:, 3])
+    _, largest, per_tensor = _summary(params)
+    assert largest == max(float(p.abs().max()) for p in params)
+    assert torch.allclose(torch.tensor(per_tensor), direct[:, 3])
 
 
-def test_gradient_max_is_found_in_a_large_or_a_small_tensor() -> None:
-    for where in (1, 2):  # MIXED_SIZES[1] is above the threshold, MIXED_SIZES[2] below
-        grads = _tensors(MIXED_SIZES)
+@SIZES
+def test_gradient_max_is_found_in_a_large_or_a_small_tensor(sizes: tuple[int, ...]) -> None:
+    for where in (1, 2):  # sizes[1] is above the threshold, sizes[2] below
+        grads = _tensors(sizes)
         grads[where].view(-1)[0] = -1e6
-        assert stats.gradient_stats(grads)[1] == 1e6
+        assert _summary(grads)[1] == 1e6
 
 
-def test_update_sentinels_sample_each_tensor_evenly_and_see_one_tensor_move() -> None:
-    params = _tensors(MIXED_SIZES)
+@SIZES
+def test_update_sentinels_sample_each_tensor_evenly_and_see_one_tensor_move(sizes: tuple[int, ...]) -> None:
+    params = _tensors(sizes)
     sentinels = stats.UpdateSentinels(params)
     direct = torch.stack(
         [p[torch.linspace(0, p.numel() - 1, stats.SENTINELS_PER_TENSOR).long()] for p in params]
@@ -77,4 +97,4 @@ def test_update_sentinels_sample_each_tensor_evenly_and_see_one_tensor_move() ->
         params[5] -= 2.0  # a large one
     moved = sentinels.compare()
     assert moved is not None
-    assert [round(float(v), 4) for v in moved] == [0, 0, 0, 0.5, 0, 2.0, 0]
+    assert [round(float(v), 4) for v in moved] == [0, 0, 0, 0.5, 0, 2.0] + [0] * (len(sizes) - 6)

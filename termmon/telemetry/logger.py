@@ -1,8 +1,8 @@
 """``Telemetry``: three lines in a PyTorch loop, every signal the seeds describe, and no crashed runs.
 
-Cost model (reference/producer.md): a non-log step does counters and at most one device op (the loss
-accumulator), never a host sync; a log step gathers every device value into one vector and moves it to
-the host once; files are written by the writer thread. Every public method is guarded: a feature that
+Cost model (reference/producer.md): a non-log step does counters and keeps the detached loss, with no
+device arithmetic and never a host sync; a log step gathers every device value into one vector and moves
+it to the host once; files are written by the writer thread. Every public method is guarded: a feature that
 raises is switched off with one ``alert`` record, and only the user's own exception leaves the block.
 """
 
@@ -52,7 +52,7 @@ from termmon.telemetry.writer import CsvRows, Results, RunWriter
 
 SEVERITIES = ("info", "warning", "critical")
 #: Packed device values that stay vectors (everything else packed is a scalar).
-_VECTORS = frozenset({"_grads", "_updates", "_weights", "_labels"})
+_VECTORS = frozenset({"_losses", "_grads", "_updates", "_weights", "_labels"})
 HOLDOUT_CSV = f"{TELEMETRY_DIR}/holdout_predictions.csv"
 HOLDOUT_COLUMNS = ("epoch", "step", "index", "label", "prediction", "confidence")
 #: Per-module gradient norms are written for every parameter tensor up to this many; beyond, the 10 largest
@@ -62,6 +62,9 @@ MAX_MODULE_NORMS = 64
 MAX_LABEL_CLASSES = 10
 #: Seconds between samples of process and GPU memory (each log step carries the latest).
 SYSTEM_SAMPLE_S = 5.0
+#: Scalar tensor losses kept between log steps before they are summed into one (memory stays bounded
+#: whatever ``log_every``; a sum keeps what they are kept for, whether any was non-finite).
+LOSS_WINDOW = 64
 #: How long ``close`` waits for a step running in another thread before writing ``end`` anyway.
 CLOSE_LOCK_SECONDS = 2.0
 
@@ -143,6 +146,9 @@ class Telemetry:
         self._model: torch.nn.Module | None = None
         self._optimizer: torch.optim.Optimizer | None = None
         self._hooks: list[Any] = []
+        #: The optimizer step post-hook, registered by the pre-hook of a step that will be logged and
+        #: removed at that log step: a hook on every step costs PyTorch's hook call path for nothing.
+        self._post_hook: Any = None
         #: The forward pre-hook that reads the batch size, only while ``step`` is not given one: a module
         #: with a hook takes PyTorch's slow call path, ~20 us a step on a small model.
         self._rows_hook: Any = None
@@ -154,6 +160,9 @@ class Telemetry:
         self._pending_metrics: dict[str, Any] = {}
         self._pending_control: int | None = None
         self._grad_pack: torch.Tensor | None = None
+        #: This window's scalar tensor losses, detached: one ``stack`` at the log step instead of a device
+        #: add on every step (~20 us each in a busy loop). Other losses (numbers, vectors) are summed.
+        self._losses: list[torch.Tensor] = []
         self._loss_sum: Any = 0.0
         self._last_log_step = 0
         self._logs_done = 0
@@ -271,8 +280,6 @@ class Telemetry:
                     self._interval_base = self._sentinels.sample()
             if optimizer is not None and self._rank == 0 and optimizer_hooks:
                 self._hooks.append(optimizer.register_step_pre_hook(self._before_optimizer_step))
-                if self._sentinels is not None:
-                    self._hooks.append(optimizer.register_step_post_hook(self._after_optimizer_step))
             if self.settings.track_system and self._rank == 0:
                 self._try("gpu_util", self._start_nvml)
             self._ensure_started()
@@ -371,7 +378,11 @@ class Telemetry:
         if self._window_t0 is None:
             self._window_t0 = time.perf_counter()
             self._window_step0 = self.global_step
-        if loss is not None:
+        if isinstance(loss, torch.Tensor) and loss.ndim == 0:
+            if len(self._losses) >= LOSS_WINDOW:
+                self._losses = [torch.stack(self._losses).sum()]
+            self._losses.append(loss.detach())
+        elif loss is not None:
             self._loss_sum = self._loss_sum + (loss.detach() if isinstance(loss, torch.Tensor) else loss)
         if batch_size is None:
             batch_size = self._input_rows
@@ -390,6 +401,7 @@ class Telemetry:
                 self._agree_on_control()
             if self._writer is not None:
                 self._log_step(loss, grad_norm, labels)
+            self._remove_post_hook()
         if self._rank == 0 and self._poller is not None and self._poller.due():
             self._poll_control()
 
@@ -435,6 +447,13 @@ class Telemetry:
             self._try("gradients", self._capture_gradients)
         if self._sentinels is not None and "param_updates" not in self._off:
             self._try("param_updates", self._sentinels.capture)
+            if optimizer is not None and self._post_hook is None:  # None: the caller reports the step
+                self._post_hook = optimizer.register_step_post_hook(self._after_optimizer_step)
+
+    def _remove_post_hook(self) -> None:
+        if self._post_hook is not None:
+            self._post_hook.remove()
+            self._post_hook = None
 
     def _after_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if self._sentinels is not None and self._log_due(self.global_step + 1) and self._active:
@@ -461,7 +480,11 @@ class Telemetry:
         self._ensure_started()
         pack = _Pack()
         host: dict[str, Any] = {}
-        _put_value(pack, host, "train_loss", loss)
+        if self._losses:
+            pack.add("_losses", torch.stack(self._losses))
+        loss_is_last = isinstance(loss, torch.Tensor) and loss.ndim == 0  # then _losses[-1] is train_loss
+        if not loss_is_last:
+            _put_value(pack, host, "train_loss", loss)
         _put_value(pack, host, "_loss_sum", self._loss_sum)
         _put_value(pack, host, "_grad_norm_given", grad_norm)
         # No optimizer step since the last log step (none watched, or step() never called): gradients are
@@ -499,9 +522,10 @@ class Telemetry:
             if checked.first_bad is not None and checked.first_bad[0] < self.global_step:
                 bad_step, fields = checked.first_bad  # the first bad batch, at its own step
                 self._emit(EV_STEP, fields, step=bad_step, epoch=self.current_epoch)
-        record = self._step_metrics(values, host)
+        record = self._step_metrics(values, host, loss_is_last)
         self._grad_pack = None
         self._update_rms = None
+        self._losses = []
         self._loss_sum = 0.0
         self._logs_done += 1
         self._emit(EV_STEP, record, step=self.global_step, epoch=self.current_epoch)
@@ -512,10 +536,16 @@ class Telemetry:
         ):
             self._try("weight_snapshots", self._save_snapshot)
 
-    def _step_metrics(self, values: dict[str, list[float]], host: dict[str, Any]) -> dict[str, Any]:
+    def _step_metrics(
+        self, values: dict[str, list[float]], host: dict[str, Any], loss_is_last: bool
+    ) -> dict[str, Any]:
         record = dict(host)
+        losses = values.get("_losses", [])
+        if loss_is_last:
+            record["train_loss"] = losses[-1]
         record.update({name: vals[0] for name, vals in values.items() if name not in _VECTORS})
         nonfinite = _nonfinite(record.pop("_loss_sum", 0.0))
+        nonfinite = nonfinite or not all(map(math.isfinite, losses))
         given = record.pop("_grad_norm_given", None)
         if "_grads" in values:
             nonfinite = self._grad_metrics(record, values["_grads"]) or nonfinite
@@ -543,7 +573,7 @@ class Telemetry:
         return record
 
     def _grad_metrics(self, record: dict[str, Any], vals: list[float]) -> bool:
-        global_norm, grad_max, norms = vals[0], vals[1], vals[2:]
+        global_norm, grad_max, norms = stats.gradient_summary(vals, len(self._grad_names))
         record["grad_norm"] = global_norm
         record["grad_max"] = grad_max
         record["grad_min"] = min(norms) if norms else 0.0
@@ -874,6 +904,7 @@ class Telemetry:
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
+        self._remove_post_hook()
         self._unwatch_rows()
         if self._nvml is not None:
             self._nvml.close()

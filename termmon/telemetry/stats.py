@@ -1,9 +1,12 @@
 """Gradient, weight and update statistics computed on the device as a few fused ops.
 
 Nothing here moves data to the host: each function returns tensors that the logger packs with the rest of a
-log step's values and transfers once. Small tensors (most of a model's count, little of its size) are
-copied end to end once and reduced per tensor with ``segment_reduce``, so a model of 10,000 tensors costs a
-handful of ops, not 10,000 per statistic; each large tensor keeps one op per statistic.
+log step's values and transfers once. In a model of many small tensors (most of its count, little of its
+size) those are copied end to end once and reduced per tensor with ``segment_reduce``, so a model of 10,000
+tensors costs a handful of ops, not 10,000 per statistic; each large tensor, and every tensor of a model
+with only a few, keeps one op per statistic (fused with ``_foreach_norm`` where PyTorch has one). What is
+cheaper on the host than as another device op (a global norm from per-tensor norms, the largest of a few
+extremes) is finished there, after the transfer.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ SENTINELS_PER_TENSOR = 64
 #: launch overhead (~10 us) outweighs its arithmetic, and a model of 10,000 such tensors spent 13x a
 #: training step on them. Larger tensors keep one op each (there are few; their arithmetic dominates).
 SMALL_TENSOR = 1 << 14
+#: Small tensors share a flat copy only when there are at least this many: for fewer, the copy and the
+#: reductions of it cost more ops than one op per tensor (a small MLP's four biases and last layer).
+BATCH_MIN_TENSORS = 16
 
 
 def _stack_on(device: torch.device, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -39,43 +45,42 @@ class _Layout:
 
     def __init__(self, shapes: tuple[tuple[int, torch.device], ...]) -> None:
         self.device = shapes[0][1]
-        self.small = [i for i, (n, dev) in enumerate(shapes) if 0 < n <= SMALL_TENSOR and dev == self.device]
+        small = [i for i, (n, dev) in enumerate(shapes) if 0 < n <= SMALL_TENSOR and dev == self.device]
+        self.small = small if len(small) >= BATCH_MIN_TENSORS else []
         chosen = set(self.small)
         self.large = [i for i in range(len(shapes)) if i not in chosen]
         self.lengths = torch.tensor([shapes[i][0] for i in self.small], device=self.device)
         position = torch.tensor(self.small + self.large, device=self.device)
-        #: ``cat(small results, large results)[order]`` is in the tensors' own order.
-        self.order = torch.argsort(position)
+        #: ``cat(small results, large results)[order]`` is in the tensors' own order; None when that
+        #: concatenation already is (one kind only), which spares an indexing op.
+        self.order = torch.argsort(position) if self.small and self.large else None
+
+    def in_order(self, stacked: torch.Tensor) -> torch.Tensor:
+        """Rows of ``cat(small results, large results)`` put in the tensors' order."""
+        return stacked if self.order is None else stacked[self.order]
 
     def flat(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         """The small tensors' elements, end to end, as float32 (one copy, one op). Call under no_grad:
         ``detach`` per tensor costs ~4 us, as much as the reduction it would precede."""
         return torch._utils._flatten_dense_tensors([tensors[i] for i in self.small]).to(torch.float32)
 
-    def per_tensor(self, tensors: Sequence[torch.Tensor], reductions: Sequence[str]) -> list[torch.Tensor]:
-        """Each reduction (``sum``/``min``/``max``/``l2``) of every tensor, in the tensors' order: segments of
-        one flat copy for the small ones; for the large ones one fused ``_foreach_norm`` and one ``aminmax``
-        pass per tensor for min and max together."""
-        flat = self.flat(tensors) if self.small else None
+    def moments(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Per tensor ``[sum, min, max, l2]``, shape ``(n, 4)`` in the tensors' order: segments of one flat
+        copy for the small ones; for the others one fused ``_foreach_norm`` and a sum, min and max each."""
+        rows = []
+        if self.small:
+            flat = self.flat(tensors)
+            reduced = [torch.segment_reduce(flat, r, lengths=self.lengths) for r in ("sum", "min", "max")]
+            l2 = torch.segment_reduce(flat.square(), "sum", lengths=self.lengths).sqrt()
+            rows.append(torch.stack([*reduced, l2], dim=1))
         large = [tensors[i] for i in self.large]
-        extremes = [torch.aminmax(t) for t in large] if {"min", "max"} & set(reductions) else []
-        out = []
-        for reduce in reductions:
-            parts = []
-            if flat is not None and reduce == "l2":
-                parts.append(torch.segment_reduce(flat.square(), "sum", lengths=self.lengths).sqrt())
-            elif flat is not None:
-                parts.append(torch.segment_reduce(flat, reduce, lengths=self.lengths))
-            if large:
-                per_large = {
-                    "l2": lambda: torch._foreach_norm(large),
-                    "sum": lambda: [t.sum() for t in large],
-                    "min": lambda: [lo for lo, _ in extremes],
-                    "max": lambda: [hi for _, hi in extremes],
-                }[reduce]()
-                parts.append(_stack_on(self.device, per_large))
-            out.append(torch.cat(parts)[self.order])
-        return out
+        if large:
+            norms = torch._foreach_norm(large)
+            values = [
+                x for t, l2 in zip(large, norms, strict=True) for x in (t.sum(), t.amin(), t.amax(), l2)
+            ]
+            rows.append(_stack_on(self.device, values).reshape(-1, 4))
+        return self.in_order(torch.cat(rows) if len(rows) > 1 else rows[0])
 
 
 @functools.lru_cache(maxsize=16)
@@ -90,29 +95,37 @@ def _layout(tensors: Sequence[torch.Tensor]) -> _Layout:
 
 @torch.no_grad()
 def gradient_stats(grads: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``[global L2 norm, largest |g|, per-tensor L2 norms...]`` as one float32 vector on the first grad's device.
+    """``[per-tensor L2 norms..., extremes...]`` as one float32 vector on the first grad's device;
+    :func:`gradient_summary` turns its host copy into the global norm and the largest ``|g|``.
 
-    Only the norms are per tensor; the largest element is one number, so the small tensors give it with one
-    ``abs().max()`` of their flat copy rather than a per-tensor min and max (each op costs ~10 us in a busy
-    training loop, which on a 3 ms step is what a log step's budget allows for all of them).
+    The extremes are each tensor's max and min (the largest ``|g|`` may be negative), or the flat copy's
+    for the small tensors: ``amax`` and ``amin`` are vectorised full passes, ~3x faster on CPU than the
+    one ``aminmax`` pass, and the inf-norm variant of ``_foreach_norm`` takes a slow path (22 ms against
+    1 ms for an 8M-parameter model). The global norm and the largest value are reduced on the host: two
+    device ops fewer on every log step (each costs ~10 us in a busy training loop).
     """
     layout = _layout(grads)
-    flat = layout.flat(grads) if layout.small else None
     large = [grads[i] for i in layout.large]
-    norms, peaks = [], []
-    if flat is not None:
-        norms.append(torch.segment_reduce(flat.square(), "sum", lengths=layout.lengths).sqrt())
-        peaks.append(flat.abs().max().reshape(1))
-    if large:
-        norms.append(_stack_on(layout.device, torch._foreach_norm(large)))
-        # max |g| from min and max: the inf-norm variant of _foreach_norm takes a slow path on CPU (22 ms
-        # against 1 ms for an 8M-parameter model); aminmax is the fastest full pass after the L2 norm.
-        peaks.append(
-            _stack_on(layout.device, [x for g in large for x in torch.aminmax(g)]).abs().max().reshape(1)
-        )
-    per_tensor = torch.cat(norms)[layout.order] if len(norms) > 1 else norms[0]  # one part: in order
-    largest = torch.cat(peaks).max() if len(peaks) > 1 else peaks[0][0]
-    return torch.cat([torch.linalg.vector_norm(per_tensor).reshape(1), largest.reshape(1), per_tensor])
+    norms = torch._foreach_norm(large) if large else []
+    extremes = [x for g in large if g.numel() for x in (g.amax(), g.amin())]
+    if not layout.small:
+        return _stack_on(layout.device, [*norms, *extremes])
+    flat = layout.flat(grads)
+    per_tensor = torch.segment_reduce(flat.square(), "sum", lengths=layout.lengths).sqrt()
+    if norms:
+        per_tensor = layout.in_order(torch.cat([per_tensor, _stack_on(layout.device, norms)]))
+    return torch.cat([per_tensor, _stack_on(layout.device, [*extremes, flat.amax(), flat.amin()])])
+
+
+def gradient_summary(values: Sequence[float], count: int) -> tuple[float, float, list[float]]:
+    """``(global L2 norm, largest |g|, per-tensor norms)`` from the host copy of :func:`gradient_stats`
+    for ``count`` tensors. A NaN anywhere is kept (``max`` alone would drop it or not by position)."""
+    norms = list(values[:count])
+    extremes = values[count:]
+    largest = max((abs(x) for x in extremes), default=0.0)
+    if any(math.isnan(x) for x in extremes):
+        largest = math.nan
+    return math.hypot(*norms), largest, norms
 
 
 @torch.no_grad()
@@ -122,7 +135,7 @@ def weight_moments(params: Sequence[torch.Tensor]) -> torch.Tensor:
     L2 + sum + min/max and std derived from moments is ~7x cheaper on CPU than ``std_mean`` per tensor, and
     agrees with it to ~1e-6 (reference/producer.md §4).
     """
-    return torch.stack(_layout(params).per_tensor(params, ["sum", "min", "max", "l2"]), dim=1)
+    return _layout(params).moments(params)
 
 
 def layer_rows(
@@ -167,15 +180,15 @@ class UpdateSentinels:
         if layout.small:
             parts.append(layout.flat(self._params)[self._small_index].reshape(-1, SENTINELS_PER_TENSOR))
         if layout.large:
-            large = [self._params[i].reshape(-1) for i in layout.large]
-            samples = [p[i] for p, i in zip(large, self._large_index, strict=True)]
+            large = [self._params[i] for i in layout.large]
+            samples = [torch.take(p, i) for p, i in zip(large, self._large_index, strict=True)]
             parts.append(_stack_on(layout.device, samples))
-        return torch.cat(parts)[layout.order]
+        return layout.in_order(torch.cat(parts) if len(parts) > 1 else parts[0])
 
     @staticmethod
     def rms_change(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
-        """Per tensor RMS change between two samples (0 = unchanged)."""
-        return (after - before).square().mean(dim=1).sqrt()
+        """Per tensor RMS change between two samples (0 = unchanged): an L2 norm over the samples, scaled."""
+        return torch.linalg.vector_norm(after - before, dim=1) / math.sqrt(after.shape[1])
 
     def capture(self) -> None:
         self._before = self.sample()
