@@ -30,7 +30,7 @@ from termmon.model.workspace import Workspace
 from termmon.views.app import MonitorApp
 from termmon.views.colors import RunColors
 from termmon.views.panels import DIAGNOSTICS_PANELS, build_panel
-from termmon.views.plotext_draw import draw_panel
+from termmon.views.plotext_draw import build_chart, matrix_ansi
 from termmon.views.widgets.chart import ChartPanel
 from termmon.views.widgets.run_picker import RunPicker
 
@@ -159,9 +159,8 @@ def redraw_cost(root: Path, repeats: int = 10) -> tuple[float, float]:
     t0 = time.perf_counter()
     for _ in range(repeats):
         data = build_panel(DIAGNOSTICS_PANELS[3], [run], colors=colors, max_points=120)
-        draw_panel(plot, data, labels=False)
-        plot.plotsize(60, 16)
-        plot.build()
+        build_chart(plot, data, 60, 16, theme=None, labels=False)
+        matrix_ansi(plot)
     cost = (time.perf_counter() - t0) / repeats
     workspace.close()
     return cost, floor

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from termmon.views.colors import NONFINITE_RGB, SEVERITY_RGB
 from termmon.views.panels import PanelData
+from termmon.views.raster import trace_cells
 from termmon.views.text import sanitize
 
 
@@ -26,13 +27,22 @@ def tick_targets(width: int, height: int) -> tuple[int, int]:
 
 
 def draw_panel(
-    plt: Any, data: PanelData, *, color: bool = True, labels: bool = True, size: tuple[int, int] = (60, 16)
+    plt: Any,
+    data: PanelData,
+    *,
+    canvas: tuple[int, int],
+    color: bool = True,
+    labels: bool = True,
+    size: tuple[int, int] = (60, 16),
 ) -> None:
-    """Clear ``plt`` (a plotext figure) and draw the panel; the caller sets the size and builds.
+    """Clear ``plt`` (a plotext figure) and draw the panel for a plot area of ``canvas`` cells; the caller
+    sets the size and builds (:func:`build_chart` does both, and finds ``canvas``).
 
     ``labels=False`` leaves title, x label and legend to the caller (the TUI puts them on the panel
     border, where they cover nothing). ``size`` (cells) sets how many ticks fit. Titles and legend
-    labels hold run and metric names from disk: they pass through the sanitiser.
+    labels hold run and metric names from disk: they pass through the sanitiser. Line traces reach
+    plotext as the cells :func:`termmon.views.raster.trace_cells` found, in the order plotext drew
+    them, so later traces, alert lines and markers cover earlier ones as before.
     """
     plt.clear_data()
     nonfinite = data.nonfinite
@@ -41,7 +51,9 @@ def draw_panel(
         plt.title(f"{title}  x = NaN/Inf" if nonfinite else title)
         plt.xlabel(sanitize(data.x_label))
     lo, hi = data.y_range
+    xlim = data.x_range if data.x_range is not None else _x_limits(data)
     legend = labels and len(data.traces) > 1
+    lines = _LineDrawer(plt, xlim, (lo, hi), canvas)
     for trace in data.traces:
         label = sanitize(trace.label) if legend else None
         pts = trace.points
@@ -49,14 +61,10 @@ def draw_panel(
         marker = "hd" if trace.epoch_level else "braille"
         if trace.smoothed is not None and len(trace.smoothed[0]):
             if len(pts.x):
-                plt.plot(
-                    pts.x.tolist(), pts.y.tolist(), marker="braille", color="gray" if color else "default"
-                )
-            plt.plot(
-                trace.smoothed[0].tolist(), trace.smoothed[1].tolist(), marker=marker, color=rgb, label=label
-            )
+                lines.draw(pts.x, pts.y, "braille", "gray" if color else "default", None)
+            lines.draw(trace.smoothed[0], trace.smoothed[1], marker, rgb, label)
         elif len(pts.x):
-            plt.plot(pts.x.tolist(), pts.y.tolist(), marker=marker, color=rgb, label=label)
+            lines.draw(pts.x, pts.y, marker, rgb, label)
     for mark in data.alerts:
         plt.vline(mark.x, SEVERITY_RGB.get(mark.severity, SEVERITY_RGB["warning"]) if color else "default")
     if data.cursor_x is not None:
@@ -76,9 +84,88 @@ def draw_panel(
     x_ticks = data.x_ticks(x_target)
     if x_ticks:
         plt.xticks([p for p, _ in x_ticks], [label.strip() for _, label in x_ticks])
-    if data.x_range is not None:
-        plt.xlim(*data.x_range)
+    plt.xlim(*xlim)
     plt.ylim(lo, hi)
+
+
+def _x_limits(data: PanelData) -> tuple[float, float]:
+    """The x range plotext picks when none is set (``get_lim`` over every x it is given: points, alert
+    and cursor lines, markers), fixed here because the traces reach it as cells, not points."""
+    xs: list[float] = [mark.x for mark in data.alerts]
+    if data.cursor_x is not None:
+        xs.append(data.cursor_x)
+    for trace in data.traces:
+        pts = trace.points
+        parts = [pts.x, pts.nan_x, pts.posinf_x, pts.neginf_x]
+        if trace.smoothed is not None:
+            parts.append(trace.smoothed[0])
+        for part in parts:
+            xs.extend(part.tolist())
+    lo, hi = plotext_utility.get_lim(xs)
+    return float(lo), float(hi)
+
+
+class _LineDrawer:
+    """Hands plotext each line as a scatter of the cells it covers, one ready marker a cell: at the
+    centre of cell ``c`` an x that plotext maps back to exactly ``c`` on a canvas of this width."""
+
+    def __init__(
+        self, plt: Any, xlim: tuple[float, float], ylim: tuple[float, float], canvas: tuple[int, int]
+    ):
+        self.plt, self.xlim, self.ylim, self.canvas = plt, xlim, ylim, canvas
+
+    def draw(self, x: Any, y: Any, marker: str, color: str | tuple[int, int, int], label: str | None) -> None:
+        cells = trace_cells(x, y, xlim=self.xlim, ylim=self.ylim, canvas=self.canvas, marker=marker)
+        xs, ys, markers = self._centre(cells.cols, 0), self._centre(cells.rows, 1), cells.markers
+        if label is not None:
+            # The legend shows a signal's first three markers: three of the line's own symbol, placed
+            # beyond the x range so that plotext leaves them off the canvas.
+            far = self.xlim[1] + 2 * (self.xlim[1] - self.xlim[0]) + 1
+            xs, ys = [far] * 3 + xs, [self.ylim[0]] * 3 + ys
+            markers = [plotext_utility.hd_symbols[marker]] * 3 + markers
+        if xs:
+            self.plt.scatter(xs, ys, marker=markers, color=color, label=label)
+
+    def _centre(self, cells: Any, axis: int) -> list[float]:
+        lo, hi = (self.xlim, self.ylim)[axis]
+        bins = self.canvas[axis]
+        return [lo + c * (hi - lo) / (bins - 1) if bins > 1 else lo for c in cells.tolist()]
+
+
+def build_chart(
+    plt: Any,
+    data: PanelData,
+    width: int,
+    height: int,
+    *,
+    theme: str | None,
+    canvas: tuple[int, int] | None = None,
+    color: bool = True,
+    labels: bool = True,
+    ticks_size: tuple[int, int] | None = None,
+) -> tuple[int, int]:
+    """Draw ``data`` on ``plt`` and build its cell matrix at ``width`` x ``height`` (as textual-plotext's
+    ``render`` does: the size set twice, textual-plotext issue 5); return the plot area's size.
+
+    The traces are rasterised for a plot area of ``canvas`` cells (the last build's, when the caller
+    keeps it), which plotext only settles while building (tick label widths, title): where the guess
+    was wrong the panel is drawn again for the real one, so the picture never depends on the guess.
+    """
+    guess = canvas or (max(1, width - 8), max(1, height - 2))
+    for _ in range(2):
+        draw_panel(plt, data, canvas=guess, color=color, labels=labels, size=ticks_size or (width, height))
+        plt.plotsize(width, height)
+        plt._set_size(width, height)
+        if theme is not None:
+            plt.theme(theme)
+        plt._set_sizes()
+        plt._build_matrix()
+        matrix = plt.monitor.matrix
+        actual = (len(matrix.Cols_canvas), len(matrix.Rows_canvas))
+        if actual == guess:
+            break
+        guess = actual
+    return actual
 
 
 @cache
@@ -91,10 +178,11 @@ def _cell_style(fullground: Any, style: Any, background: Any) -> Style:
     return Style.combine(styles) if styles else Style.null()
 
 
-def matrix_text(matrix: Any) -> Text:
-    """A built plotext figure's cells (``plot.monitor.matrix``) as Text, a run of equal colours at a time:
+def matrix_text(plot: Any) -> Text:
+    """A built plotext figure's cells (``plot.monitor.matrix``, after :func:`build_chart`) as Text, a run of equal colours at a time:
     what ``Text.from_ansi(plot.build())`` gives, without writing the ANSI string and parsing it back
     (a fifth of a chart's drawing time)."""
+    matrix = plot.monitor.matrix
     lines = []
     for row in matrix.Rows[::-1]:
         markers, fg, st, bg = (
@@ -117,12 +205,7 @@ def matrix_text(matrix: Any) -> Text:
     return Text("\n").join(lines)
 
 
-def build_text(plot: Any, width: int, height: int, theme: str) -> Text:
-    """Build a textual-plotext ``Plot`` at this size and theme, as ``PlotextPlot.render`` does (the size
-    set twice: textual-plotext issue 5), and return its cells as Text (:func:`matrix_text`)."""
-    plot.plotsize(width, height)
-    plot._set_size(width, height)
-    plot.theme(theme)
-    plot._set_sizes()
-    plot._build_matrix()
-    return matrix_text(plot.monitor.matrix)
+def matrix_ansi(plot: Any) -> str:
+    """A built figure's cells as plotext writes them (``plot.build()``'s string), for text output."""
+    plot.monitor.matrix.set_canvas()
+    return str(plot.monitor.matrix.get_canvas())

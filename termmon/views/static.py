@@ -22,7 +22,7 @@ from termmon.paths import require_output_file
 from termmon.views.alert_feed import AlertFeed
 from termmon.views.colors import NONFINITE_RGB, SEVERITY_RGB, RunColors
 from termmon.views.panels import PanelData, build_panel, run_panels
-from termmon.views.plotext_draw import draw_panel
+from termmon.views.plotext_draw import build_chart, matrix_ansi
 from termmon.views.scales import set_y_axis
 from termmon.views.text import sanitize
 
@@ -197,11 +197,8 @@ def render_text(panels: list[PanelData], width: int = 120, height: int = 40, col
             blocks.append(_message_block(data, cell_w, cell_h))
             continue
         plot = Plot()
-        draw_panel(plot, data, color=color, size=(cell_w, cell_h))
-        plot.plotsize(cell_w, cell_h)
-        if not color:
-            plot.theme("clear")
-        text = plot.build()
+        build_chart(plot, data, cell_w, cell_h, theme=None if color else "clear", color=color)
+        text = matrix_ansi(plot)
         lines = (text if color else Plot.uncolorize(text)).splitlines()
         blocks.append(lines[:cell_h])
     rows = []

@@ -18,7 +18,7 @@ from textual_plotext import PlotextPlot
 from termmon.views.actions import bindings
 from termmon.views.colors import NONFINITE_RGB, hex_color
 from termmon.views.panels import PanelData, PanelSpec
-from termmon.views.plotext_draw import build_text, draw_panel
+from termmon.views.plotext_draw import build_chart, matrix_text
 from termmon.views.scales import ScaleMode, compact
 from termmon.views.text import sanitize
 
@@ -76,6 +76,8 @@ class ChartPanel(PlotextPlot):
         self.cursor: float | None = None
         self._built: Text | None = None
         self._built_key: object = None
+        self._canvas: tuple[int, int] | None = None  # the plot area's cells at the last build
+        self._ticks_size = (60, 16)  # the content size when the data came, which sets the tick count
         self.note: Text | None = None
 
     def view_key(self) -> object:
@@ -101,8 +103,7 @@ class ChartPanel(PlotextPlot):
         self.data = data
         self.signature = signature
         size = self.content_region.size
-        if not data.message:
-            draw_panel(self.plt, data, labels=False, size=(size.width, size.height))
+        self._ticks_size = (size.width, size.height)
         # Text, not str: Textual parses a str title as markup, and a metric name is data.
         title = Text(sanitize(data.title))
         if data.nonfinite:
@@ -145,13 +146,24 @@ class ChartPanel(PlotextPlot):
         return self._plot_text()
 
     def _plot_text(self) -> Text:
-        """The plot, built once per picture: a repaint that only moved or re-bordered the panel (a layout
-        pass, focus) reuses it, and the cells go to Text without an ANSI round trip."""
+        """The plot, drawn and built once per picture: a repaint that only moved or re-bordered the panel
+        (a layout pass, focus) reuses it, and the cells go to Text without an ANSI round trip."""
         width, height = self.size
         theme = self._get_plotext_theme_name(self.app.theme)
         key = (self.signature, width, height, theme)
         if key != self._built_key or self._built is None:
-            self._built = build_text(self.plt, width, height, theme)
+            assert self.data is not None
+            self._canvas = build_chart(
+                self.plt,
+                self.data,
+                width,
+                height,
+                theme=theme,
+                canvas=self._canvas,
+                labels=False,
+                ticks_size=self._ticks_size,
+            )
+            self._built = matrix_text(self.plt)
             self._built_key = key
             # Posted from the panel's own turn: a message made while the screen renders names the
             # screen as its sender, and stops bubbling there.
