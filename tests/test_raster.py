@@ -169,7 +169,7 @@ def test_chart_is_plotexts_picture(seed: int, width: int, height: int, labels: b
     plotext_panel(theirs, data, width, height, labels)
     assert _cells(ours) == _cells(theirs)
     drawn = {ch for row in _cells(ours)[0] for ch in row}
-    assert any(0x2800 < ord(ch) <= 0x28FF or 0x2596 <= ord(ch) <= 0x259F for ch in drawn)  # lines are there
+    assert any(0x2800 < ord(ch) <= 0x28FF or 0x2580 <= ord(ch) <= 0x259F for ch in drawn)  # lines are there
     matrix = theirs.monitor.matrix
     assert canvas == (len(matrix.Cols_canvas), len(matrix.Rows_canvas))
 
