@@ -436,11 +436,16 @@ class MonitorApp(App[int]):
             self.selected = visible[0].path
         picker = self.main_screen.query_one(RunPicker)
         picker.show([self._row(run, now) for run in visible], self.selected)
-        status = self.status_text(now)
-        if status != self._status_shown:  # an unchanged line is not sent to the terminal again
-            self._status_shown = status
-            self.main_screen.query_one("#status", Static).update(status)
+        self._show_status(now)
         self.redraw_panels()
+
+    def _show_status(self, now: float) -> None:
+        """The status line, sent to the terminal only when it changed. Its box is fixed (docked, two rows),
+        so no layout pass: one would repaint the whole screen, charts included, for a new "ago"."""
+        status = self.status_text(now)
+        if status != self._status_shown:
+            self._status_shown = status
+            self.main_screen.query_one("#status", Static).update(status, layout=False)
 
     def _row(self, run: Run, now: float) -> RowInfo:
         """A picker row, rebuilt only when the run, its status, alerts or marks changed: once a second
@@ -601,10 +606,7 @@ class MonitorApp(App[int]):
         if moved:
             self.schedule_redraw()
         else:  # no status moved: only the status line's "ago" does
-            status = self.status_text(now)
-            if status != self._status_shown:
-                self._status_shown = status
-                self.main_screen.query_one("#status", Static).update(status)
+            self._show_status(now)
 
     def _verdict_due(self, run: Run, now: float) -> bool:
         """Whether time alone has changed what ``run`` is judged to be since the last tick: its silence
