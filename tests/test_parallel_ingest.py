@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from termmon.analysis.alerts import load_alert_config
 from termmon.analysis.summary import summarize
-from termmon.ingest import parallel
+from termmon.ingest import parallel, workers
 from termmon.ingest.parallel import FileChangedError, ParallelReader, Split, parse_piece, plan_split
 from termmon.loading import load_workspace
 from termmon.model.run import Run
@@ -335,7 +335,7 @@ def test_small_files_and_single_cores_stay_in_one_process(
     path = awkward_file(tmp_path / "run" / "metrics.jsonl")
     assert plan_split(path, Split()) is None  # far below MIN_PARALLEL_BYTES
     assert plan_split(path, Split(min_bytes=0, workers=0)) is None
-    assert Split().worker_count() == min(parallel.MAX_WORKERS, parallel.usable_cores() - 1)
+    assert Split().worker_count() == min(workers.MAX_WORKERS, workers.usable_cores() - 1)
 
 
 def test_the_environment_sets_the_worker_count(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -345,7 +345,7 @@ def test_the_environment_sets_the_worker_count(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("TERMMON_INGEST_WORKERS", "3")
     assert Split().worker_count() == 3 and Split(workers=1).worker_count() == 1
     monkeypatch.setenv("TERMMON_INGEST_WORKERS", "many")
-    assert Split().worker_count() == min(parallel.MAX_WORKERS, parallel.usable_cores() - 1)
+    assert Split().worker_count() == min(workers.MAX_WORKERS, workers.usable_cores() - 1)
     assert plan_split(tmp_path / "run", Split(min_bytes=0, workers=1)) is None  # not a regular file
 
 
