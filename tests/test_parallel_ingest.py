@@ -377,3 +377,27 @@ def test_packed_batches_round_trip(awkward_run: Path) -> None:
         assert np.array_equal(back.metrics[name][1], values, equal_nan=True)
     assert (back.meta, back.texts, back.bad_lines) == (batch.meta, batch.texts, batch.bad_lines)
     assert math.isnan(parallel.unpack(parallel.pack(batch)).time[-1]) == math.isnan(batch.time[-1])
+
+
+def test_prestarted_workers_serve_the_next_load(awkward_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers started before a command's imports are the ones its load uses, and read the same runs."""
+    monkeypatch.setenv("TERMMON_INGEST_WORKERS", "2")
+    workers.prestart([str(awkward_run)], min_bytes=1)
+    started = workers.take_prestarted(2)
+    assert len(started) == 2 and all(w.proc.poll() is None for w in started)
+    workers._prestarted.extend(started)  # put back for the load to take
+    assert loaded(awkward_run, TINY) == loaded(awkward_run, SEQUENTIAL)
+    assert workers.take_prestarted(2) == []  # the load took them
+    for worker in started:
+        assert worker.proc.wait(timeout=30) == 0  # and ended them with it
+
+
+def test_prestart_starts_nothing_for_small_or_absent_runs(
+    awkward_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TERMMON_INGEST_WORKERS", "2")
+    workers.prestart([str(awkward_run), str(awkward_run / "metrics.jsonl"), str(tmp_path / "none")])
+    assert workers.take_prestarted(2) == []  # far below MIN_PARALLEL_BYTES
+    monkeypatch.setenv("TERMMON_INGEST_WORKERS", "0")
+    workers.prestart([str(awkward_run)], min_bytes=1)
+    assert workers.take_prestarted(2) == []
