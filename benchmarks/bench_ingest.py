@@ -1,6 +1,7 @@
 """Ingest benchmark: `termmon summary` and `termmon.load` on big runs against the floor, latency, idle cost.
 
     python -m benchmarks.bench_ingest [--lines 1000000] [--repeat 3] [--sizes 10000 100000 1000000 5000000]
+        [--against /path/to/checkout/before]
 
 * floor: a fresh process that reads the same metrics.jsonl and parses every line with orjson (the
   fastest JSON parser installed), doing nothing else.
@@ -9,6 +10,8 @@
   ingest workers together (the sum of each process's own peak, read from /proc while they run).
   `summary` also with TERMMON_INGEST_WORKERS=0 (one process), the way it read before the split.
   Every measure is interleaved with the floor, ``--repeat`` times, and the medians compared.
+  ``--against DIR``: `summary` and `load_runs` of another checkout (the code before a change) too, in
+  turn with the rest, so before and after meet the same load on a shared box.
 * a scaling table over ``--sizes``: the same figures per record count, to show linear growth.
 * latency from appending a line to the model holding it, via filesystem events and via polling.
 * CPU used while idle with 100 runs watched (events mode, with the backstop stat poll).
@@ -124,8 +127,11 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None) -> Measured
     )
 
 
-def bench_commands(run_dir: Path, repeat: int, *, one_process: bool = True) -> dict[str, Measured]:
-    """Per command: median wall and CPU seconds, the largest peak RSS; interleaved with the floor."""
+def bench_commands(
+    run_dir: Path, repeat: int, *, one_process: bool = True, against: Path | None = None
+) -> dict[str, Measured]:
+    """Per command: median wall and CPU seconds, the largest peak RSS; interleaved with the floor.
+    ``against``: another checkout whose `summary` and `load_runs` run in turn with these (``before``)."""
     path = str(run_dir / "metrics.jsonl")
     single = {**os.environ, "TERMMON_INGEST_WORKERS": "0"}
     commands: dict[str, tuple[list[str], dict[str, str] | None]] = {
@@ -136,6 +142,10 @@ def bench_commands(run_dir: Path, repeat: int, *, one_process: bool = True) -> d
     }
     if one_process:
         commands["summary_1p"] = (commands["summary"][0], single)
+    if against is not None:
+        before = {**os.environ, "PYTHONPATH": str(against)}
+        commands["summary_before"] = (commands["summary"][0], before)
+        commands["load_runs_before"] = (commands["load_runs"][0], before)
     runs: dict[str, list[Measured]] = {name: [] for name in commands}
     for _ in range(repeat):
         for name, (argv, env) in commands.items():
@@ -221,11 +231,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000, 5_000_000])
     parser.add_argument("--no-live", action="store_true", help="skip the latency and idle rows")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "termmon-bench")
+    parser.add_argument(
+        "--against", type=Path, help="a checkout of the code before a change: its summary and load_runs too"
+    )
     args = parser.parse_args()
 
     run_dir = ensure_run(args.data, args.lines)
     size_mb = (run_dir / "metrics.jsonl").stat().st_size / 1e6
-    figures = bench_commands(run_dir, args.repeat)
+    figures = bench_commands(run_dir, args.repeat, against=args.against)
     floor = figures["floor"]
     print(f"### Ingest ({args.lines:,} lines, {size_mb:.0f} MB, median of {args.repeat})\n")
     print(
@@ -240,6 +253,9 @@ def main() -> None:
         "load": "`termmon.load` (DataFrame)",
         "load_runs": "`load_runs` (runs)",
     }
+    if args.against is not None:
+        labels["summary_before"] = f"`termmon summary --json`, {args.against}"
+        labels["load_runs_before"] = f"`load_runs`, {args.against}"
     for name, label in labels.items():
         m = figures[name]
         print(

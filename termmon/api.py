@@ -13,6 +13,7 @@ from termmon.ingest.batch import normalize_record
 from termmon.ingest.discovery import resolve_run
 from termmon.ingest.formats.base import RunLocation
 from termmon.ingest.source import RunSource
+from termmon.ingest.workers import prestart
 from termmon.loading import load_run
 
 if TYPE_CHECKING:
@@ -26,10 +27,12 @@ def load(path: str | Path) -> pd.DataFrame:
     ``epoch`` and one per metric (NaN where a record lacks it). Meta events (start, alert, end, ...)
     keep their scalar fields as extra columns; nested config is left out.
     """
+    location = resolve_run(path)
+    prestart([location.dir])  # the ingest workers start while pandas is imported
     import numpy as np
     import pandas as pd
 
-    run = load_run(resolve_run(path), progress=False)
+    run = load_run(location, progress=False)
     if run is not None and run.errors:
         if run.records == 0:
             raise TermmonError(f"termmon.load: {run.errors[0]}")

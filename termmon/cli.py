@@ -175,9 +175,13 @@ def _run_monitor(args: argparse.Namespace) -> int:
 
 
 def _run_summary(args: argparse.Namespace) -> int:
+    from termmon.ingest.workers import prestart
+
+    paths = args.paths or ["."]
+    prestart(paths)  # the workers start while the summary's imports run
     from termmon.views.summary_table import print_summary
 
-    return print_summary(args.paths or ["."], as_json=args.json, config=args.config)
+    return print_summary(paths, as_json=args.json, config=args.config)
 
 
 def _run_control(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from termmon.analysis.alerts import load_alert_config
 from termmon.analysis.summary import summarize
-from termmon.ingest import parallel
+from termmon.ingest import parallel, workers
 from termmon.ingest.parallel import FileChangedError, ParallelReader, Split, parse_piece, plan_split
 from termmon.loading import load_workspace
 from termmon.model.run import Run
@@ -335,7 +335,7 @@ def test_small_files_and_single_cores_stay_in_one_process(
     path = awkward_file(tmp_path / "run" / "metrics.jsonl")
     assert plan_split(path, Split()) is None  # far below MIN_PARALLEL_BYTES
     assert plan_split(path, Split(min_bytes=0, workers=0)) is None
-    assert Split().worker_count() == min(parallel.MAX_WORKERS, parallel.usable_cores() - 1)
+    assert Split().worker_count() == min(workers.MAX_WORKERS, workers.usable_cores() - 1)
 
 
 def test_the_environment_sets_the_worker_count(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -345,7 +345,7 @@ def test_the_environment_sets_the_worker_count(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("TERMMON_INGEST_WORKERS", "3")
     assert Split().worker_count() == 3 and Split(workers=1).worker_count() == 1
     monkeypatch.setenv("TERMMON_INGEST_WORKERS", "many")
-    assert Split().worker_count() == min(parallel.MAX_WORKERS, parallel.usable_cores() - 1)
+    assert Split().worker_count() == min(workers.MAX_WORKERS, workers.usable_cores() - 1)
     assert plan_split(tmp_path / "run", Split(min_bytes=0, workers=1)) is None  # not a regular file
 
 
@@ -377,3 +377,27 @@ def test_packed_batches_round_trip(awkward_run: Path) -> None:
         assert np.array_equal(back.metrics[name][1], values, equal_nan=True)
     assert (back.meta, back.texts, back.bad_lines) == (batch.meta, batch.texts, batch.bad_lines)
     assert math.isnan(parallel.unpack(parallel.pack(batch)).time[-1]) == math.isnan(batch.time[-1])
+
+
+def test_prestarted_workers_serve_the_next_load(awkward_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers started before a command's imports are the ones its load uses, and read the same runs."""
+    monkeypatch.setenv("TERMMON_INGEST_WORKERS", "2")
+    workers.prestart([str(awkward_run)], min_bytes=1)
+    started = workers.take_prestarted(2)
+    assert len(started) == 2 and all(w.proc.poll() is None for w in started)
+    workers._prestarted.extend(started)  # put back for the load to take
+    assert loaded(awkward_run, TINY) == loaded(awkward_run, SEQUENTIAL)
+    assert workers.take_prestarted(2) == []  # the load took them
+    for worker in started:
+        assert worker.proc.wait(timeout=30) == 0  # and ended them with it
+
+
+def test_prestart_starts_nothing_for_small_or_absent_runs(
+    awkward_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TERMMON_INGEST_WORKERS", "2")
+    workers.prestart([str(awkward_run), str(awkward_run / "metrics.jsonl"), str(tmp_path / "none")])
+    assert workers.take_prestarted(2) == []  # far below MIN_PARALLEL_BYTES
+    monkeypatch.setenv("TERMMON_INGEST_WORKERS", "0")
+    workers.prestart([str(awkward_run)], min_bytes=1)
+    assert workers.take_prestarted(2) == []

@@ -9,7 +9,6 @@ non-numeric values) go through :func:`normalize_record`, the one definition of w
 from __future__ import annotations
 
 import math
-from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import chain, groupby, pairwise
@@ -188,49 +187,60 @@ def _flat(keys: list[str], records: list[dict[str, Any]]) -> Iterator[Any]:
     return chain.from_iterable(map(getter, records)) if len(keys) > 1 else map(getter, records)
 
 
-def _float_block(keys: list[str], records: list[dict[str, Any]]) -> np.ndarray | None:
-    """Metric values as an (n, len(keys)) float block, or None when one needs the general path.
+def _number_blocks(
+    reserved_keys: list[str], value_keys: list[str], records: list[dict[str, Any]]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(``time``/``step``/``epoch`` as an (n, len(reserved_keys)) block, metric values as an
+    (n, len(value_keys)) block), or None when a record needs the general path.
 
-    numpy converts as Python's ``float`` does (so ``"1.5"`` is 1.5 and true is 1.0, as
-    :func:`numeric_value` has it), but reads None as NaN: a NaN must be one the trainer wrote.
+    One C-level pass for both (a pass costs about as much per record as per value): numpy converts
+    as Python's ``float`` does, so ``"1.5"`` is 1.5 and true is 1.0 for a metric, as
+    :func:`numeric_value` has it. The rest is checked on the blocks: see :func:`_metrics_ok` and
+    :func:`_reserved_ok`.
     """
+    keys = reserved_keys + value_keys
     n, width = len(records), len(keys)
     if width == 0:
-        return np.empty((n, 0))
+        return np.empty((n, 0)), np.empty((n, 0))
     try:
         block = np.fromiter(_flat(keys, records), dtype=np.float64, count=n * width).reshape(n, width)
     except (TypeError, ValueError, OverflowError, KeyError):
         return None
+    fixed, values = block[:, : len(reserved_keys)], block[:, len(reserved_keys) :]
+    if not _metrics_ok(value_keys, values, records) or not _reserved_ok(reserved_keys, fixed, records):
+        return None
+    return fixed, values
+
+
+def _metrics_ok(keys: list[str], block: np.ndarray, records: list[dict[str, Any]]) -> bool:
+    """numpy reads None as NaN, but a metric's NaN must be one the trainer wrote."""
     for j in np.flatnonzero(np.isnan(block).any(axis=0)):
         if any(r[keys[j]] is None for r in records):
-            return None
-    return block
+            return False
+    return True
 
 
-def _reserved_block(keys: list[str], records: list[dict[str, Any]]) -> np.ndarray | None:
-    """``time``/``step``/``epoch`` as a float block under :func:`normalize_record`'s rule, or None.
+def _reserved_ok(keys: list[str], block: np.ndarray, records: list[dict[str, Any]]) -> bool:
+    """``time``/``step``/``epoch`` under :func:`normalize_record`'s rule: real, finite numbers.
 
-    ``array('d')`` takes only real numbers, so a string (``"105"``), null, a container or a
-    400-digit integer fails in C; booleans are ints to it, so the rows reading 0 or 1 are looked at
-    one by one (few: only the first steps, or an epoch counter's first values).
+    numpy took a string (``"105"``) as its number and null as NaN: ``sum`` takes neither, in C. Booleans
+    are numbers to both, so the rows reading 0 or 1 are looked at one by one (few: only the first
+    steps, or an epoch counter's first values).
     """
-    n, width = len(records), len(keys)
-    if width == 0:
-        return np.empty((n, 0))
-    try:
-        block = np.frombuffer(array("d", _flat(keys, records)), dtype=np.float64).reshape(n, width)
-    except (TypeError, OverflowError, KeyError):
-        return None
     if not np.isfinite(block).all():
-        return None
+        return False
     for j, key in enumerate(keys):
         column = block[:, j]
         if key == "step" and not (np.abs(column) <= MAX_STEP).all():
-            return None
+            return False
+        try:
+            sum(map(itemgetter(key), records))
+        except TypeError:
+            return False
         zero_one = np.flatnonzero((column == 0.0) | (column == 1.0))
         if len(zero_one) and any(type(records[i][key]) is bool for i in zero_one.tolist()):
-            return None
-    return block
+            return False
+    return True
 
 
 class BatchBuilder:
@@ -273,10 +283,10 @@ class BatchBuilder:
         value_keys = [k for k in keys if k != "event" and k not in RESERVED]
         reserved_keys = [k for k in keys if k in RESERVED]
         n = len(records)
-        block = _float_block(value_keys, records)
-        fixed = _reserved_block(reserved_keys, records)
-        if block is None or fixed is None:
+        blocks = _number_blocks(reserved_keys, value_keys, records)
+        if blocks is None:
             return False
+        fixed, block = blocks
         base = self.n
         columns = {k: block[:, j] for j, k in enumerate(value_keys)}
         placed = {k: fixed[:, j] for j, k in enumerate(reserved_keys)}

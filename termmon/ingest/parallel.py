@@ -15,12 +15,9 @@ or fails hands its piece back, and the caller parses it itself: workers only eve
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import stat
-import struct
-import subprocess
 import sys
 import threading
 import time
@@ -28,22 +25,27 @@ from collections import deque
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from termmon.ingest.batch import BatchBuilder, RecordBatch
 from termmon.ingest.jsonl import DEFAULT_MAX_LINE
 from termmon.ingest.parse import SLICE_LINES, LineParser
+from termmon.ingest.workers import (
+    MIN_PARALLEL_BYTES,
+    READY,
+    REPLY,
+    REQUEST,
+    _Worker,
+    read_exactly,
+    take_prestarted,
+    worker_count,
+)
 
 #: Bytes a piece holds, about: small enough that few pieces wait for their turn (memory), large enough
 #: that the per-piece round trip (a request, a pickled batch) is noise.
 PIECE_BYTES = 4 << 20
-#: Files smaller than this are read in one process: a worker's start (an interpreter, numpy) costs
-#: about as much as parsing this many bytes, so it would not pay for itself.
-MIN_PARALLEL_BYTES = 48 << 20
-#: More workers than this do not help: the caller's own work (applying batches) becomes the limit.
-MAX_WORKERS = 7
 #: How far past a cut a newline is looked for. A line longer than this is not a trainer's record, so a
 #: file holding one is read the usual way, whose rules for huge lines (DEFAULT_MAX_LINE) then apply.
 MAX_CUT_SEARCH = 8 << 20
@@ -53,12 +55,7 @@ AHEAD_PER_WORKER = 3
 STRAGGLER_SECONDS = 30.0
 # Every line in a piece is shorter than the tailer's limit, so no line is one it would have skipped.
 assert PIECE_BYTES + MAX_CUT_SEARCH < DEFAULT_MAX_LINE
-#: Environment variable that sets the number of workers (0: parse in the calling process only).
-WORKERS_VARIABLE = "TERMMON_INGEST_WORKERS"
 _BOM = b"\xef\xbb\xbf"
-_REQUEST = struct.Struct("<qqQQI")  # start, end, st_dev, st_ino, path length; then the path's bytes
-_REPLY = struct.Struct("<Q")
-_READY = b"R"
 
 
 class FileChangedError(OSError):
@@ -75,19 +72,7 @@ class Split:
 
     def worker_count(self) -> int:
         """``workers``, else $TERMMON_INGEST_WORKERS (0: one process), else one per usable core but one."""
-        if self.workers is not None:
-            return max(0, self.workers)
-        with contextlib.suppress(ValueError):
-            return max(0, int(os.environ.get(WORKERS_VARIABLE, "")))
-        return max(0, min(MAX_WORKERS, usable_cores() - 1))
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity mask, as taskset or a container's cpuset set it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        return worker_count(self.workers)
 
 
 @dataclass
@@ -252,11 +237,6 @@ def unpack(packed: dict[str, Any]) -> RecordBatch:
 # --- the worker process ----------------------------------------------------------------------------
 
 
-def _read_exactly(stream: IO[bytes], n: int) -> bytes | None:
-    data = stream.read(n)
-    return data if len(data) == n else None
-
-
 def worker_main() -> int:
     """A worker: reads (path, range) requests on stdin, answers each with a pickled packed batch (or
     the error's text) on stdout, and exits when stdin closes."""
@@ -264,11 +244,11 @@ def worker_main() -> int:
     fd: int | None = None
     held: tuple[bytes, int, int] | None = None
     try:
-        stdout.write(_READY)  # imports done: the caller hands out pieces from now on
+        stdout.write(READY)  # imports done: the caller hands out pieces from now on
         stdout.flush()
-        while (header := _read_exactly(stdin, _REQUEST.size)) is not None:
-            start, end, dev, ino, length = _REQUEST.unpack(header)
-            path = _read_exactly(stdin, length)
+        while (header := read_exactly(stdin, REQUEST.size)) is not None:
+            start, end, dev, ino, length = REQUEST.unpack(header)
+            path = read_exactly(stdin, length)
             if path is None:
                 break
             try:
@@ -286,74 +266,12 @@ def worker_main() -> int:
             except Exception as exc:  # told to the caller, which parses the piece itself
                 reply = ("error", f"{type(exc).__name__}: {exc}")
             data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
-            stdout.write(_REPLY.pack(len(data)))
+            stdout.write(REPLY.pack(len(data)))
             stdout.write(data)
             stdout.flush()
     except (BrokenPipeError, KeyboardInterrupt):  # the caller went away
         return 0
     return 0
-
-
-class _Worker:
-    """One worker process, driven from one thread of the caller."""
-
-    def __init__(self) -> None:
-        import termmon
-
-        # The same termmon as the caller's, whatever the current directory holds: the worker starts in
-        # the directory termmon was imported from, and finds it there first.
-        root = str(Path(termmon.__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "termmon.ingest.parallel"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd=root,
-            env=env,
-            start_new_session=True,  # a Ctrl-C in the terminal is the caller's to handle, not the workers'
-        )
-
-    def wait_ready(self) -> None:
-        """Block until the worker has started (its imports take a while): only then does it take pieces,
-        so the caller never waits for a piece that sat with a worker still starting."""
-        assert self.proc.stdout is not None
-        if self.proc.stdout.read(len(_READY)) != _READY:
-            raise EOFError("worker did not start")
-
-    def parse(self, plan: Plan, start: int, end: int) -> RecordBatch:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        path = os.fsencode(os.path.abspath(plan.path))  # the worker runs in another directory
-        self.proc.stdin.write(_REQUEST.pack(start, end, *plan.ident, len(path)) + path)
-        self.proc.stdin.flush()
-        header = _read_exactly(self.proc.stdout, _REPLY.size)
-        if header is None:
-            raise EOFError("worker exited")
-        data = _read_exactly(self.proc.stdout, _REPLY.unpack(header)[0])
-        if data is None:
-            raise EOFError("worker exited")
-        status, payload = pickle.loads(data)
-        if status != "ok":
-            raise RuntimeError(payload)
-        return unpack(payload)
-
-    def close(self) -> None:
-        """Closing stdin ends the worker; it is reaped on a thread of its own, so the caller does not
-        wait for an interpreter's exit."""
-        with contextlib.suppress(OSError):
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-        threading.Thread(target=self._reap, daemon=True, name="termmon-ingest-reap").start()
-
-    def _reap(self) -> None:
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 class _Pieces:
@@ -409,7 +327,9 @@ class ParallelReader:
 
     def __init__(self, split: Split = Split()) -> None:
         self.split = split
-        self._idle: list[_Worker | None] = [None] * split.worker_count()
+        count = split.worker_count()
+        started: list[_Worker | None] = [*take_prestarted(count)]
+        self._idle = started + [None] * (count - len(started))
         self._lock = threading.Lock()
 
     def __enter__(self) -> ParallelReader:
@@ -481,7 +401,7 @@ class ParallelReader:
         try:
             if worker is None:
                 worker = _Worker()
-                worker.wait_ready()
+            worker.wait_ready()
             while (i := pieces.take()) is not None:
                 batch = worker.parse(pieces.plan, *pieces.plan.pieces[i])
                 pieces.put(i, batch)

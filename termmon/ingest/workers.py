@@ -1,0 +1,165 @@
+"""The ingest worker processes of termmon.ingest.parallel: starting them, and talking to one.
+
+Kept apart from the parsing (and free of numpy) so that a command can start its workers first thing,
+before its own imports: a worker takes about as long to start (an interpreter, numpy) as those
+imports, so it is ready when the load begins instead of joining it late (:func:`prestart`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import stat
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from termmon.format import METRICS_JSONL
+
+if TYPE_CHECKING:
+    from termmon.ingest.batch import RecordBatch
+    from termmon.ingest.parallel import Plan
+
+#: Files smaller than this are read in one process: a worker's start (an interpreter, numpy) costs
+#: about as much as parsing this many bytes, so it would not pay for itself.
+MIN_PARALLEL_BYTES = 48 << 20
+#: More workers than this do not help: the caller's own work (applying batches) becomes the limit.
+MAX_WORKERS = 7
+#: Environment variable that sets the number of workers (0: parse in the calling process only).
+WORKERS_VARIABLE = "TERMMON_INGEST_WORKERS"
+REQUEST = struct.Struct("<qqQQI")  # start, end, st_dev, st_ino, path length; then the path's bytes
+REPLY = struct.Struct("<Q")
+READY = b"R"
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, as taskset or a container's cpuset set it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def worker_count(workers: int | None = None) -> int:
+    """``workers``, else $TERMMON_INGEST_WORKERS (0: one process), else one per usable core but one."""
+    if workers is not None:
+        return max(0, workers)
+    with contextlib.suppress(ValueError):
+        return max(0, int(os.environ.get(WORKERS_VARIABLE, "")))
+    return max(0, min(MAX_WORKERS, usable_cores() - 1))
+
+
+def read_exactly(stream: IO[bytes], n: int) -> bytes | None:
+    data = stream.read(n)
+    return data if len(data) == n else None
+
+
+class _Worker:
+    """One worker process, driven from one thread of the caller."""
+
+    def __init__(self) -> None:
+        import termmon
+
+        # The same termmon as the caller's, whatever the current directory holds: the worker starts in
+        # the directory termmon was imported from, and finds it there first.
+        root = str(Path(termmon.__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "termmon.ingest.parallel"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=root,
+            env=env,
+            start_new_session=True,  # a Ctrl-C in the terminal is the caller's to handle, not the workers'
+        )
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        """Block until the worker has started (its imports take a while): only then does it take pieces,
+        so the caller never waits for a piece that sat with a worker still starting."""
+        if self.ready:
+            return
+        assert self.proc.stdout is not None
+        if self.proc.stdout.read(len(READY)) != READY:
+            raise EOFError("worker did not start")
+        self.ready = True
+
+    def parse(self, plan: Plan, start: int, end: int) -> RecordBatch:
+        from termmon.ingest.parallel import unpack
+
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        path = os.fsencode(os.path.abspath(plan.path))  # the worker runs in another directory
+        self.proc.stdin.write(REQUEST.pack(start, end, *plan.ident, len(path)) + path)
+        self.proc.stdin.flush()
+        header = read_exactly(self.proc.stdout, REPLY.size)
+        if header is None:
+            raise EOFError("worker exited")
+        data = read_exactly(self.proc.stdout, REPLY.unpack(header)[0])
+        if data is None:
+            raise EOFError("worker exited")
+        status, payload = pickle.loads(data)
+        if status != "ok":
+            raise RuntimeError(payload)
+        return unpack(payload)
+
+    def close(self) -> None:
+        """Closing stdin ends the worker; it is reaped on a thread of its own, so the caller does not
+        wait for an interpreter's exit."""
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        threading.Thread(target=self._reap, daemon=True, name="termmon-ingest-reap").start()
+
+    def _reap(self) -> None:
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+#: Workers started by :func:`prestart`, for the next :class:`~termmon.ingest.parallel.ParallelReader`.
+_prestarted: list[_Worker] = []
+_prestarted_lock = threading.Lock()
+
+
+def prestart(paths: Iterable[str | Path], min_bytes: int = MIN_PARALLEL_BYTES) -> None:
+    """Start the workers that a load of ``paths`` will want, now. Only when a path is, or directly
+    holds, a metrics.jsonl of ``min_bytes`` or more (a stat or two; a big run found deeper gets its
+    workers when its load starts, as without this). The next ParallelReader takes them; a worker
+    never taken ends with the caller, when its stdin closes."""
+    count = worker_count()
+    if count == 0 or not any(_worth_splitting(Path(p), min_bytes) for p in paths):
+        return
+    with _prestarted_lock:
+        for _ in range(count - len(_prestarted)):
+            try:
+                _prestarted.append(_Worker())
+            except OSError:  # the reader tries again, or parses alone
+                return
+
+
+def _worth_splitting(path: Path, min_bytes: int) -> bool:
+    for candidate in (path, path / METRICS_JSONL):
+        with contextlib.suppress(OSError):
+            st = candidate.stat()
+            if stat.S_ISREG(st.st_mode):
+                return candidate.name == METRICS_JSONL and st.st_size >= min_bytes
+    return False
+
+
+def take_prestarted(count: int) -> list[_Worker]:
+    """Up to ``count`` of the workers :func:`prestart` started (the caller owns them from now on)."""
+    with _prestarted_lock:
+        taken = _prestarted[:count]
+        del _prestarted[:count]
+    return taken
