@@ -1,0 +1,53 @@
+"""Live runs are judged at most once per ALERT_SECONDS (issue 15, item 4): the alert engine costs about
+a millisecond a run a call whatever the batch, and a run logging 20 records a second is read several
+times a second. Records that arrive between verdicts are judged in the next one, never skipped."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from termmon.format import METRICS_JSONL, encode_record
+from termmon.model.workspace import Workspace
+from termmon.views.app import ALERT_SECONDS, MonitorApp
+from tests.tui_fixtures import NOW, T0, healthy, run_async, wait_for
+
+READS = 12
+
+
+def step_record(step: int, loss: float) -> str:
+    return encode_record({"event": "step", "time": T0 + step, "step": step, "train_loss": loss}) + "\n"
+
+
+@run_async
+async def test_a_streaming_run_is_judged_once_a_second_and_its_nan_still_alerts(tmp_path: Path) -> None:
+    run_dir = healthy(tmp_path / "runs" / "live", epochs=2)
+    with open(run_dir / METRICS_JSONL) as fh:  # healthy() ends the run: reopen it by dropping the end
+        lines = [line for line in fh if '"event":"end"' not in line.replace(" ", "")]
+    (run_dir / METRICS_JSONL).write_text("".join(lines))
+    app = MonitorApp(Workspace([str(tmp_path / "runs")]), watched=["runs"], clock=lambda: NOW)
+    verdicts: list[float] = []
+    judge = app.feed.update
+
+    def counted(run, now=None):  # type: ignore[no-untyped-def]
+        verdicts.append(time.monotonic())
+        return judge(run, now)
+
+    app.feed.update = counted  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 35)) as pilot:
+        await wait_for(pilot, lambda: app.loaded and app.selected_run is not None)
+        run = app.selected_run
+        assert run is not None
+        last = int(run.last_step)
+        verdicts.clear()
+        began = time.monotonic()
+        for i in range(1, READS + 1):  # one record at a time, each read before the next is written
+            with open(run_dir / METRICS_JSONL, "a") as fh:
+                fh.write(step_record(last + i, 0.5))
+            await wait_for(pilot, lambda i=i: run.last_step == last + i)
+        streamed = time.monotonic() - began
+        assert len(verdicts) <= 2 + streamed / ALERT_SECONDS, (len(verdicts), streamed)
+        with open(run_dir / METRICS_JSONL, "a") as fh:  # a NaN on the heels of the stream
+            fh.write(step_record(last + READS + 1, math.nan))
+        await wait_for(pilot, lambda: any(row.kind == "nan_inf" for row in app.feed.rows(run.path)))
