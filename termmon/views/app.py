@@ -57,8 +57,11 @@ from termmon.views.widgets.run_picker import RowInfo, RunPicker, is_starting, ro
 
 #: At most two frames a second while runs are live: over a slow SSH link every frame is lag.
 REDRAW_SECONDS = 0.5
-#: A chart that only gained records is redrawn at most this often.
+#: A chart that only gained records is redrawn at most this often...
 CHART_SECONDS = 1.0
+#: ... and a picker row whose run only gained records (its step, loss and sparkline), this often: each
+#: row Textual renders again costs ~1 ms, and 20 logging runs changed every row twice a second.
+ROW_SECONDS = 1.0
 #: A run that keeps getting records is judged (the alert engine) at most this often: a call costs
 #: ~1 ms a run whatever the batch, and a run logging 20 records a second is read ~3-4 times a second.
 ALERT_SECONDS = 1.0
@@ -173,7 +176,7 @@ class MonitorApp(App[int]):
         self.reader_error: str | None = None
         self._status_shown: Text | None = None
         self._chart_timer: Timer | None = None
-        self._rows: dict[Path, tuple[object, RowInfo]] = {}
+        self._rows: dict[Path, tuple[tuple[object, ...], RowInfo, float]] = {}
         self._run_count = 0
         #: Per run: (its data's key, the stall limits its silence has yet to pass), for _tick.
         self._verdicts: dict[Path, tuple[tuple[int, int, float], list[float] | None]] = {}
@@ -480,9 +483,11 @@ class MonitorApp(App[int]):
         if self.selected not in {r.path for r in visible} and visible:
             self.selected = visible[0].path
         picker = self.main_screen.query_one(RunPicker)
-        picker.show([self._row(run, now) for run in visible], self.selected)
+        held: list[float] = []
+        picker.show([self._row(run, now, held) for run in visible], self.selected)
         self._show_status(now)
         self.redraw_panels()
+        self._redraw_later(held)
 
     def _show_status(self, now: float) -> None:
         """The status line, sent to the terminal only when it changed. Its box is fixed (docked, two rows),
@@ -492,9 +497,10 @@ class MonitorApp(App[int]):
             self._status_shown = status
             self.main_screen.query_one("#status", Static).update(status, layout=False)
 
-    def _row(self, run: Run, now: float) -> RowInfo:
+    def _row(self, run: Run, now: float, held: list[float]) -> RowInfo:
         """A picker row, rebuilt only when the run, its status, alerts or marks changed: once a second
-        with 100 runs, rebuilding every row is most of the idle monitor's CPU."""
+        with 100 runs, rebuilding every row is most of the idle monitor's CPU. A row whose run only
+        gained records is rebuilt at most every ROW_SECONDS; how long until then goes into ``held``."""
         key = (
             run.version,
             run.generation,
@@ -504,10 +510,17 @@ class MonitorApp(App[int]):
             run.path in self.pinned,
         )
         cached = self._rows.get(run.path)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        clock = time.monotonic()
+        if cached is not None:
+            old_key, info, built_at = cached
+            if old_key == key:
+                return info
+            wait = built_at + ROW_SECONDS - clock
+            if old_key[1:] == key[1:] and wait > 0:
+                held.append(wait)
+                return info
         info = row_info(run, now, key[3], key[4], self.run_colors(run.name))
-        self._rows[run.path] = (key, info)
+        self._rows[run.path] = (key, info, clock)
         return info
 
     def panel_data(self, panel: ChartPanel, runs: list[Run], width: int) -> PanelData:
@@ -547,8 +560,7 @@ class MonitorApp(App[int]):
                 continue
             panel.show(self.panel_data(panel, runs, panel.size.width), signature)
             panel.drawn_at = now
-        if later and self._chart_timer is None:
-            self._chart_timer = self.set_timer(min(later), self._chart_due)
+        self._redraw_later(later)
         note = loading_note(runs)
         panels = list(self.main_screen.query(ChartPanel))
         for panel in panels:
@@ -564,6 +576,11 @@ class MonitorApp(App[int]):
         if self._paint_due:
             self._paint_due = False
             self._painted.set()
+
+    def _redraw_later(self, waits: list[float]) -> None:
+        """Redraw once the first of these waits is over (a chart or row held back by its limit)."""
+        if waits and self._chart_timer is None:
+            self._chart_timer = self.set_timer(min(waits), self._chart_due)
 
     def _chart_due(self) -> None:
         self._chart_timer = None
