@@ -337,9 +337,13 @@ class MonitorApp(App[int]):
         self._judge_due.discard(run.path)
         self._add_alerts(log, self.feed.update(run, self.clock()), initial=initial)
 
+    def _verdict_wait(self, path: Path, now: float) -> float:
+        """Seconds until the run at ``path`` may be judged again (0 or less: now)."""
+        return self._judged_at.get(path, -math.inf) + ALERT_SECONDS - now
+
     def _judge_soon(self, log: AlertLog, run: Run) -> None:
         """Judge ``run`` now, or when ALERT_SECONDS have passed since its last verdict."""
-        wait = self._judged_at.get(run.path, -math.inf) + ALERT_SECONDS - time.monotonic()
+        wait = self._verdict_wait(run.path, time.monotonic())
         if wait <= 0:
             self._judge(log, run)
             return
@@ -360,7 +364,7 @@ class MonitorApp(App[int]):
             if run is None or run.loading:
                 self._judge_due.discard(path)
                 continue
-            wait = self._judged_at.get(path, -math.inf) + ALERT_SECONDS - now
+            wait = self._verdict_wait(path, now)
             if wait <= 0:
                 self._judge(log, run)
             else:
@@ -554,8 +558,7 @@ class MonitorApp(App[int]):
                 continue
             drawn = panel.signature
             wait = panel.drawn_at + CHART_SECONDS - now
-            showing_chart = panel.data is not None and not panel.data.message
-            if isinstance(drawn, tuple) and drawn[0] == view_key and wait > 0 and showing_chart:
+            if isinstance(drawn, tuple) and drawn[0] == view_key and wait > 0 and panel.charted:
                 later.append(wait)  # new records only: drawn a little later (a first chart at once)
                 continue
             panel.show(self.panel_data(panel, runs, panel.size.width), signature)
@@ -567,7 +570,7 @@ class MonitorApp(App[int]):
             panel.set_note(note)
         if self._windows_pending:
             self._windows_pending = False
-            if any(panel.data is not None and not panel.data.message for panel in panels):
+            if any(panel.charted for panel in panels):
                 self._paint_due = True
             else:  # nothing to chart: no picture will be built
                 self.call_after_refresh(self._painted.set)

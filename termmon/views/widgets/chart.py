@@ -80,6 +80,11 @@ class ChartPanel(PlotextPlot):
         self._ticks_size = (60, 16)  # the content size when the data came, which sets the tick count
         self.note: Text | None = None
 
+    @property
+    def charted(self) -> bool:
+        """Whether the panel shows a chart (not "loading…" or its message)."""
+        return self.data is not None and not self.data.message
+
     def view_key(self) -> object:
         """What, besides the data, decides the picture: scale (``l``), zoom, pan and cursor."""
         return (self.scale_mode, self.zoom, self.pan, self.cursor)
