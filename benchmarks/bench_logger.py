@@ -1,10 +1,11 @@
 """Telemetry overhead on CPU training loops, beside SummaryWriter and wandb offline (docs/performance.md).
 
-    python -m benchmarks.bench_logger [--rounds 8] [--models small,wide,many] [--small-steps 200]
+    python -m benchmarks.bench_logger [--rounds 8] [--models tiny,small,wide,many] [--small-steps 200]
                                       [--wide-steps 20] [--many-steps 10] [--split-steps 30]
 
-Three models: a small MLP (~3 ms a step, where a logger's fixed cost per log step shows most), a wide
-MLP (few large tensors) and a many-tensor model (10,000 parameter tensors). For each, four loggers train
+Four models: a tiny and a small MLP (~3 and ~6.5 ms a step, where a logger's fixed cost per step shows
+most), a wide MLP (few large tensors) and a many-tensor model (10,000 parameter tensors). The tiny and the
+small MLP both run ``--small-steps`` steps a segment. For each, four loggers train
 the same model in segments of the same length, interleaved round by round in a rotating order so the
 machine's noise (2 cores shared with other jobs) hits all alike:
 
@@ -41,6 +42,9 @@ from termmon.telemetry import Telemetry
 
 LOG_EVERY = 10
 LOGGERS = ("floor", "termmon", "tensorboard", "wandb")
+#: Hidden width of the two MLPs: "tiny" takes ~3 ms a step on one core of the reference box (the size where
+#: a logger's fixed cost per step shows most), "small" ~6.5 ms.
+MLP_WIDTHS = {"tiny": 256, "small": 512}
 
 
 class _ManyTensors(torch.nn.Module):
@@ -75,14 +79,15 @@ class _Task:
 def _task(kind: str) -> _Task:
     torch.manual_seed(0)
     mse = torch.nn.functional.mse_loss
-    if kind == "small":
-        small = torch.nn.Sequential(
-            torch.nn.Linear(256, 512), torch.nn.ReLU(), torch.nn.Linear(512, 512), torch.nn.ReLU(),
-            torch.nn.Linear(512, 10),
+    if kind in MLP_WIDTHS:
+        width = MLP_WIDTHS[kind]
+        mlp = torch.nn.Sequential(
+            torch.nn.Linear(256, width), torch.nn.ReLU(), torch.nn.Linear(width, width), torch.nn.ReLU(),
+            torch.nn.Linear(width, 10),
         )  # fmt: skip
-        opt: torch.optim.Optimizer = torch.optim.AdamW(small.parameters(), lr=1e-3)
+        opt: torch.optim.Optimizer = torch.optim.AdamW(mlp.parameters(), lr=1e-3)
         x, y = torch.randn(64, 256), torch.randint(0, 10, (64,))
-        return _Task(kind, small, opt, x, y, torch.nn.functional.cross_entropy)
+        return _Task(kind, mlp, opt, x, y, torch.nn.functional.cross_entropy)
     if kind == "wide":
         wide = torch.nn.Sequential(torch.nn.Linear(512, 8192), torch.nn.ReLU(), torch.nn.Linear(8192, 512))
         opt = torch.optim.SGD(wide.parameters(), lr=1e-3)
@@ -389,7 +394,7 @@ def _log_step_cost(kind: str, steps: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--models", default="small,wide,many")
+    parser.add_argument("--models", default="tiny,small,wide,many")
     parser.add_argument("--small-steps", type=int, default=200)
     parser.add_argument("--wide-steps", type=int, default=20)
     parser.add_argument("--many-steps", type=int, default=10)
@@ -397,7 +402,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     models = [m for m in args.models.split(",") if m]
-    steps = {"small": args.small_steps, "wide": args.wide_steps, "many": args.many_steps}
+    steps = {
+        "tiny": args.small_steps,
+        "small": args.small_steps,
+        "wide": args.wide_steps,
+        "many": args.many_steps,
+    }
     print(
         f"One CPU thread; log_every={LOG_EVERY}; {args.rounds} interleaved rounds; slowdown = median over"
         " rounds of (segment / the same round's floor) - 1\n"
@@ -406,7 +416,7 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|")
     for kind in models:
         _overhead(kind, args.rounds, max(LOG_EVERY, steps[kind]))
-    big = [m for m in models if m != "small"]
+    big = [m for m in models if m not in MLP_WIDTHS]
     if big and args.split_steps:
         print(
             "\nWhole iteration (forward, backward, SGD step, tm.step), median; log_every=5, every statistic"
