@@ -60,7 +60,13 @@ def _tensors(sizes: Sequence[int], seed: int = 0) -> list[torch.Tensor]:
     st.integers(0, 2**16),
 )
 def test_batched_statistics_match_per_tensor_reductions(sizes: list[int], seed: int) -> None:
-    params = _tensors(sizes, seed)
+    for in_turn in (stats.IN_TURN_DEVICES, frozenset()):  # this device's way, and the one-launch way
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(stats, "IN_TURN_DEVICES", in_turn)
+            _check_batched_statistics(_tensors(sizes, seed))
+
+
+def _check_batched_statistics(params: list[torch.Tensor]) -> None:
     moments = stats.weight_moments(params)
     direct = torch.stack([torch.stack([p.sum(), p.min(), p.max(), p.norm()]) for p in params])
     # float32 sums in another order differ by rounding that grows with the summed magnitudes, not with
@@ -98,3 +104,17 @@ def test_update_sentinels_sample_each_tensor_evenly_and_see_one_tensor_move(size
     moved = sentinels.compare()
     assert moved is not None
     assert [round(float(v), 4) for v in moved] == [0, 0, 0, 0.5, 0, 2.0] + [0] * (len(sizes) - 6)
+
+
+def test_statistics_of_parameters_build_no_graph_and_leave_grad_mode_as_it_was() -> None:
+    params = [torch.nn.Parameter(t) for t in _tensors(FEW_SIZES)]
+    sentinels = stats.UpdateSentinels(params)
+    for result in (stats.weight_moments(params), stats.gradient_stats(params), sentinels.sample()):
+        assert not result.requires_grad and result.grad_fn is None
+    assert torch.is_grad_enabled()
+    with torch.no_grad():
+        stats.weight_moments(params)
+        assert not torch.is_grad_enabled()
+    with pytest.raises(RuntimeError):
+        stats.weight_moments([torch.nn.Parameter(torch.ones(3)), torch.ones(2, device="meta")])
+    assert torch.is_grad_enabled()  # restored when a statistic raises

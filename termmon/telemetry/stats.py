@@ -30,6 +30,8 @@ SMALL_TENSOR = 1 << 14
 #: Small tensors share a flat copy only when there are at least this many: for fewer, the copy and the
 #: reductions of it cost more ops than one op per tensor (a small MLP's four biases and last layer).
 BATCH_MIN_TENSORS = 16
+#: Device types whose large tensors are reduced one tensor at a time (see :func:`_with_norms`).
+IN_TURN_DEVICES = frozenset({"cpu"})
 
 
 def no_grad(fn: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -68,7 +70,7 @@ def _with_norms(
     off a log step's gradient statistics, ~20 % off the weight moments, on a small MLP. Elsewhere the
     norms stay one ``_foreach_norm`` (one kernel launch for all tensors instead of one each).
     """
-    if tensors and tensors[0].device.type == "cpu":
+    if tensors and tensors[0].device.type in IN_TURN_DEVICES:
         return [(torch.linalg.vector_norm(t), reduce(t)) for t in tensors]
     return list(zip(torch._foreach_norm(list(tensors)), map(reduce, tensors), strict=True))
 
