@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from termmon.telemetry import stats
@@ -59,6 +59,7 @@ def _tensors(sizes: Sequence[int], seed: int = 0) -> list[torch.Tensor]:
     ),
     st.integers(0, 2**16),
 )
+@example([17] * stats.BATCH_MIN_TENSORS, 0)  # small tensors only: no large one to reduce on its own
 def test_batched_statistics_match_per_tensor_reductions(sizes: list[int], seed: int) -> None:
     for in_turn in (stats.IN_TURN_DEVICES, frozenset()):  # this device's way, and the one-launch way
         with pytest.MonkeyPatch.context() as patch:

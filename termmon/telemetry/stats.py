@@ -70,7 +70,9 @@ def _with_norms(
     off a log step's gradient statistics, ~20 % off the weight moments, on a small MLP. Elsewhere the
     norms stay one ``_foreach_norm`` (one kernel launch for all tensors instead of one each).
     """
-    if tensors and tensors[0].device.type in IN_TURN_DEVICES:
+    if not tensors:
+        return []  # ``_foreach_norm`` refuses an empty list
+    if tensors[0].device.type in IN_TURN_DEVICES:
         return [(torch.linalg.vector_norm(t), reduce(t)) for t in tensors]
     return list(zip(torch._foreach_norm(list(tensors)), map(reduce, tensors), strict=True))
 
