@@ -192,6 +192,10 @@ class _Termmon(_Logger):
         self.inside = 0.0
         #: The same CPU seconds by the function they were spent in (``step`` and each hook), warm-up included.
         self.by_call: dict[str, float] = {}
+        #: The same CPU seconds of each whole iteration, for log steps (True) and the others: medians of
+        #: these hold still on a loaded machine where the totals move by several percent from run to run.
+        self.by_kind: dict[bool, list[float]] = {False: [], True: []}
+        self._inside_before = 0.0
         for name in ("_before_forward", "_before_optimizer_step", "_after_optimizer_step"):
             setattr(self.tm, name, self._timed(getattr(self.tm, name)))  # before watch registers them
         self._step = self._timed(self.tm.step)
@@ -223,6 +227,8 @@ class _Termmon(_Logger):
 
     def log(self, loss: torch.Tensor) -> None:
         self._step(loss=loss, batch_size=self.task.x.shape[0])
+        self.by_kind[self.tm._last_log_step == self.tm.global_step].append(self.inside - self._inside_before)
+        self._inside_before = self.inside
 
     def settle(self) -> None:
         writer = self.tm._writer
@@ -348,6 +354,10 @@ def _overhead(kind: str, rounds: int, steps: int) -> None:
         )
         calls = ", ".join(f"{name} {spent / own.step * 1e6:.0f} us" for name, spent in own.by_call.items())
         print(f"| {label} | termmon's training-thread CPU a step by call: {calls} | | | |")
+        plain, logged = (statistics.median(own.by_kind[k]) * 1e6 for k in (False, True))
+        print(
+            f"| {label} | termmon's training-thread CPU, median: non-log step {plain:.0f} us, log step {logged:.0f} us | | | |"
+        )
 
 
 def _slowdown(times: dict[str, list[float]], name: str) -> str:
