@@ -374,8 +374,8 @@ class Telemetry:
         labels: torch.Tensor | None,
         metrics: dict[str, Any],
     ) -> None:
-        # A non-log step runs only the lines up to the log check: each attribute it reads costs ~1 us in a
-        # busy loop, the caches being cold after backward and the optimizer step.
+        # A non-log step runs only the lines up to the log check, and reads each attribute once: right
+        # after backward and the optimizer step the caches are cold, and each line costs ~1 us.
         step = self.global_step = self.global_step + 1
         if self._window_t0 is None:
             self._window_t0 = time.perf_counter()
