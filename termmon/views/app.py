@@ -37,6 +37,7 @@ from termmon.views.actions import ACTIONS, bindings
 from termmon.views.alert_feed import AlertFeed, AlertRow
 from termmon.views.colors import STATUS_GLYPH, RunColors, hex_color
 from termmon.views.control_queue import DEBOUNCE_SECONDS, LogEveryControl
+from termmon.views.first_look import FirstLook
 from termmon.views.panels import (
     DIAGNOSTICS_PANELS,
     PANELS_PER_PAGE,
@@ -67,6 +68,8 @@ ROW_SECONDS = 1.0
 ALERT_SECONDS = 1.0
 #: Longest the history read waits for the recent windows' first paint.
 FIRST_PAINT_WAIT = 2.0
+#: Longest the first frame waits for the first look at the runs (see first_look.py).
+FIRST_LOOK_WAIT = 0.5
 #: `s` cycles these: (name, debiased EMA weight); integer series are never smoothed.
 SMOOTHING: tuple[tuple[str, float | None], ...] = (("off", None), ("light", 0.6), ("strong", 0.9))
 
@@ -137,6 +140,8 @@ class MonitorApp(App[int]):
         self.control = LogEveryControl()
         #: The run to select once it is found (the demo's live run); else the first run.
         self.wanted = select.resolve() if select is not None else None
+        if self.wanted is not None:
+            workspace.show_first(self.wanted)
         self.selected: Path | None = None
         self.marked: list[Path] = []
         self.name_filter = ""
@@ -165,6 +170,11 @@ class MonitorApp(App[int]):
         #: (``on_chart_panel_drawn``: ``call_after_refresh`` runs before the compositor renders).
         self._paint_due = False
         self._stop = threading.Event()
+        #: The reader's first look, (updates, failure): taken before the first frame, or handed
+        #: over by the reading loop (``_unclaimed``) when it came too late for that.
+        self._first_look: FirstLook[tuple[list[RunUpdate], str | None]] = FirstLook()
+        self._unclaimed: tuple[list[RunUpdate], str | None] | None = None
+        self._first_tails = False  # the first look holds recent windows: the history waits for their paint
         self._watcher: object | None = None
         self._redraw_timer: Timer | None = None
         self._last_redraw = 0.0
@@ -227,6 +237,8 @@ class MonitorApp(App[int]):
     def _start_watching(self) -> None:
         from termmon.ingest.watch import ChangeWatcher
 
+        first = threading.Thread(target=self._look_first, name="termmon-first-look", daemon=True)
+        first.start()
         watcher = ChangeWatcher(self.workspace.roots, self._wake.set, poll_interval=self.poll_interval)
         try:
             watcher.start()
@@ -234,23 +246,41 @@ class MonitorApp(App[int]):
             self.main_screen.query_one(AlertLog).note(f"file watching failed ({exc}); polling instead")
         self.watch_mode = watcher.mode
         self._watcher = watcher
-        self._ingest_loop()
+        self._ingest_loop(first)
+        if (look := self._first_look.take(FIRST_LOOK_WAIT)) is not None:
+            self._hand_over(*look)
+
+    def _look_first(self) -> None:
+        """The runs listed (those too big to read at once, before any parsing) and their recent
+        windows: what the first frame shows."""
+        failure: str | None = None
+        try:
+            look = self.workspace.announce() + self.workspace.poll()
+        except Exception as exc:  # as in _ingest_loop: the reading loop tries again
+            look, failure = [], f"reading failed: {type(exc).__name__}: {exc}"
+        self._first_tails = any(item.tail for item in look)
+        if not self._first_look.offer((look, failure)):
+            self._unclaimed = (look, failure)
 
     @work(thread=True, exclusive=True, group="ingest", exit_on_error=False)
-    def _ingest_loop(self) -> None:
+    def _ingest_loop(self, first: threading.Thread) -> None:
         """Read and parse off the UI thread; wait on the watcher's wake-up, never sleep. Each look reads
         only the runs the watcher's events named (all of them on its backstop poll), and a look that
-        found nothing new is not handed to the UI thread at all."""
+        found nothing new is not handed to the UI thread at all. Starts once ``first`` (the first
+        look) is done."""
         from termmon.ingest.watch import ChangeWatcher
         from termmon.model.workspace import EVENTS_RESCAN_SECONDS
 
         worker = get_current_worker()
         watcher = self._watcher if isinstance(self._watcher, ChangeWatcher) else None
-        if found := self.workspace.announce():  # listed before they are read
+        first.join()
+        if self._unclaimed is not None:  # the first frame did not wait for it
             try:
-                self.call_from_thread(self._hand_over, found, None)
+                self.call_from_thread(self._hand_over, *self._unclaimed)
             except RuntimeError:
                 return
+        if self._first_tails:  # let the UI paint them before the history's parsing competes with it
+            self._painted.wait(FIRST_PAINT_WAIT)
         while not (worker.is_cancelled or self._stop.is_set()):
             failure: str | None = None
             changes = watcher.take() if watcher is not None else None
