@@ -7,11 +7,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from textual.app import RenderResult
 
 from termmon.model.workspace import Workspace
 from termmon.views import app as app_module
 from termmon.views.app import MonitorApp
 from termmon.views.first_look import FirstLook
+from termmon.views.widgets.chart import ChartPanel
 from tests.tui_fixtures import NOW, healthy, run_async, wait_for
 
 
@@ -70,6 +72,14 @@ async def test_a_quick_first_look_is_in_the_model_before_the_first_frame(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(app_module, "FIRST_LOOK_WAIT", 60.0)  # the wait ends when the look comes
+    renders: list[bool] = []  # per panel render: whether it had data
+    render = ChartPanel.render
+
+    def noted(panel: ChartPanel) -> RenderResult:
+        renders.append(panel.data is not None)
+        return render(panel)
+
+    monkeypatch.setattr(ChartPanel, "render", noted)
     for name in ("a", "b"):
         healthy(tmp_path / name, epochs=2)
     workspace = Workspace([str(tmp_path)])
@@ -79,6 +89,7 @@ async def test_a_quick_first_look_is_in_the_model_before_the_first_frame(
             await wait_for(pilot, lambda: app.loaded)
             assert app.runs_at_start == 2
             assert records(app.workspace) == whole_read(tmp_path)
+            assert renders and all(renders)  # no "loading…" frame first: the first one had the data
     finally:
         workspace.close()
 

@@ -249,6 +249,13 @@ class MonitorApp(App[int]):
         self._ingest_loop(first)
         if (look := self._first_look.take(FIRST_LOOK_WAIT)) is not None:
             self._hand_over(*look)
+            self._redraw_now()  # before the first layout: the first frame is drawn with the data
+
+    def _redraw_now(self) -> None:
+        if self._redraw_timer is not None:
+            self._redraw_timer.stop()
+            self._redraw_timer = None
+        self.redraw()
 
     def _look_first(self) -> None:
         """The runs listed (those too big to read at once, before any parsing) and their recent
@@ -591,7 +598,8 @@ class MonitorApp(App[int]):
             if isinstance(drawn, tuple) and drawn[0] == view_key and wait > 0 and panel.charted:
                 later.append(wait)  # new records only: drawn a little later (a first chart at once)
                 continue
-            panel.show(self.panel_data(panel, runs, panel.size.width), signature)
+            # Before the first layout a panel has no size: no wider than the screen, then.
+            panel.show(self.panel_data(panel, runs, panel.size.width or self.size.width), signature)
             panel.drawn_at = now
         self._redraw_later(later)
         note = loading_note(runs)

@@ -77,7 +77,8 @@ class ChartPanel(PlotextPlot):
         self._built: Text | None = None
         self._built_key: object = None
         self._canvas: tuple[int, int] | None = None  # the plot area's cells at the last build
-        self._ticks_size = (60, 16)  # the content size when the data came, which sets the tick count
+        #: The content size when the data came, which sets the tick count (None: the size drawn at).
+        self._ticks_size: tuple[int, int] | None = None
         self.note: Text | None = None
 
     @property
@@ -108,7 +109,8 @@ class ChartPanel(PlotextPlot):
         self.data = data
         self.signature = signature
         size = self.content_region.size
-        self._ticks_size = (size.width, size.height)
+        # Not laid out yet (the first frame's data comes before the first layout): the render's size.
+        self._ticks_size = (size.width, size.height) if size.area else None
         # Text, not str: Textual parses a str title as markup, and a metric name is data.
         title = Text(sanitize(data.title))
         if data.nonfinite:
@@ -139,6 +141,10 @@ class ChartPanel(PlotextPlot):
                 subtitle = self.note.copy()
             subtitle.truncate(room, overflow="ellipsis")
         self.border_subtitle = subtitle
+
+    def on_resize(self) -> None:
+        """The legend fits the border: first laid out after the first frame's data came, too."""
+        self._show_subtitle()
 
     def _drawn(self) -> None:
         self.post_message(self.Drawn())
