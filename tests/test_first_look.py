@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from textual.app import RenderResult
+from textual.strip import Strip
 
 from termmon.model.workspace import Workspace
 from termmon.views import app as app_module
@@ -72,14 +72,14 @@ async def test_a_quick_first_look_is_in_the_model_before_the_first_frame(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(app_module, "FIRST_LOOK_WAIT", 60.0)  # the wait ends when the look comes
-    renders: list[bool] = []  # per panel render: whether it had data
-    render = ChartPanel.render
+    renders: list[bool] = []  # per panel line rendered: whether the panel had its data
+    render_line = ChartPanel.render_line
 
-    def noted(panel: ChartPanel) -> RenderResult:
+    def noted(panel: ChartPanel, y: int) -> Strip:
         renders.append(panel.data is not None)
-        return render(panel)
+        return render_line(panel, y)
 
-    monkeypatch.setattr(ChartPanel, "render", noted)
+    monkeypatch.setattr(ChartPanel, "render_line", noted)
     for name in ("a", "b"):
         healthy(tmp_path / name, epochs=2)
     workspace = Workspace([str(tmp_path)])

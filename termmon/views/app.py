@@ -613,6 +613,9 @@ class MonitorApp(App[int]):
             else:  # nothing to chart: no picture will be built
                 self.call_after_refresh(self._painted.set)
 
+    def on_chart_panel_resized(self, _: ChartPanel.Resized) -> None:
+        self.schedule_redraw()
+
     def on_chart_panel_drawn(self, _: ChartPanel.Drawn) -> None:
         if self._paint_due:
             self._paint_due = False
