@@ -60,8 +60,9 @@ from termmon.views.widgets.run_picker import RowInfo, RunPicker, is_starting, ro
 REDRAW_SECONDS = 0.5
 #: A chart that only gained records is redrawn at most this often...
 CHART_SECONDS = 1.0
-#: ... and a picker row whose run only gained records (its step, loss and sparkline), this often: each
-#: row Textual renders again costs ~1 ms, and 20 logging runs changed every row twice a second.
+#: ... and the picker rows whose runs only gained records (step, loss and sparkline), all together
+#: this often: each row Textual renders again costs ~1 ms, and a row's new prompt makes Textual render
+#: every row on screen again, so rows refreshed each on its own clock cost a full picker per frame.
 ROW_SECONDS = 1.0
 #: A run that keeps getting records is judged (the alert engine) at most this often: a call costs
 #: ~1 ms a run whatever the batch, and a run logging 20 records a second is read ~3-4 times a second.
@@ -186,7 +187,8 @@ class MonitorApp(App[int]):
         self.reader_error: str | None = None
         self._status_shown: Text | None = None
         self._chart_timer: Timer | None = None
-        self._rows: dict[Path, tuple[tuple[object, ...], RowInfo, float]] = {}
+        self._rows: dict[Path, tuple[tuple[object, ...], RowInfo]] = {}
+        self._rows_refreshed = -math.inf  # when the rows that only gained records were last rebuilt
         self._run_count = 0
         #: Per run: (its data's key, the stall limits its silence has yet to pass), for _tick.
         self._verdicts: dict[Path, tuple[tuple[int, int, float], list[float] | None]] = {}
@@ -525,7 +527,11 @@ class MonitorApp(App[int]):
             self.selected = visible[0].path
         picker = self.main_screen.query_one(RunPicker)
         held: list[float] = []
-        picker.show([self._row(run, now, held) for run in visible], self.selected)
+        clock = time.monotonic()
+        rows_due = clock >= self._rows_refreshed + ROW_SECONDS
+        if rows_due:
+            self._rows_refreshed = clock
+        picker.show([self._row(run, now, rows_due, held) for run in visible], self.selected)
         self._show_status(now)
         self.redraw_panels()
         self._redraw_later(held)
@@ -538,10 +544,11 @@ class MonitorApp(App[int]):
             self._status_shown = status
             self.main_screen.query_one("#status", Static).update(status, layout=False)
 
-    def _row(self, run: Run, now: float, held: list[float]) -> RowInfo:
+    def _row(self, run: Run, now: float, rows_due: bool, held: list[float]) -> RowInfo:
         """A picker row, rebuilt only when the run, its status, alerts or marks changed: once a second
         with 100 runs, rebuilding every row is most of the idle monitor's CPU. A row whose run only
-        gained records is rebuilt at most every ROW_SECONDS; how long until then goes into ``held``."""
+        gained records waits for ``rows_due`` (every ROW_SECONDS); how long until then goes into
+        ``held``."""
         key = (
             run.version,
             run.generation,
@@ -551,17 +558,15 @@ class MonitorApp(App[int]):
             run.path in self.pinned,
         )
         cached = self._rows.get(run.path)
-        clock = time.monotonic()
         if cached is not None:
-            old_key, info, built_at = cached
+            old_key, info = cached
             if old_key == key:
                 return info
-            wait = built_at + ROW_SECONDS - clock
-            if old_key[1:] == key[1:] and wait > 0:
-                held.append(wait)
+            if old_key[1:] == key[1:] and not rows_due:
+                held.append(self._rows_refreshed + ROW_SECONDS - time.monotonic())
                 return info
         info = row_info(run, now, key[3], key[4], self.run_colors(run.name))
-        self._rows[run.path] = (key, info, clock)
+        self._rows[run.path] = (key, info)
         return info
 
     def panel_data(self, panel: ChartPanel, runs: list[Run], width: int) -> PanelData:
