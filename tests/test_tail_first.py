@@ -13,7 +13,7 @@ import numpy as np
 from termmon.format import METRICS_JSONL, encode_record
 from termmon.ingest.jsonl import JsonlTailer
 from termmon.model.run import RunStatus
-from termmon.model.workspace import Workspace
+from termmon.model.workspace import LEAD_WINDOW, ROW_WINDOW, Workspace
 from termmon.views.app import MonitorApp
 from termmon.views.widgets.chart import ChartPanel
 from tests.test_app import loss_panel
@@ -185,7 +185,9 @@ def test_a_run_under_twice_its_window_is_read_whole_at_once(tmp_path: Path) -> N
     append(tiny, [start("tiny")])
     mid = write_big(tmp_path / "mid", lines=1400)
     assert 64 << 10 < (mid / METRICS_JSONL).stat().st_size < 128 << 10  # between 1 and 2 windows
-    workspace = Workspace([str(tmp_path)], tail_budget=1)  # 64 KiB windows
+    workspace = Workspace(
+        [str(tmp_path)], tail_budget=1
+    )  # the smallest windows; a run under WHOLE_BYTES is read whole
     workspace.apply(workspace.poll())
     for run_dir in (tiny, mid):
         run = workspace.runs[run_dir]
@@ -257,4 +259,24 @@ async def test_the_history_read_waits_until_the_window_is_charted_not_only_liste
             assert "chart" in events
             assert events.index("chart") < events.index("history"), events
     finally:
+        workspace.close()
+
+
+def test_the_run_shown_first_gets_the_big_window_and_the_others_a_row_s_worth(tmp_path: Path) -> None:
+    """100 runs at an even share of the budget made the first frame wait for 30,000 records nobody saw:
+    the run the monitor shows first gets LEAD_WINDOW, every other run ROW_WINDOW (enough for its row)."""
+    lines = 3 * LINES  # over twice LEAD_WINDOW: not read whole
+    dirs = [write_big(tmp_path / f"r{i}", lines=lines) for i in range(3)]
+    for lead in (None, dirs[2]):
+        workspace = Workspace([str(tmp_path)], max_bytes=4 << 20)
+        if lead is not None:
+            workspace.show_first(tmp_path / "." / lead.name)  # any path to it
+        first = {item.path: item for item in workspace.poll()}
+        assert all(item.tail for item in first.values()) and set(first) == set(dirs)
+        sizes = {path: len(item.update.batch) for path, item in first.items()}
+        shown = lead or dirs[0]
+        lines_per_byte = lines / (dirs[0] / METRICS_JSONL).stat().st_size
+        assert sizes[shown] >= 0.9 * LEAD_WINDOW * lines_per_byte
+        for path in set(dirs) - {shown}:
+            assert 0.5 * ROW_WINDOW * lines_per_byte <= sizes[path] <= 1.1 * ROW_WINDOW * lines_per_byte
         workspace.close()

@@ -38,18 +38,23 @@ RESCAN_SECONDS = 5.0
 EVENTS_RESCAN_SECONDS = 30.0
 #: Rescans asked for by events are at least this far apart (a trainer writing outside any run).
 RESCAN_MIN_SECONDS = 1.0
-#: The first poll reads at most about this much in all of the new runs' recent windows (a run no
-#: bigger than its window is read whole instead), so the first frame waits for little parsing...
-TAIL_BUDGET = 8 << 20
-#: ... and each run's window is within these bounds (1 MiB: ~4,000-9,000 metrics.jsonl lines, a few
-#: points for every braille column of the widest panel; 4 MiB made the first frame wait ~70 ms for parsing).
-TAIL_WINDOW_MIN = 64 << 10
-TAIL_WINDOW_MAX = 1 << 20
+#: The first poll reads at most about this much of the new runs' recent windows, so the first frame
+#: waits for little parsing; windows past it are read on the next polls (the loop comes straight back).
+TAIL_BUDGET = 2 << 20
+#: The run the monitor shows first gets a window that fills the widest panel (1 MiB: ~4,000-9,000
+#: metrics.jsonl lines, a few points for every braille column; 4 MiB made the first frame wait ~70 ms
+#: for parsing) ...
+LEAD_WINDOW = 1 << 20
+#: ... every other run one that fills its picker row (the sparkline and the last values: ~60 lines).
+#: 100 runs at an even share of 8 MiB made the first frame wait ~0.5 s for 30,000 records nobody saw.
+ROW_WINDOW = 16 << 10
+#: A run no bigger than this is read whole at once: little more than a window, and no "loading".
+WHOLE_BYTES = 128 << 10
 
 
-def tail_window(new_runs: int, budget: int = TAIL_BUDGET) -> int:
-    """Bytes of recent window to read of each of ``new_runs`` runs found at once."""
-    return max(TAIL_WINDOW_MIN, min(TAIL_WINDOW_MAX, budget // max(1, new_runs)))
+def tail_windows(lead: bool, budget: int = TAIL_BUDGET) -> int:
+    """Bytes of recent window to read of a new run: the lead run's (the one shown first), or a row's."""
+    return max(ROW_WINDOW, min(LEAD_WINDOW, budget)) if lead else ROW_WINDOW
 
 
 #: Runs holding more than this are listed before they are read (announce()).
@@ -85,12 +90,12 @@ def _raise_fd_limit() -> None:
         pass
 
 
-def _tail(source: RunSource, window: int) -> RunSource | None:
-    """The recent-window reader of a run, or None: small (up to twice the window, read whole in one
-    go rather than twice, window then history), or it failed (the history reader then meets and
-    reports the same problem)."""
+def _tail(source: RunSource, window: int, min_size: int) -> RunSource | None:
+    """The recent-window reader of a run, or None: small (up to ``min_size``, read whole in one go
+    rather than twice, window then history), or it failed (the history reader then meets and reports
+    the same problem)."""
     try:
-        return source.tail_source(window, min_size=2 * window)
+        return source.tail_source(window, min_size=min_size)
     except Exception:
         return None
 
@@ -145,6 +150,9 @@ class Workspace:
         self._tails: dict[Path, RunSource] = {}
         self._progress: dict[Path, tuple[int, int]] = {}
         self._history: dict[Path, Run] = {}
+        #: The real path of the run a monitor shows first (:meth:`show_first`); None: the first found.
+        self._lead: str | None = None
+        self._first: Path | None = None
         _raise_fd_limit()
         self.rescan()
 
@@ -169,6 +177,7 @@ class Workspace:
                     self._names[run_dir] = self._unique_name(run_dir)
                     self._by_dir.setdefault(location.dir, []).append(run_dir)
                     self._unread.add(run_dir)
+                    self._first = self._first or run_dir
                     new.append(run_dir)
             self.errors.extend(e for e in errors if e not in self.errors)
             self._last_scan = time.monotonic()
@@ -224,19 +233,17 @@ class Workspace:
                 sources = [
                     (run_dir, self._sources[run_dir]) for run_dir in self._sources if run_dir in targets
                 ]
-        fresh = [run_dir for run_dir, _ in sources if run_dir in self._unread]
-        window = tail_window(len(fresh), self.tail_budget)
-        # 1,000 new runs at the smallest window are 64 MiB: past the budget's worth of windows, the
-        # rest wait for the next polls (the loop comes back: the windows started say ``more``).
-        allowance = max(1, self.tail_budget // window)
-        started = 0
+        # Past the budget's worth of windows, the rest wait for the next polls (the windows started
+        # say ``more``, so the loop comes back at once); the first one a poll finds always starts.
+        budget = self.tail_budget
         for run_dir, source in sources:
             if run_dir in self._unread:
-                if self.tail_budget > 0 and started >= allowance:
+                if self.tail_budget > 0 and budget <= 0:
                     continue
                 self._unread.discard(run_dir)
+                window = tail_windows(self._is_lead(run_dir), self.tail_budget)
                 if self.tail_budget > 0 and self._start_tail(run_dir, source, window, updates):
-                    started += 1
+                    budget -= window
                     continue  # its history starts on the next poll: the first frame comes first
             if run_dir in self._tails:
                 self._read_behind(run_dir, source, updates)
@@ -254,9 +261,18 @@ class Workspace:
         self._more = {item.path for item in updates if item.update.more}
         return updates
 
+    def show_first(self, run_dir: Path) -> None:
+        """Give ``run_dir`` (any path to it) the big recent window, for a monitor that shows it first."""
+        self._lead = os.path.realpath(run_dir)
+
+    def _is_lead(self, run_dir: Path) -> bool:
+        if self._lead is None:
+            return run_dir == self._first
+        return os.path.realpath(run_dir) == self._lead
+
     def _start_tail(self, run_dir: Path, source: RunSource, window: int, updates: list[RunUpdate]) -> bool:
         """Read a new big run's recent window into ``updates``; False for a run read whole instead."""
-        tail = _tail(source, window)
+        tail = _tail(source, window, max(2 * window, WHOLE_BYTES))
         if tail is None:
             return False
         self._tails[run_dir] = tail

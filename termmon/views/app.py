@@ -37,6 +37,7 @@ from termmon.views.actions import ACTIONS, bindings
 from termmon.views.alert_feed import AlertFeed, AlertRow
 from termmon.views.colors import STATUS_GLYPH, RunColors, hex_color
 from termmon.views.control_queue import DEBOUNCE_SECONDS, LogEveryControl
+from termmon.views.first_look import FirstLook
 from termmon.views.panels import (
     DIAGNOSTICS_PANELS,
     PANELS_PER_PAGE,
@@ -59,14 +60,17 @@ from termmon.views.widgets.run_picker import RowInfo, RunPicker, is_starting, ro
 REDRAW_SECONDS = 0.5
 #: A chart that only gained records is redrawn at most this often...
 CHART_SECONDS = 1.0
-#: ... and a picker row whose run only gained records (its step, loss and sparkline), this often: each
-#: row Textual renders again costs ~1 ms, and 20 logging runs changed every row twice a second.
+#: ... and the picker rows whose runs only gained records (step, loss and sparkline), all together
+#: this often: each row Textual renders again costs ~1 ms, and a row's new prompt makes Textual render
+#: every row on screen again, so rows refreshed each on its own clock cost a full picker per frame.
 ROW_SECONDS = 1.0
 #: A run that keeps getting records is judged (the alert engine) at most this often: a call costs
 #: ~1 ms a run whatever the batch, and a run logging 20 records a second is read ~3-4 times a second.
 ALERT_SECONDS = 1.0
 #: Longest the history read waits for the recent windows' first paint.
 FIRST_PAINT_WAIT = 2.0
+#: Longest the first frame waits for the first look at the runs (see first_look.py).
+FIRST_LOOK_WAIT = 0.5
 #: `s` cycles these: (name, debiased EMA weight); integer series are never smoothed.
 SMOOTHING: tuple[tuple[str, float | None], ...] = (("off", None), ("light", 0.6), ("strong", 0.9))
 
@@ -137,6 +141,8 @@ class MonitorApp(App[int]):
         self.control = LogEveryControl()
         #: The run to select once it is found (the demo's live run); else the first run.
         self.wanted = select.resolve() if select is not None else None
+        if self.wanted is not None:
+            workspace.show_first(self.wanted)
         self.selected: Path | None = None
         self.marked: list[Path] = []
         self.name_filter = ""
@@ -165,6 +171,11 @@ class MonitorApp(App[int]):
         #: (``on_chart_panel_drawn``: ``call_after_refresh`` runs before the compositor renders).
         self._paint_due = False
         self._stop = threading.Event()
+        #: The reader's first look, (updates, failure): taken before the first frame, or handed
+        #: over by the reading loop (``_unclaimed``) when it came too late for that.
+        self._first_look: FirstLook[tuple[list[RunUpdate], str | None]] = FirstLook()
+        self._unclaimed: tuple[list[RunUpdate], str | None] | None = None
+        self._first_tails = False  # the first look holds recent windows: the history waits for their paint
         self._watcher: object | None = None
         self._redraw_timer: Timer | None = None
         self._last_redraw = 0.0
@@ -176,7 +187,8 @@ class MonitorApp(App[int]):
         self.reader_error: str | None = None
         self._status_shown: Text | None = None
         self._chart_timer: Timer | None = None
-        self._rows: dict[Path, tuple[tuple[object, ...], RowInfo, float]] = {}
+        self._rows: dict[Path, tuple[tuple[object, ...], RowInfo]] = {}
+        self._rows_refreshed = -math.inf  # when the rows that only gained records were last rebuilt
         self._run_count = 0
         #: Per run: (its data's key, the stall limits its silence has yet to pass), for _tick.
         self._verdicts: dict[Path, tuple[tuple[int, int, float], list[float] | None]] = {}
@@ -227,6 +239,8 @@ class MonitorApp(App[int]):
     def _start_watching(self) -> None:
         from termmon.ingest.watch import ChangeWatcher
 
+        first = threading.Thread(target=self._look_first, name="termmon-first-look", daemon=True)
+        first.start()
         watcher = ChangeWatcher(self.workspace.roots, self._wake.set, poll_interval=self.poll_interval)
         try:
             watcher.start()
@@ -234,23 +248,48 @@ class MonitorApp(App[int]):
             self.main_screen.query_one(AlertLog).note(f"file watching failed ({exc}); polling instead")
         self.watch_mode = watcher.mode
         self._watcher = watcher
-        self._ingest_loop()
+        self._ingest_loop(first)
+        if (look := self._first_look.take(FIRST_LOOK_WAIT)) is not None:
+            self._hand_over(*look)
+            self._redraw_now()  # before the first layout: the first frame is drawn with the data
+
+    def _redraw_now(self) -> None:
+        if self._redraw_timer is not None:
+            self._redraw_timer.stop()
+            self._redraw_timer = None
+        self.redraw()
+
+    def _look_first(self) -> None:
+        """The runs listed (those too big to read at once, before any parsing) and their recent
+        windows: what the first frame shows."""
+        failure: str | None = None
+        try:
+            look = self.workspace.announce() + self.workspace.poll()
+        except Exception as exc:  # as in _ingest_loop: the reading loop tries again
+            look, failure = [], f"reading failed: {type(exc).__name__}: {exc}"
+        self._first_tails = any(item.tail for item in look)
+        if not self._first_look.offer((look, failure)):
+            self._unclaimed = (look, failure)
 
     @work(thread=True, exclusive=True, group="ingest", exit_on_error=False)
-    def _ingest_loop(self) -> None:
+    def _ingest_loop(self, first: threading.Thread) -> None:
         """Read and parse off the UI thread; wait on the watcher's wake-up, never sleep. Each look reads
         only the runs the watcher's events named (all of them on its backstop poll), and a look that
-        found nothing new is not handed to the UI thread at all."""
+        found nothing new is not handed to the UI thread at all. Starts once ``first`` (the first
+        look) is done."""
         from termmon.ingest.watch import ChangeWatcher
         from termmon.model.workspace import EVENTS_RESCAN_SECONDS
 
         worker = get_current_worker()
         watcher = self._watcher if isinstance(self._watcher, ChangeWatcher) else None
-        if found := self.workspace.announce():  # listed before they are read
+        first.join()
+        if self._unclaimed is not None:  # the first frame did not wait for it
             try:
-                self.call_from_thread(self._hand_over, found, None)
+                self.call_from_thread(self._hand_over, *self._unclaimed)
             except RuntimeError:
                 return
+        if self._first_tails:  # let the UI paint them before the history's parsing competes with it
+            self._painted.wait(FIRST_PAINT_WAIT)
         while not (worker.is_cancelled or self._stop.is_set()):
             failure: str | None = None
             changes = watcher.take() if watcher is not None else None
@@ -488,7 +527,11 @@ class MonitorApp(App[int]):
             self.selected = visible[0].path
         picker = self.main_screen.query_one(RunPicker)
         held: list[float] = []
-        picker.show([self._row(run, now, held) for run in visible], self.selected)
+        clock = time.monotonic()
+        rows_due = clock >= self._rows_refreshed + ROW_SECONDS
+        if rows_due:
+            self._rows_refreshed = clock
+        picker.show([self._row(run, now, rows_due, held) for run in visible], self.selected)
         self._show_status(now)
         self.redraw_panels()
         self._redraw_later(held)
@@ -501,10 +544,11 @@ class MonitorApp(App[int]):
             self._status_shown = status
             self.main_screen.query_one("#status", Static).update(status, layout=False)
 
-    def _row(self, run: Run, now: float, held: list[float]) -> RowInfo:
+    def _row(self, run: Run, now: float, rows_due: bool, held: list[float]) -> RowInfo:
         """A picker row, rebuilt only when the run, its status, alerts or marks changed: once a second
         with 100 runs, rebuilding every row is most of the idle monitor's CPU. A row whose run only
-        gained records is rebuilt at most every ROW_SECONDS; how long until then goes into ``held``."""
+        gained records waits for ``rows_due`` (every ROW_SECONDS); how long until then goes into
+        ``held``."""
         key = (
             run.version,
             run.generation,
@@ -514,17 +558,15 @@ class MonitorApp(App[int]):
             run.path in self.pinned,
         )
         cached = self._rows.get(run.path)
-        clock = time.monotonic()
         if cached is not None:
-            old_key, info, built_at = cached
+            old_key, info = cached
             if old_key == key:
                 return info
-            wait = built_at + ROW_SECONDS - clock
-            if old_key[1:] == key[1:] and wait > 0:
-                held.append(wait)
+            if old_key[1:] == key[1:] and not rows_due:
+                held.append(self._rows_refreshed + ROW_SECONDS - time.monotonic())
                 return info
         info = row_info(run, now, key[3], key[4], self.run_colors(run.name))
-        self._rows[run.path] = (key, info, clock)
+        self._rows[run.path] = (key, info)
         return info
 
     def panel_data(self, panel: ChartPanel, runs: list[Run], width: int) -> PanelData:
@@ -561,7 +603,8 @@ class MonitorApp(App[int]):
             if isinstance(drawn, tuple) and drawn[0] == view_key and wait > 0 and panel.charted:
                 later.append(wait)  # new records only: drawn a little later (a first chart at once)
                 continue
-            panel.show(self.panel_data(panel, runs, panel.size.width), signature)
+            # Before the first layout a panel has no size: no wider than the screen, then.
+            panel.show(self.panel_data(panel, runs, panel.size.width or self.size.width), signature)
             panel.drawn_at = now
         self._redraw_later(later)
         note = loading_note(runs)
@@ -574,6 +617,9 @@ class MonitorApp(App[int]):
                 self._paint_due = True
             else:  # nothing to chart: no picture will be built
                 self.call_after_refresh(self._painted.set)
+
+    def on_chart_panel_resized(self, _: ChartPanel.Resized) -> None:
+        self.schedule_redraw()
 
     def on_chart_panel_drawn(self, _: ChartPanel.Drawn) -> None:
         if self._paint_due:

@@ -9,16 +9,19 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.app import RenderResult
 from textual.binding import BindingType
 from textual.message import Message
+from textual.strip import Strip
 from textual_plotext import PlotextPlot
 
 from termmon.views.actions import bindings
 from termmon.views.colors import NONFINITE_RGB, hex_color
 from termmon.views.panels import PanelData, PanelSpec
-from termmon.views.plotext_draw import build_chart, matrix_text
+from termmon.views.plotext_draw import build_chart, matrix_runs
 from termmon.views.scales import ScaleMode, compact
 from termmon.views.text import sanitize
 
@@ -74,10 +77,11 @@ class ChartPanel(PlotextPlot):
         self.pan = 0.0
         #: The inspector's cursor, 0..1 across the x range, or None when off (``i``).
         self.cursor: float | None = None
-        self._built: Text | None = None
+        self._built: list[Strip] | None = None
         self._built_key: object = None
         self._canvas: tuple[int, int] | None = None  # the plot area's cells at the last build
-        self._ticks_size = (60, 16)  # the content size when the data came, which sets the tick count
+        #: The content size when the data came, which sets the tick count (None: the size drawn at).
+        self._ticks_size: tuple[int, int] | None = None
         self.note: Text | None = None
 
     @property
@@ -108,7 +112,8 @@ class ChartPanel(PlotextPlot):
         self.data = data
         self.signature = signature
         size = self.content_region.size
-        self._ticks_size = (size.width, size.height)
+        # Not laid out yet (the first frame's data comes before the first layout): the render's size.
+        self._ticks_size = (size.width, size.height) if size.area else None
         # Text, not str: Textual parses a str title as markup, and a metric name is data.
         title = Text(sanitize(data.title))
         if data.nonfinite:
@@ -140,19 +145,34 @@ class ChartPanel(PlotextPlot):
             subtitle.truncate(room, overflow="ellipsis")
         self.border_subtitle = subtitle
 
+    class Resized(Message):
+        """The panel's size changed (also its first layout, after the first frame's data came): the data
+        it shows was sampled for another width."""
+
+    def on_resize(self) -> None:
+        self._show_subtitle()  # the legend fits the border
+        self.post_message(self.Resized())
+
     def _drawn(self) -> None:
         self.post_message(self.Drawn())
 
     def render(self) -> RenderResult:
+        """ "loading…" or the panel's message; a chart is drawn by :meth:`render_line`."""
         if self.data is None:
             return Text("loading…", style="dim")
-        if self.data.message:
-            return Text(sanitize(self.data.message), style="italic", no_wrap=True, overflow="ellipsis")
-        return self._plot_text()
+        return Text(sanitize(self.data.message), style="italic", no_wrap=True, overflow="ellipsis")
 
-    def _plot_text(self) -> Text:
+    def render_line(self, y: int) -> Strip:
+        """A chart's row, from strips built once per picture: through render() the chart went to Text,
+        then to Content and back to strips on every repaint, as costly as drawing it."""
+        if not self.charted:
+            return super().render_line(y)
+        strips = self._chart_strips()
+        return strips[y] if y < len(strips) else Strip.blank(self.size.width, self.rich_style)
+
+    def _chart_strips(self) -> list[Strip]:
         """The plot, drawn and built once per picture: a repaint that only moved or re-bordered the panel
-        (a layout pass, focus) reuses it, and the cells go to Text without an ANSI round trip."""
+        (a layout pass, focus) reuses it."""
         width, height = self.size
         theme = self._get_plotext_theme_name(self.app.theme)
         key = (self.signature, width, height, theme)
@@ -168,9 +188,19 @@ class ChartPanel(PlotextPlot):
                 labels=False,
                 ticks_size=self._ticks_size,
             )
-            self._built = matrix_text(self.plt)
+            base = self.rich_style
+            styled: dict[Style, Style] = {}
+            self._built = [
+                Strip(
+                    [
+                        Segment(text, styled.get(style) or styled.setdefault(style, base + style))
+                        for text, style in row
+                    ]
+                ).adjust_cell_length(width, base)
+                for row in matrix_runs(self.plt)
+            ]
             self._built_key = key
             # Posted from the panel's own turn: a message made while the screen renders names the
             # screen as its sender, and stops bubbling there.
             self.call_next(self._drawn)
-        return self._built.copy()
+        return self._built
