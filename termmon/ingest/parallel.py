@@ -49,8 +49,14 @@ PIECE_BYTES = 4 << 20
 #: How far past a cut a newline is looked for. A line longer than this is not a trainer's record, so a
 #: file holding one is read the usual way, whose rules for huge lines (DEFAULT_MAX_LINE) then apply.
 MAX_CUT_SEARCH = 8 << 20
-#: Pieces a worker may parse ahead of the one the caller hands on next, per worker.
-AHEAD_PER_WORKER = 3
+#: Pieces a worker may parse ahead of the one the caller hands on next, per worker: a bound on the
+#: batches waiting (~4 MB each), wide enough that a worker is not held up while the caller parses a
+#: piece of its own (at 3, a worker waited ~10% of a load for room).
+AHEAD_PER_WORKER = 6
+#: Requests a worker holds at once: the next one waits in its socket when it sends a reply, so it never
+#: sits idle while the caller's thread waits for the GIL to take the reply and ask again (a few ms while
+#: the caller parses, up to a third of a load when it asked only after each reply).
+IN_FLIGHT = 2
 #: A piece out with a worker longer than this is parsed by the caller as well (a stopped worker).
 STRAGGLER_SECONDS = 30.0
 # Every line in a piece is shorter than the tailer's limit, so no line is one it would have skipped.
@@ -287,13 +293,14 @@ class _Pieces:
         self.ahead = ahead
         self.cond = threading.Condition()
 
-    def take(self) -> int | None:
+    def take(self, wait: bool = True) -> int | None:
         """The next piece for a worker, once it is at most ``ahead`` pieces past the one the caller
-        wants: workers faster than the caller's use of the batches must not pile them up in memory."""
+        wants: workers faster than the caller's use of the batches must not pile them up in memory.
+        None when none is left, or (``wait`` False) when none may be taken yet."""
         with self.cond:
-            while self.todo and self.todo[0] - self.wanted >= self.ahead:
+            while wait and self.todo and self.todo[0] - self.wanted >= self.ahead:
                 self.cond.wait()
-            if not self.todo:
+            if not self.todo or self.todo[0] - self.wanted >= self.ahead:
                 return None
             i = self.todo.popleft()
             self.out[i] = time.monotonic()
@@ -396,18 +403,23 @@ class ParallelReader:
 
     def _serve(self, worker: _Worker | None, pieces: _Pieces) -> None:
         """One worker's loop: starts the worker if need be, then takes pieces from the front until none
-        are left. On any failure the piece goes back (the caller parses it) and the worker is dropped."""
-        i: int | None = None
+        are left, :data:`IN_FLIGHT` asked of it at a time. On any failure the pieces asked go back (the
+        caller parses them) and the worker is dropped."""
+        asked: deque[int] = deque()  # oldest first, as the replies come
         try:
             if worker is None:
                 worker = _Worker()
             worker.wait_ready()
-            while (i := pieces.take()) is not None:
-                batch = worker.parse(pieces.plan, *pieces.plan.pieces[i])
-                pieces.put(i, batch)
-                i = None
+            while True:
+                while len(asked) < IN_FLIGHT and (i := pieces.take(wait=not asked)) is not None:
+                    asked.append(i)
+                    worker.send(pieces.plan, *pieces.plan.pieces[i])
+                if not asked:
+                    break
+                pieces.put(asked[0], worker.receive())
+                asked.popleft()
         except Exception:
-            if i is not None:
+            for i in reversed(asked):
                 pieces.give_back(i)
             if worker is not None:
                 worker.close()
