@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import threading
 import warnings
 from collections.abc import Iterator
@@ -22,17 +24,36 @@ if TYPE_CHECKING:
 _DROP = frozenset({"_row"})
 
 
+def _import_meanwhile(name: str) -> threading.Thread:
+    """Import ``name`` on a thread of its own (join it, then import as usual: a failure is raised there).
+    pandas takes ~0.5 CPU-s to import: imported before a big load, the ingest workers had nothing to do
+    meanwhile; imported beside it, the time is shared with the caller's parsing while they parse on."""
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+
+    thread = threading.Thread(target=run, name=f"termmon-import-{name}", daemon=True)
+    thread.start()
+    return thread
+
+
 def load(path: str | Path) -> pd.DataFrame:
     """A run's records as a DataFrame: one row per record, columns ``event``, ``time``, ``step``,
     ``epoch`` and one per metric (NaN where a record lacks it). Meta events (start, alert, end, ...)
     keep their scalar fields as extra columns; nested config is left out.
     """
     location = resolve_run(path)
-    prestart([location.dir])  # the ingest workers start while pandas is imported
+    prestart([location.dir])  # the ingest workers start while the rest is imported
     import numpy as np
+
+    pandas_imported = _import_meanwhile("pandas")
+    try:
+        run = load_run(location, progress=False)
+    finally:
+        pandas_imported.join()
     import pandas as pd
 
-    run = load_run(location, progress=False)
     if run is not None and run.errors:
         if run.records == 0:
             raise TermmonError(f"termmon.load: {run.errors[0]}")
