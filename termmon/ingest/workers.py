@@ -64,7 +64,8 @@ def receive_exactly(sock: socket.socket, n: int) -> bytearray | None:
     """``n`` bytes from ``sock``, or None at its end: one blocking call (``MSG_WAITALL``) in the usual
     case. A reply read from a pipe takes the GIL back once per pipe buffer (64 KiB), and each time waits
     for the caller's main thread to let go of it (a few ms while it parses): the worker sat blocked in
-    its write for a third of a load. Here the kernel hands the whole reply over at memory speed."""
+    its write for ~0.4 s of a 2.5 s load of 1M lines. Here the kernel hands the whole reply over at
+    memory speed."""
     data = bytearray(n)
     view = memoryview(data)
     got = 0
