@@ -15,8 +15,10 @@ or fails hands its piece back, and the caller parses it itself: workers only eve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import queue
 import stat
 import sys
 import threading
@@ -25,7 +27,7 @@ from collections import deque
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -245,13 +247,18 @@ def unpack(packed: dict[str, Any]) -> RecordBatch:
 
 def worker_main() -> int:
     """A worker: reads (path, range) requests on stdin, answers each with a pickled packed batch (or
-    the error's text) on stdout, and exits when stdin closes."""
+    the error's text) on stdout, and exits when stdin closes. Replies are written by a thread of their
+    own: a write blocks until the caller's thread takes the reply (the caller's GIL decides when), and
+    the next piece is parsed meanwhile instead (a worker sat ~0.25 s of a 1M-line load in its writes)."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    replies: queue.SimpleQueue[tuple[bytes, bytes] | None] = queue.SimpleQueue()
+    writer = threading.Thread(target=_write_replies, args=(stdout, replies), daemon=True)
     fd: int | None = None
     held: tuple[bytes, int, int] | None = None
     try:
         stdout.write(READY)  # imports done: the caller hands out pieces from now on
         stdout.flush()
+        writer.start()
         while (header := read_exactly(stdin, REQUEST.size)) is not None:
             start, end, dev, ino, length = REQUEST.unpack(header)
             path = read_exactly(stdin, length)
@@ -272,12 +279,23 @@ def worker_main() -> int:
             except Exception as exc:  # told to the caller, which parses the piece itself
                 reply = ("error", f"{type(exc).__name__}: {exc}")
             data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
-            stdout.write(REPLY.pack(len(data)))
-            stdout.write(data)
-            stdout.flush()
+            replies.put((REPLY.pack(len(data)), data))
     except (BrokenPipeError, KeyboardInterrupt):  # the caller went away
         return 0
+    finally:
+        replies.put(None)
+        if writer.is_alive():
+            writer.join()
     return 0
+
+
+def _write_replies(stdout: BinaryIO, replies: queue.SimpleQueue[tuple[bytes, bytes] | None]) -> None:
+    """Write each reply as it comes, until None (or the caller went away)."""
+    with contextlib.suppress(OSError):
+        while (reply := replies.get()) is not None:
+            for part in reply:
+                stdout.write(part)
+            stdout.flush()
 
 
 class _Pieces:
