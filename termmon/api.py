@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import threading
 import warnings
 from collections.abc import Iterator
@@ -22,17 +24,36 @@ if TYPE_CHECKING:
 _DROP = frozenset({"_row"})
 
 
+def _import_meanwhile(name: str) -> threading.Thread:
+    """Import ``name`` on a thread of its own (join it, then import as usual: a failure is raised there).
+    pandas takes ~0.5 CPU-s to import: imported before a big load, the ingest workers had nothing to do
+    meanwhile; imported beside it, the time is shared with the caller's parsing while they parse on."""
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+
+    thread = threading.Thread(target=run, name=f"termmon-import-{name}", daemon=True)
+    thread.start()
+    return thread
+
+
 def load(path: str | Path) -> pd.DataFrame:
     """A run's records as a DataFrame: one row per record, columns ``event``, ``time``, ``step``,
     ``epoch`` and one per metric (NaN where a record lacks it). Meta events (start, alert, end, ...)
     keep their scalar fields as extra columns; nested config is left out.
     """
     location = resolve_run(path)
-    prestart([location.dir])  # the ingest workers start while pandas is imported
+    prestart([location.dir])  # the ingest workers start while the rest is imported
     import numpy as np
+
+    pandas_imported = _import_meanwhile("pandas")
+    try:
+        run = load_run(location, progress=False)
+    finally:
+        pandas_imported.join()
     import pandas as pd
 
-    run = load_run(location, progress=False)
     if run is not None and run.errors:
         if run.records == 0:
             raise TermmonError(f"termmon.load: {run.errors[0]}")
@@ -63,16 +84,26 @@ def load(path: str | Path) -> pd.DataFrame:
             if isinstance(value, str | int | float | bool) or value is None:
                 extras.setdefault(key, {})[row] = value
     for key, cells in extras.items():
-        if key in frame.columns:
-            continue
-        column_values = [None] * n
-        for row, value in cells.items():
-            column_values[row] = value
-        frame[key] = column_values
+        if key not in frame.columns:
+            frame[key] = _sparse_column(pd, cells, n)
     steps = frame["step"].dropna()
     if len(steps) and bool((steps == steps.round()).all()):  # whole steps (all within 2**53): Int64
         frame["step"] = frame["step"].astype("Int64")
     return frame
+
+
+def _sparse_column(pd: Any, cells: dict[int, Any], n: int) -> Any:
+    """A column of ``n`` rows holding ``cells`` (row -> value) and None elsewhere, as pandas makes it of
+    such a list. When pandas reads the cells and a None as a type whose missing value is what it makes
+    of None (str, float), the few cells are spread out by a reindex: pandas reading a million Nones
+    took ~0.15 s a column. Otherwise (an object column keeps its Nones) the list itself."""
+    sample = pd.Series([*cells.values(), None])
+    if sample.dtype != object:
+        return pd.Series(sample.array[:-1], index=list(cells)).reindex(range(n))
+    column_values = [None] * n
+    for row, value in cells.items():
+        column_values[row] = value
+    return column_values
 
 
 def follow(

@@ -11,7 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import termmon
 from termmon.errors import UsageError
@@ -70,6 +73,36 @@ def test_load_returns_one_row_per_record(tmp_path: Path) -> None:
     assert math.isnan(df["train_loss"].iloc[7])
     assert df["status"].iloc[8] == "finished" and df["run_name"].iloc[0] == "x"
     assert df["step"].iloc[1:6].tolist() == [0, 1, 2, 3, 4]
+
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=4),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(notes=st.lists(scalars, min_size=1, max_size=4))
+def test_a_meta_field_is_the_column_pandas_makes_of_its_values(
+    tmp_path_factory: pytest.TempPathFactory, notes: list[Any]
+) -> None:
+    """A field of the meta events is a column with its values at their rows and None elsewhere, of
+    whatever dtype pandas gives such a list (str, float, object), however the column is built."""
+    run = tmp_path_factory.mktemp("run")
+    expected: list[Any] = []
+    with open(run / "metrics.jsonl", "wb") as fh:
+        for i, note in enumerate(notes):
+            fh.write(line(step(i)))
+            fh.write(
+                line({"event": "checkpoint", "time": 1000.5 + i, "checkpoint_path": "c.pt", "note": note})
+            )
+            expected += [None, note]
+    df = termmon.load(run)
+    pd.testing.assert_series_equal(df["note"], pd.Series(expected, name="note"), check_exact=True)
+    assert list(map(repr, df["note"])) == list(map(repr, pd.Series(expected)))
 
 
 def test_load_missing_path_is_a_usage_error(tmp_path: Path) -> None:

@@ -133,13 +133,13 @@ def workers_go_first(monkeypatch: pytest.MonkeyPatch, pieces: int) -> list[int]:
     otherwise parsed whole before a worker has started); returns the starts of the workers' pieces."""
     taken: list[int] = []
     went = threading.Event()
-    real_worker_parse = parallel._Worker.parse
+    real_worker_send = parallel._Worker.send
     real_parse_piece = parallel.parse_piece
 
-    def worker_parse(self: parallel._Worker, plan: parallel.Plan, start: int, end: int) -> Any:
+    def worker_send(self: parallel._Worker, plan: parallel.Plan, start: int, end: int) -> None:
         taken.append(start)
         try:
-            return real_worker_parse(self, plan, start, end)
+            real_worker_send(self, plan, start, end)
         finally:
             if len(taken) >= pieces:
                 went.set()
@@ -148,7 +148,7 @@ def workers_go_first(monkeypatch: pytest.MonkeyPatch, pieces: int) -> list[int]:
         went.wait(timeout=120)
         return real_parse_piece(fd, start, end)
 
-    monkeypatch.setattr(parallel._Worker, "parse", worker_parse)
+    monkeypatch.setattr(parallel._Worker, "send", worker_send)
     monkeypatch.setattr(parallel, "parse_piece", caller_parse)
     return taken
 
@@ -173,10 +173,12 @@ def test_a_worker_process_parses_a_piece_as_the_caller_does(awkward_run: Path) -
     fd = os.open(path, os.O_RDONLY)
     try:
         worker.wait_ready()
+        for start, end in plan.pieces:  # all asked at once: the replies come in the order asked
+            worker.send(plan, start, end)
         for start, end in plan.pieces:
             mine, theirs = Run(path), Run(path)
             mine.add(parse_piece(fd, start, end))
-            theirs.add(worker.parse(plan, start, end))
+            theirs.add(worker.receive())
             assert run_state(theirs) == run_state(mine)
     finally:
         os.close(fd)
@@ -250,17 +252,17 @@ def test_no_worker_can_start_and_the_caller_reads_everything(
 
 def test_a_worker_that_fails_hands_its_piece_back(awkward_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     expected = loaded(awkward_run, SEQUENTIAL)
-    real_parse = parallel._Worker.parse
+    real_send = parallel._Worker.send
     killed: list[int] = []
 
-    def die_on_the_third(self: parallel._Worker, plan: parallel.Plan, start: int, end: int) -> Any:
+    def die_on_the_third(self: parallel._Worker, plan: parallel.Plan, start: int, end: int) -> None:
         if len(taken) == 3:
             killed.append(start)
-            self.proc.kill()  # a worker killed mid-load: its reply never comes
+            self.proc.kill()  # a worker killed mid-load: the replies it owes never come
             self.proc.wait()
-        return real_parse(self, plan, start, end)
+        real_send(self, plan, start, end)
 
-    monkeypatch.setattr(parallel._Worker, "parse", die_on_the_third)
+    monkeypatch.setattr(parallel._Worker, "send", die_on_the_third)
     taken = workers_go_first(monkeypatch, 3)
     assert loaded(awkward_run, TINY) == expected
     assert len(killed) == 1  # a worker died holding a piece, and the run is whole all the same

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,8 +40,8 @@ STOP_ADVICE = (
 #: The sudden-stop rule's windows: from this many points, growing by LADDER_GROWTH.
 FAST_MIN_WINDOW = 4
 LADDER_GROWTH = 1.5
-#: Points judged together against every window of the ladder: (ladder, chunk) temporaries.
-LADDER_CHUNK = 8192
+#: Points judged together, window by window: temporaries of this many values.
+LADDER_CHUNK = 1 << 16
 
 
 def window_ladder(lo: int, hi: int) -> list[int]:
@@ -60,7 +61,7 @@ class LossPlateauDetector:
       first half's, nor above it. Reported once, and only until the loss first makes significant progress.
     * **Progress that stopped suddenly**: five consecutive windows of W points (W the shortest of a
       ladder 4..``fast_max_window`` where it shows): three significant steps down, then none
-      (:meth:`_fast_windows`). The window is set by the noise and the pace, not by the history.
+      (:func:`sudden_stops`). The window is set by the noise and the pace, not by the history.
     * **Progress that stopped, slowly**: three means of W finite points by prefix sums: the first W after
       warm-up, the W before the last W, and the last W, with W a quarter of the points since warm-up
       clipped to [min_window, max_window]. Flat: the last two differ by under ``z_score`` standard errors
@@ -173,7 +174,9 @@ class LossPlateauDetector:
     def _stopped(self, kept: Points, values: np.ndarray) -> list[Found]:
         """Progress that stopped: the original quarter-of-history windows (see the class docstring)."""
         first, prev, cur, w, flat = self._windows(values)
-        fa, fb, fc, fw, fse, fast = self._fast_windows(values)
+        fa, fb, fc, fw, fse, fast = sudden_stops(
+            self.sums.view, self.sq_diffs.view, len(values), self.ladder, self.config
+        )
         found = []
         i = 0
         while i < len(values):
@@ -263,61 +266,82 @@ class LossPlateauDetector:
         )
         return first, prev, cur, w, flat
 
-    def _fast_windows(
-        self, values: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per new point: means of the windows A, B, C (C the latest), W, the standard error of a difference
-        of two window means, and whether progress that was
-        steady over three windows (A00->A0->A->B, each beyond ``fast_z`` standard errors) stopped in the
-        last (B->C within noise, under ``min_rel_change`` and under ``fast_pace_ratio`` of either earlier
-        step), for the shortest W of the ladder where it shows."""
-        cfg = self.config
-        n = len(values)
-        count = np.arange(len(self.sums) - n, len(self.sums))
-        flat = np.zeros(n, dtype=bool)
-        chosen = np.ones(n, dtype=np.int64)
-        noise = np.zeros(n)
-        means = np.zeros((3, n))
-        # Every window of the ladder at once, as rows: a refresh of a live run brings a few points, and a
-        # loop over the ladder would pay numpy's per-call cost once per window. Windows too long for even
-        # the last point are left out (they are invalid everywhere).
-        ladder = [w for w in self.ladder if n and int(count[-1]) - cfg.fast_warmup_points >= 5 * w]
-        if not ladder:
-            return means[0], means[1], means[2], chosen, noise, flat
-        ws = np.array(ladder, dtype=np.int64)[:, None]
-        s, q = self.sums.view, self.sq_diffs.view
-        for lo in range(0, n, LADDER_CHUNK):
-            cnt = count[lo : lo + LADDER_CHUNK][None, :]
-            valid = cnt - cfg.fast_warmup_points >= 5 * ws
-            c = np.where(valid, cnt, 5 * ws)
-            a00, a0, a, b, cur = ((s[c - k * ws] - s[c - (k + 1) * ws]) / ws for k in (4, 3, 2, 1, 0))
-            var = (q[c] - q[c - 5 * ws + 1]) / (5 * ws - 1) / 2
-            se = np.sqrt(var * 2 / ws)
-            # Three significant steps down in a row: steady progress, which one drop (an lr decay) is not.
+
+class SuddenStops(NamedTuple):
+    """Per new point: the means of the windows A, B and C (C the latest), the window W, the standard error
+    of a difference of two window means, and whether the sudden-stop rule holds there (where it does not,
+    W is 1 and the rest 0)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    cur: np.ndarray
+    window: np.ndarray
+    noise: np.ndarray
+    flat: np.ndarray
+
+
+def sudden_stops(
+    sums: np.ndarray,
+    sq_diffs: np.ndarray,
+    n: int,
+    ladder: list[int],
+    cfg: LossPlateauConfig,
+    chunk: int = LADDER_CHUNK,
+) -> SuddenStops:
+    """The sudden-stop rule at each of the last ``n`` points of the prefix sums (``sums[k]``: sum of the
+    first k finite values; ``sq_diffs[k]``: sum of the squared steps among them): progress that was steady
+    over three windows (A00->A0->A->B, each beyond ``fast_z`` standard errors) stopped in the last (B->C
+    within noise, under ``min_rel_change`` and under ``fast_pace_ratio`` of either earlier step), for the
+    shortest W of ``ladder`` (ascending) where it shows.
+
+    Window by window over ``chunk`` points at a time: the five window means of every point are shifted slices of
+    one array of rolling means, so a point costs a few contiguous operations per window, and only the
+    points already stepping down three times are looked at further.
+    """
+    total = len(sums)  # counts of the new points: total - n .. total - 1
+    flat = np.zeros(n, dtype=bool)
+    chosen = np.ones(n, dtype=np.int64)
+    noise = np.zeros(n)
+    means = np.zeros((3, n))
+    for lo_point in range(0, n, chunk):
+        hi = total - n + min(n, lo_point + chunk)  # end (exclusive) of the chunk's counts
+        for w in ladder:
+            lo = max(total - n + lo_point, cfg.fast_warmup_points + 5 * w)  # first count this W holds at
+            m = hi - lo
+            if m <= 0:
+                break  # longer windows start later still
+            at = lo - (total - n)  # the point at count lo
+            # rolling[k]: the mean of the W points to count lo - 4W + k; the windows A00, A0, A, B and C
+            # of the point at count lo + k are rolling[k], rolling[k + W], ..., rolling[k + 4W].
+            rolling = (sums[lo - 4 * w : hi] - sums[lo - 5 * w : hi - w]) / w
+            # Each of the three steps must exceed a bound that is never negative, so it is a step down:
+            # one cheap pass keeps the few points with A00 > A0 > A > B, and the rule is judged on those.
+            down = rolling[:-w] > rolling[w:]
+            k = np.flatnonzero(down[:m] & down[w : w + m] & down[2 * w : 2 * w + m] & ~flat[at : at + m])
+            if len(k) == 0:
+                continue
+            a00, a0, a, b, cur = (rolling[k + j * w] for j in range(5))
+            var = (sq_diffs[lo + k] - sq_diffs[lo + k - 5 * w + 1]) / (5 * w - 1) / 2
+            se = np.sqrt(var * 2 / w)
             first, second, recent = a0 - a, a - b, b - cur
             # Steps must also be visible against the loss itself: a loss that is exactly constant has no
             # noise, and its last-digit wobble would otherwise read as significant progress.
             visible = np.maximum(cfg.fast_z * se, cfg.min_rel_change / 10 * np.abs(b))
             hit = (
-                valid
-                & (a00 - a0 > visible)
+                (a00 - a0 > visible)
                 & (first > visible)
                 & (second > visible)
                 & (np.abs(recent) <= cfg.z_score * se)
                 & (np.abs(recent) <= cfg.min_rel_change * np.abs(b))
                 & (recent <= cfg.fast_pace_ratio * np.minimum(first, second))
             )
-            shows = hit.any(axis=0)
-            if not shows.any():
-                continue
-            cols = np.flatnonzero(shows)
-            rows = hit[:, cols].argmax(axis=0)  # the shortest window where it shows
-            at = lo + cols
-            flat[at] = True
-            chosen[at] = ws[rows, 0]
-            noise[at] = se[rows, cols]
-            means[:, at] = np.stack([a[rows, cols], b[rows, cols], cur[rows, cols]])
-        return means[0], means[1], means[2], chosen, noise, flat
+            found = np.flatnonzero(hit)
+            points = at + k[found]
+            flat[points] = True
+            chosen[points] = w
+            noise[points] = se[found]
+            means[:, points] = np.stack([a[found], b[found], cur[found]])
+    return SuddenStops(means[0], means[1], means[2], chosen, noise, flat)
 
 
 def _subset(points: Points, keep: np.ndarray) -> Points:
