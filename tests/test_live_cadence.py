@@ -23,7 +23,9 @@ def step_record(step: int, loss: float) -> str:
 
 
 @run_async
-async def test_a_streaming_run_is_judged_once_per_alert_seconds_and_its_nan_still_alerts(tmp_path: Path) -> None:
+async def test_a_streaming_run_is_judged_once_per_alert_seconds_and_its_nan_still_alerts(
+    tmp_path: Path,
+) -> None:
     run_dir = healthy(tmp_path / "runs" / "live", epochs=2)
     with open(run_dir / METRICS_JSONL) as fh:  # healthy() ends the run: reopen it by dropping the end
         lines = [line for line in fh if '"event":"end"' not in line.replace(" ", "")]
