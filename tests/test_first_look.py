@@ -80,9 +80,7 @@ async def test_a_quick_first_look_is_in_the_model_before_the_first_frame(
         return render_line(panel, y)
 
     monkeypatch.setattr(ChartPanel, "render_line", noted)
-    for name in ("a", "b"):
-        healthy(tmp_path / name, epochs=2)
-    workspace = Workspace([str(tmp_path)])
+    workspace = Workspace([str(two_runs(tmp_path))])
     app = Watched(workspace, watched=["runs"], clock=lambda: NOW)
     try:
         async with app.run_test(size=(120, 35)) as pilot:
@@ -99,9 +97,7 @@ async def test_a_slow_first_look_arrives_once_after_the_first_frame(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(app_module, "FIRST_LOOK_WAIT", 0.0)  # the UI does not wait at all
-    for name in ("a", "b"):
-        healthy(tmp_path / name, epochs=2)
-    workspace = HeldFirstPoll([str(tmp_path)])
+    workspace = HeldFirstPoll([str(two_runs(tmp_path))])
     app = Watched(workspace, watched=["runs"], clock=lambda: NOW)
     try:
         async with app.run_test(size=(120, 35)) as pilot:
@@ -112,6 +108,12 @@ async def test_a_slow_first_look_arrives_once_after_the_first_frame(
     finally:
         workspace.release.set()
         workspace.close()
+
+
+def two_runs(root: Path) -> Path:
+    for name in ("a", "b"):
+        healthy(root / name, epochs=2)
+    return root
 
 
 def records(workspace: Workspace) -> dict[Path, int]:
