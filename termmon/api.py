@@ -96,10 +96,14 @@ def _sparse_column(pd: Any, cells: dict[int, Any], n: int) -> Any:
     """A column of ``n`` rows holding ``cells`` (row -> value) and None elsewhere, as pandas makes it of
     such a list. When pandas reads the cells and a None as a type whose missing value is what it makes
     of None (str, float), the few cells are spread out by a reindex: pandas reading a million Nones
-    took ~0.15 s a column. Otherwise (an object column keeps its Nones) the list itself."""
-    sample = pd.Series([*cells.values(), None])
-    if sample.dtype != object:
-        return pd.Series(sample.array[:-1], index=list(cells)).reindex(range(n))
+    took ~0.15 s a column. Otherwise (an object column keeps its Nones) the list itself, also for an
+    integer no float holds exactly: whether pandas then makes floats or objects depends on where the
+    Nones stand."""
+    values = list(cells.values())
+    exact = all(not isinstance(v, int) or isinstance(v, bool) or abs(v) < 2**53 for v in values)
+    sample = pd.Series([None, *values, None])
+    if exact and sample.dtype != object:
+        return pd.Series(sample.array[1:-1], index=list(cells)).reindex(range(n))
     column_values = [None] * n
     for row, value in cells.items():
         column_values[row] = value

@@ -78,7 +78,7 @@ def test_load_returns_one_row_per_record(tmp_path: Path) -> None:
 scalars = st.one_of(
     st.none(),
     st.booleans(),
-    st.integers(-(2**70), 2**70),
+    st.integers(-(2**63), 2**64 - 1),  # past 64 bits the reader gives a float (as before this column)
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=4),
 )
