@@ -52,7 +52,7 @@ ROW_WINDOW = 16 << 10
 WHOLE_BYTES = 128 << 10
 
 
-def tail_windows(lead: bool, budget: int = TAIL_BUDGET) -> int:
+def tail_window(lead: bool, budget: int = TAIL_BUDGET) -> int:
     """Bytes of recent window to read of a new run: the lead run's (the one shown first), or a row's."""
     return max(ROW_WINDOW, min(LEAD_WINDOW, budget)) if lead else ROW_WINDOW
 
@@ -241,7 +241,7 @@ class Workspace:
                 if self.tail_budget > 0 and budget <= 0:
                     continue
                 self._unread.discard(run_dir)
-                window = tail_windows(self._is_lead(run_dir), self.tail_budget)
+                window = tail_window(self._is_lead(run_dir), self.tail_budget)
                 if self.tail_budget > 0 and self._start_tail(run_dir, source, window, updates):
                     budget -= window
                     continue  # its history starts on the next poll: the first frame comes first

@@ -107,6 +107,15 @@ def loading_note(runs: list[Run]) -> Text | None:
     return Text(" · ".join(parts), style="italic")
 
 
+def _guarded(read: Callable[[], list[RunUpdate]]) -> tuple[list[RunUpdate], str | None]:
+    """A look at the workspace, and what went wrong outside any one run (those are caught per run):
+    said, not raised, so the reading loop goes on and tries again."""
+    try:
+        return read(), None
+    except Exception as exc:
+        return [], f"reading failed: {type(exc).__name__}: {exc}"
+
+
 class MonitorApp(App[int]):
     """termmon's live view of a :class:`Workspace`."""
 
@@ -264,11 +273,7 @@ class MonitorApp(App[int]):
     def _look_first(self) -> None:
         """The runs listed (those too big to read at once, before any parsing) and their recent
         windows: what the first frame shows."""
-        failure: str | None = None
-        try:
-            look = self.workspace.announce() + self.workspace.poll()
-        except Exception as exc:  # as in _ingest_loop: the reading loop tries again
-            look, failure = [], f"reading failed: {type(exc).__name__}: {exc}"
+        look, failure = _guarded(lambda: self.workspace.announce() + self.workspace.poll())
         self._first_tails = any(item.tail for item in look)
         if not self._first_look.offer((look, failure)):
             self._unclaimed = (look, failure)
@@ -293,14 +298,11 @@ class MonitorApp(App[int]):
         if self._first_tails:  # let the UI paint them before the history's parsing competes with it
             self._painted.wait(FIRST_PAINT_WAIT)
         while not (worker.is_cancelled or self._stop.is_set()):
-            failure: str | None = None
             changes = watcher.take() if watcher is not None else None
             only = None if changes is None or changes.everything else changes.paths
             events = watcher is not None and watcher.mode == "events"
-            try:
-                updates = self.workspace.poll(only, rescan_every=EVENTS_RESCAN_SECONDS if events else None)
-            except Exception as exc:  # not one run's fault (those are caught per run): say so, go on
-                updates, failure = [], f"reading failed: {type(exc).__name__}: {exc}"
+            every = EVENTS_RESCAN_SECONDS if events else None
+            updates, failure = _guarded(functools.partial(self.workspace.poll, only, rescan_every=every))
             more = any(item.update.more for item in updates)
             idle = not updates and failure is None and self.reader_error is None and self.loaded
             tails = any(item.tail for item in updates)

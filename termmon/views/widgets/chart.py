@@ -10,7 +10,6 @@ import math
 from typing import ClassVar
 
 from rich.segment import Segment
-from rich.style import Style
 from rich.text import Text
 from textual.app import RenderResult
 from textual.binding import BindingType
@@ -188,15 +187,11 @@ class ChartPanel(PlotextPlot):
                 labels=False,
                 ticks_size=self._ticks_size,
             )
-            base = self.rich_style
-            styled: dict[Style, Style] = {}
+            base = self.rich_style  # under the cells' own colours, as render() gets it
             self._built = [
-                Strip(
-                    [
-                        Segment(text, styled.get(style) or styled.setdefault(style, base + style))
-                        for text, style in row
-                    ]
-                ).adjust_cell_length(width, base)
+                Strip([Segment(text, style) for text, style in row])
+                .apply_style(base)
+                .adjust_cell_length(width, base)
                 for row in matrix_runs(self.plt)
             ]
             self._built_key = key
