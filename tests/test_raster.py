@@ -165,19 +165,8 @@ def test_chart_is_plotexts_picture(seed: int, width: int, height: int, labels: b
     """A whole panel, legend and title included, has plotext's markers and colours in every cell."""
     data = _panel(seed)
     ours, theirs = Plot(), Plot()
-    canvas = build_chart(ours, data, width, height, theme=None, labels=labels)
+    build_chart(ours, data, width, height, theme=None, labels=labels)
     plotext_panel(theirs, data, width, height, labels)
     assert _cells(ours) == _cells(theirs)
     drawn = {ch for row in _cells(ours)[0] for ch in row}
     assert any(0x2800 < ord(ch) <= 0x28FF or 0x2580 <= ord(ch) <= 0x259F for ch in drawn)  # lines are there
-    matrix = theirs.monitor.matrix
-    assert canvas == (len(matrix.Cols_canvas), len(matrix.Rows_canvas))
-
-
-def test_a_wrong_canvas_guess_is_redrawn() -> None:
-    """The caller's remembered plot area is only a guess: a wrong one gives the same picture."""
-    data = _panel(7)
-    right, wrong = Plot(), Plot()
-    canvas = build_chart(right, data, 80, 20, theme=None)
-    assert build_chart(wrong, data, 80, 20, theme=None, canvas=(canvas[0] + 5, canvas[1] - 3)) == canvas
-    assert _cells(right) == _cells(wrong)

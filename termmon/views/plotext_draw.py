@@ -3,11 +3,15 @@
 plotext crashes on ``inf`` and misdraws log axes rebuilt on repaint, so only finite values reach it
 (``PanelData`` holds values already in axis units) and non-finite points are drawn as red markers
 along the top (NaN, +inf) or bottom (-inf) edge of the chart. Ticks and their labels come from
-:mod:`termmon.views.scales`, so a 1e30 loss is labelled ``1e30``, not thirty digits.
+:mod:`termmon.views.scales`, so a 1e30 loss is labelled ``1e30``, not thirty digits. plotext builds
+the frame (axes, ticks, alert lines); traces, markers and legend are then written into its cells as
+plotext would write them, so no point passes through plotext's per-point Python.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -26,23 +30,65 @@ def tick_targets(width: int, height: int) -> tuple[int, int]:
     return max(3, min(8, width // 9)), max(2, min(6, height // 3))
 
 
+#: A cell colour as plotext takes it: a name ("gray", "default") or RGB.
+Color = str | tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class _Line:
+    """A line trace, rasterised once the built figure says how many cells its canvas has."""
+
+    x: Any
+    y: Any
+    marker: str
+    color: Color
+
+
+@dataclass(frozen=True)
+class _Markers:
+    """Non-finite points: an ``x`` at each of ``xs``, on the top (``top``) or bottom row of the canvas."""
+
+    xs: Any
+    top: bool
+    color: Color
+
+
+_Layer = _Line | _Markers
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A legend row: the trace's label, its line's symbol and colour."""
+
+    label: str
+    symbol: str
+    color: Color
+
+
+@dataclass(frozen=True)
+class _Drawing:
+    """What goes on a built canvas: layers in drawing order (later ones cover earlier ones), then the
+    legend over them; ``xlim`` the x limits plotext was given."""
+
+    layers: list[_Layer]
+    legend: list[_Entry]
+    xlim: tuple[float, float]
+
+
 def draw_panel(
     plt: Any,
     data: PanelData,
     *,
-    canvas: tuple[int, int],
     color: bool = True,
     labels: bool = True,
     size: tuple[int, int] = (60, 16),
-) -> None:
-    """Clear ``plt`` (a plotext figure) and draw the panel for a plot area of ``canvas`` cells; the caller
-    sets the size and builds (:func:`build_chart` does both, and finds ``canvas``).
+) -> _Drawing:
+    """Clear ``plt`` (a plotext figure) and set up the panel's frame: limits, ticks, alert and cursor
+    lines. Returns what goes on the canvas once it is built; :func:`build_chart` builds and draws it.
 
     ``labels=False`` leaves title, x label and legend to the caller (the TUI puts them on the panel
     border, where they cover nothing). ``size`` (cells) sets how many ticks fit. Titles and legend
-    labels hold run and metric names from disk: they pass through the sanitiser. Line traces reach
-    plotext as the cells :func:`termmon.views.raster.trace_cells` found, in the order plotext drew
-    them, so later traces, alert lines and markers cover earlier ones as before.
+    labels hold run and metric names from disk: they pass through the sanitiser.
     """
     plt.clear_data()
     nonfinite = data.nonfinite
@@ -53,30 +99,34 @@ def draw_panel(
     lo, hi = data.y_range
     xlim = data.x_range if data.x_range is not None else _x_limits(data)
     legend = labels and len(data.traces) > 1
-    lines = _LineDrawer(plt, xlim, (lo, hi), canvas)
+    layers: list[_Layer] = []
+    entries: list[_Entry] = []
     for trace in data.traces:
-        label = sanitize(trace.label) if legend else None
         pts = trace.points
         rgb = trace.color if color else "default"
         marker = "hd" if trace.epoch_level else "braille"
         if trace.smoothed is not None and len(trace.smoothed[0]):
             if len(pts.x):
-                lines.draw(pts.x, pts.y, "braille", "gray" if color else "default", None)
-            lines.draw(trace.smoothed[0], trace.smoothed[1], marker, rgb, label)
+                layers.append(_Line(pts.x, pts.y, "braille", "gray" if color else "default"))
+            layers.append(_Line(trace.smoothed[0], trace.smoothed[1], marker, rgb))
         elif len(pts.x):
-            lines.draw(pts.x, pts.y, marker, rgb, label)
+            layers.append(_Line(pts.x, pts.y, marker, rgb))
+        else:
+            continue
+        if legend:
+            entries.append(_Entry(sanitize(trace.label), plotext_utility.hd_symbols[marker], rgb))
+    # plotext draws ticks only for the axes of some signal: one point beyond the x range, left off.
+    plt.scatter([xlim[1] + 2 * (xlim[1] - xlim[0]) + 1], [lo], marker=" ", color="default")
     for mark in data.alerts:
         plt.vline(mark.x, SEVERITY_RGB.get(mark.severity, SEVERITY_RGB["warning"]) if color else "default")
     if data.cursor_x is not None:
         plt.vline(data.cursor_x, "white" if color else "default")
-    # Markers last, so no line or alert drawn later can hide them.
+    # Markers last, so no line drawn later can hide them.
     for trace in data.traces:
         pts = trace.points
-        for xs, y in ((pts.nan_x, hi), (pts.posinf_x, hi), (pts.neginf_x, lo)):
+        for xs, top in ((pts.nan_x, True), (pts.posinf_x, True), (pts.neginf_x, False)):
             if len(xs):
-                plt.scatter(
-                    xs.tolist(), [y] * len(xs), marker="x", color=NONFINITE_RGB if color else "default"
-                )
+                layers.append(_Markers(xs, top, NONFINITE_RGB if color else "default"))
     x_target, y_target = tick_targets(*size)
     y_ticks = data.y_ticks(y_target)
     if y_ticks:
@@ -86,11 +136,12 @@ def draw_panel(
         plt.xticks([p for p, _ in x_ticks], [label.strip() for _, label in x_ticks])
     plt.xlim(*xlim)
     plt.ylim(lo, hi)
+    return _Drawing(layers, entries, xlim)
 
 
 def _x_limits(data: PanelData) -> tuple[float, float]:
     """The x range plotext picks when none is set (``get_lim`` over every x it is given: points, alert
-    and cursor lines, markers), fixed here because the traces reach it as cells, not points."""
+    and cursor lines, markers), fixed here because the traces never reach it as points."""
     xs: list[float] = [mark.x for mark in data.alerts]
     if data.cursor_x is not None:
         xs.append(data.cursor_x)
@@ -105,33 +156,6 @@ def _x_limits(data: PanelData) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-class _LineDrawer:
-    """Hands plotext each line as a scatter of the cells it covers, one ready marker a cell: at the
-    centre of cell ``c`` an x that plotext maps back to exactly ``c`` on a canvas of this width."""
-
-    def __init__(
-        self, plt: Any, xlim: tuple[float, float], ylim: tuple[float, float], canvas: tuple[int, int]
-    ):
-        self.plt, self.xlim, self.ylim, self.canvas = plt, xlim, ylim, canvas
-
-    def draw(self, x: Any, y: Any, marker: str, color: str | tuple[int, int, int], label: str | None) -> None:
-        cells = trace_cells(x, y, xlim=self.xlim, ylim=self.ylim, canvas=self.canvas, marker=marker)
-        xs, ys, markers = self._centre(cells.cols, 0), self._centre(cells.rows, 1), cells.markers
-        if label is not None:
-            # The legend shows a signal's first three markers: three of the line's own symbol, placed
-            # beyond the x range so that plotext leaves them off the canvas.
-            far = self.xlim[1] + 2 * (self.xlim[1] - self.xlim[0]) + 1
-            xs, ys = [far] * 3 + xs, [self.ylim[0]] * 3 + ys
-            markers = [plotext_utility.hd_symbols[marker]] * 3 + markers
-        if xs:
-            self.plt.scatter(xs, ys, marker=markers, color=color, label=label)
-
-    def _centre(self, cells: Any, axis: int) -> list[float]:
-        lo, hi = (self.xlim, self.ylim)[axis]
-        bins = self.canvas[axis]
-        return [lo + c * (hi - lo) / (bins - 1) if bins > 1 else lo for c in cells.tolist()]
-
-
 def build_chart(
     plt: Any,
     data: PanelData,
@@ -139,33 +163,74 @@ def build_chart(
     height: int,
     *,
     theme: str | None,
-    canvas: tuple[int, int] | None = None,
     color: bool = True,
     labels: bool = True,
     ticks_size: tuple[int, int] | None = None,
-) -> tuple[int, int]:
+) -> None:
     """Draw ``data`` on ``plt`` and build its cell matrix at ``width`` x ``height`` (as textual-plotext's
-    ``render`` does: the size set twice, textual-plotext issue 5); return the plot area's size.
+    ``render`` does: the size set twice, textual-plotext issue 5).
 
-    The traces are rasterised for a plot area of ``canvas`` cells (the last build's, when the caller
-    keeps it), which plotext only settles while building (tick label widths, title): where the guess
-    was wrong the panel is drawn again for the real one, so the picture never depends on the guess.
+    plotext builds the frame (axes, ticks, alert lines, legend); the traces and markers are then
+    written into the built canvas's cells, as plotext writes its data, so the picture is plotext's
+    own (tests/test_raster.py checks it cell by cell). Handing plotext the traces cost as much again
+    as the frame, in per-point Python, and its canvas is only known once it is built.
     """
-    guess = canvas or (max(1, width - 8), max(1, height - 2))
-    for _ in range(2):
-        draw_panel(plt, data, canvas=guess, color=color, labels=labels, size=ticks_size or (width, height))
-        plt.plotsize(width, height)
-        plt._set_size(width, height)
-        if theme is not None:
-            plt.theme(theme)
-        plt._set_sizes()
-        plt._build_matrix()
-        matrix = plt.monitor.matrix
-        actual = (len(matrix.Cols_canvas), len(matrix.Rows_canvas))
-        if actual == guess:
-            break
-        guess = actual
-    return actual
+    drawing = draw_panel(plt, data, color=color, labels=labels, size=ticks_size or (width, height))
+    plt.plotsize(width, height)
+    plt._set_size(width, height)
+    if theme is not None:
+        plt.theme(theme)
+    plt._set_sizes()
+    plt._build_matrix()
+    matrix = plt.monitor.matrix
+    _paint(matrix, drawing.layers, drawing.xlim, data.y_range)
+    _legend(matrix, drawing.legend, plt.monitor.ticks_color, plt.monitor.ticks_style)
+
+
+def _paint(matrix: Any, layers: list[_Layer], xlim: tuple[float, float], ylim: tuple[float, float]) -> None:
+    """Write each layer's cells into the canvas of a built ``matrix``, in order, as plotext writes a
+    signal's points (marker and colour; the canvas keeps its background)."""
+    cols, rows = matrix.Cols_canvas, matrix.Rows_canvas
+    canvas = (len(cols), len(rows))
+    if not canvas[0] or not canvas[1]:
+        return
+    for layer in layers:
+        points: Iterable[tuple[int, int, str]]
+        if isinstance(layer, _Line):
+            cells = trace_cells(layer.x, layer.y, xlim=xlim, ylim=ylim, canvas=canvas, marker=layer.marker)
+            points = zip(cells.cols.tolist(), cells.rows.tolist(), cells.markers, strict=True)
+        else:
+            at = plotext_utility.get_matrix_data(layer.xs.tolist(), list(xlim), canvas[0])
+            row = canvas[1] - 1 if layer.top else 0
+            points = ((col, row, "x") for col in at if 0 <= col < canvas[0])
+        for col, row, marker in points:
+            _put(matrix, col + cols.start, row + rows.start, marker, layer.color, plotext_utility.no_color)
+
+
+def _legend(matrix: Any, entries: list[_Entry], color: Any, style: Any) -> None:
+    """plotext's legend (``build_plot``), over the data: from the canvas's top left, a row an entry with
+    a blank, two of the line's symbols and the label padded to the longest, where it all fits."""
+    if not entries:
+        return
+    cols, rows = matrix.Cols_canvas, matrix.Rows_canvas
+    labels = [f" {entry.label} " for entry in entries]
+    wide = max(map(len, labels))
+    if len(cols) < 3 + wide or len(rows) < len(entries):
+        return
+    none = plotext_utility.no_color
+    for i, (entry, label) in enumerate(zip(entries, labels, strict=True)):
+        row = rows.stop - 1 - i
+        cells = [(" ", none, none), (entry.symbol, entry.color, none), (entry.symbol, entry.color, none)]
+        cells += [(char, color, style) for char in label.ljust(wide)]
+        for offset, (marker, fg, st) in enumerate(cells):
+            _put(matrix, cols.start + offset, row, marker, fg, st)
+
+
+def _put(matrix: Any, col: int, row: int, marker: str, fullground: Any, style: Any) -> None:
+    """One cell, as ``matrix.insert_element`` sets it (without its per-call checks)."""
+    matrix.marker[row][col] = marker
+    matrix.fullground[row][col] = fullground
+    matrix.style[row][col] = style
 
 
 @cache

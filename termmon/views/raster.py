@@ -5,8 +5,8 @@ plotext draws a line by mapping each point to a sub-cell grid (2x4 dots a cell f
 then grouping the dots by cell. For a noisy trace that is hundreds of dots per chart, each a few
 Python calls: most of a chart's build time, live. :func:`trace_cells` does the same arithmetic on
 arrays (the same float operations in the same order, so the same dots) and returns one marker per
-cell; the chart then hands plotext those cells as a scatter of ready-made markers
-(:mod:`termmon.views.plotext_draw`), so the picture is the one plotext drew before, dot for dot.
+cell; the chart writes those cells into plotext's built canvas (:mod:`termmon.views.plotext_draw`),
+so the picture is the one plotext drew before, dot for dot.
 """
 
 from __future__ import annotations

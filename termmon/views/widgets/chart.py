@@ -78,7 +78,6 @@ class ChartPanel(PlotextPlot):
         self.cursor: float | None = None
         self._built: list[Strip] | None = None
         self._built_key: object = None
-        self._canvas: tuple[int, int] | None = None  # the plot area's cells at the last build
         #: The content size when the data came, which sets the tick count (None: the size drawn at).
         self._ticks_size: tuple[int, int] | None = None
         self.note: Text | None = None
@@ -177,15 +176,8 @@ class ChartPanel(PlotextPlot):
         key = (self.signature, width, height, theme)
         if key != self._built_key or self._built is None:
             assert self.data is not None
-            self._canvas = build_chart(
-                self.plt,
-                self.data,
-                width,
-                height,
-                theme=theme,
-                canvas=self._canvas,
-                labels=False,
-                ticks_size=self._ticks_size,
+            build_chart(
+                self.plt, self.data, width, height, theme=theme, labels=False, ticks_size=self._ticks_size
             )
             base = self.rich_style  # under the cells' own colours, as render() gets it
             self._built = [
