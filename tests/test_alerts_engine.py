@@ -18,9 +18,9 @@ from termmon.model.run import Run
 from tests.runs import feed, make_records, make_run, run_of
 
 
-def troubled_records() -> list[dict[str, Any]]:
+def troubled_records(more_alerts: tuple[dict[str, Any], ...] = ()) -> list[dict[str, Any]]:
     """One run with something of everything: NaN, spikes, vanishing gradients, a plateau, overfitting,
-    collapse, low utilisation, diagnostics and trainer-written alerts."""
+    collapse, low utilisation, diagnostics and trainer-written alerts (and ``more_alerts``)."""
     rng = np.random.default_rng(7)
     n = 2400
     s = np.arange(n)
@@ -52,6 +52,7 @@ def troubled_records() -> list[dict[str, Any]]:
             "severity": "warning",
             "message": "wandb is off",
         },
+        *more_alerts,
     ]
     return make_records(
         n,
@@ -105,6 +106,53 @@ def test_incremental_updates_over_any_split_equal_one_pass(cuts: list[int]) -> N
         seen.extend(a.to_dict() for a in engine.update(run, now=run.last_time))
     assert _comparable(seen) == _comparable(ONE_PASS)
     assert _comparable([a.to_dict() for a in engine.alerts_for(run)]) == _comparable(ONE_PASS)
+
+
+def _trainer_alert(step: int, kind: str) -> dict[str, Any]:
+    return {"event": "alert", "step": step, "kind": kind, "severity": "warning", "message": f"trainer {kind}"}
+
+
+#: The trainer's alerts of two trend kinds: a plateau after the detected one (the same episode, dropped)
+#: and overfitting before the detection (kept; the detection is dropped).
+TREND_RECORDS = troubled_records(
+    (_trainer_alert(10060, "loss_plateau"), _trainer_alert(17950, "overfitting"))
+)
+TREND_ONE_PASS = one_pass(TREND_RECORDS)
+
+
+def _by_kind(alerts: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
+    kinds: dict[str, list[tuple[Any, ...]]] = {}
+    for alert, key in zip(alerts, _comparable(alerts), strict=True):
+        kinds.setdefault(alert["kind"], []).append(key)
+    return kinds
+
+
+def test_the_trainers_trend_alerts_keep_one_per_episode() -> None:
+    plateau = [(a["step"], a["message"][:7]) for a in TREND_ONE_PASS if a["kind"] == "loss_plateau"]
+    assert plateau == [(10020, "train_l")]
+    overfitting = [(a["step"], a["message"]) for a in TREND_ONE_PASS if a["kind"] == "overfitting"]
+    assert overfitting == [(17950, "trainer overfitting")]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.integers(min_value=1, max_value=len(TREND_RECORDS) - 1), max_size=12, unique=True),
+    st.lists(st.booleans(), min_size=1, max_size=12),
+)
+def test_updates_without_the_trends_end_with_the_same_alerts(cuts: list[int], trends: list[bool]) -> None:
+    """The live monitor leaves the trend detectors out of most updates: once an update brings them in,
+    every kind has the alerts of one pass, in the same order, the trainer's included."""
+    run = Run(Path("trends"))
+    engine = AlertEngine()
+    seen: list[dict[str, Any]] = []
+    bounds = [0, *sorted(cuts), len(TREND_RECORDS)]
+    for i, (lo, hi) in enumerate(pairwise(bounds)):
+        feed(run, TREND_RECORDS[lo:hi])
+        last = hi == len(TREND_RECORDS)
+        seen.extend(
+            a.to_dict() for a in engine.update(run, now=run.last_time, trends=last or trends[i % len(trends)])
+        )
+    assert _by_kind(seen) == _by_kind(TREND_ONE_PASS)
 
 
 def _comparable(alerts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:

@@ -227,6 +227,25 @@ async def test_picker_rows_off_screen_are_drawn_when_scrolled_to(tmp_path: Path)
         await wait_for(pilot, lambda: "s100" in row(59) and dirs[59].name in row(59))
 
 
+@run_async
+async def test_a_redraw_before_the_highlight_is_taken_up_keeps_the_users_row(tmp_path: Path) -> None:
+    """The highlight moves at once, the selection when its message is handled: a redraw in between
+    (a live run's records) must not move the highlight back and lose the user's choice."""
+    write_runs(tmp_path, 8, last_step=100)
+    app = make_app(tmp_path, None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        picker = app.query_one(RunPicker)
+        await wait_for(pilot, lambda: app.loaded and len(picker.paths) == 8)
+        first = app.selected
+        picker.highlighted = 5
+        app.redraw()  # before OptionHighlighted reaches the app
+        assert picker.highlighted == 5
+        await wait_for(pilot, lambda: app.selected == picker.paths[5])
+        assert first != picker.paths[5]
+        app.redraw()
+        assert picker.highlighted == 5
+
+
 def test_big_workspaces_are_listed_before_they_are_read(tmp_path: Path) -> None:
     dirs = write_runs(tmp_path, 3)
     workspace = Workspace([str(tmp_path)])

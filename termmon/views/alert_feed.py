@@ -56,12 +56,13 @@ class AlertFeed:
         self._rows: dict[Path, list[AlertRow]] = {}
         self._generation: dict[Path, int] = {}
 
-    def update(self, run: Run, now: float | None = None) -> list[AlertRow]:
-        """The alerts new since the last call for this run (all of them again after a reset)."""
+    def update(self, run: Run, now: float | None = None, *, trends: bool = True) -> list[AlertRow]:
+        """The alerts new since the last call for this run (all of them again after a reset);
+        ``trends=False`` leaves the trend detectors for a later call (AlertEngine.update)."""
         if self._generation.get(run.path) != run.generation:
             self._generation[run.path] = run.generation
             self._rows[run.path] = []
-        new = [_row(run, alert) for alert in self.engine.update(run, now)]
+        new = [_row(run, alert) for alert in self.engine.update(run, now, trends=trends)]
         self._rows[run.path].extend(new)
         return new
 

@@ -69,6 +69,9 @@ ROW_SECONDS = 1.0
 #: streaming runs every second was a third of the monitor's main thread. What arrives in between is
 #: judged in the next turn, never skipped; a verdict waits for it at most this long.
 ALERT_SECONDS = 2.0
+#: ... and its trend detectors (plateau, overfitting, vanishing gradients, low GPU use: hundreds of
+#: points each, at about half the cost of a verdict) at most this often, also once its records stop.
+TREND_SECONDS = 10.0
 #: Longest the history read waits for the recent windows' first paint.
 FIRST_PAINT_WAIT = 2.0
 #: Longest the first frame waits for the first look at the runs (see first_look.py).
@@ -208,10 +211,14 @@ class MonitorApp(App[int]):
         self._runs_changed = True
         #: Runs seen while loading: their first alert pass comes once they are whole, as an initial one.
         self._judge_later: set[Path] = set()
-        #: When each run was last judged (monotonic), and the runs whose new records wait for their turn.
+        #: When each run was last judged (monotonic), and the runs whose new records wait for their turn;
+        #: when its trends were last judged, and the runs judged since without them.
         self._judged_at: dict[Path, float] = {}
         self._judge_due: set[Path] = set()
+        self._trends_at: dict[Path, float] = {}
+        self._trends_due: set[Path] = set()
         self._judge_timer: Timer | None = None
+        self._judge_timer_due = math.inf
 
     # --- layout ---------------------------------------------------------------------------------------
     @property
@@ -376,44 +383,68 @@ class MonitorApp(App[int]):
             self.schedule_redraw()
 
     def _judge(self, log: AlertLog, run: Run, *, initial: bool = False) -> None:
-        self._judged_at[run.path] = time.monotonic()
+        now = time.monotonic()
+        trends = initial or self._trends_at.get(run.path, -math.inf) + TREND_SECONDS <= now
+        self._judged_at[run.path] = now
         self._judge_due.discard(run.path)
-        self._add_alerts(log, self.feed.update(run, self.clock()), initial=initial)
+        if trends:
+            self._trends_at[run.path] = now
+            self._trends_due.discard(run.path)
+        else:
+            self._trends_due.add(run.path)
+            self._judge_at(now + self._verdict_wait(run.path, now))
+        self._add_alerts(log, self.feed.update(run, self.clock(), trends=trends), initial=initial)
 
     def _verdict_wait(self, path: Path, now: float) -> float:
-        """Seconds until the run at ``path`` may be judged again (0 or less: now)."""
-        return self._judged_at.get(path, -math.inf) + ALERT_SECONDS - now
+        """Seconds until the run at ``path`` is to be judged again (0 or less: now; inf: not): its new
+        records wait ALERT_SECONDS from its last verdict, trends it has not had TREND_SECONDS from theirs."""
+        waits = [math.inf]
+        if path in self._judge_due:
+            waits.append(self._judged_at.get(path, -math.inf) + ALERT_SECONDS - now)
+        if path in self._trends_due:
+            waits.append(self._trends_at.get(path, -math.inf) + TREND_SECONDS - now)
+        return min(waits)
 
     def _judge_soon(self, log: AlertLog, run: Run) -> None:
         """Judge ``run`` now, or when ALERT_SECONDS have passed since its last verdict."""
-        wait = self._verdict_wait(run.path, time.monotonic())
+        self._judge_due.add(run.path)
+        now = time.monotonic()
+        wait = self._verdict_wait(run.path, now)
         if wait <= 0:
             self._judge(log, run)
-            return
-        self._judge_due.add(run.path)
-        if self._judge_timer is None:
-            self._judge_timer = self.set_timer(wait, self._judge_waiting)
+        else:
+            self._judge_at(now + wait)
+
+    def _judge_at(self, due: float) -> None:
+        """A verdict waits until ``due`` (monotonic): the timer goes off then at the latest."""
+        if self._judge_timer is not None:
+            if self._judge_timer_due <= due:
+                return
+            self._judge_timer.stop()
+        self._judge_timer_due = due
+        self._judge_timer = self.set_timer(max(0.01, due - time.monotonic()), self._judge_waiting)
 
     def _judge_waiting(self) -> None:
-        """The runs whose records arrived within ALERT_SECONDS of their last verdict, in their turn."""
+        """The runs whose records, or trends, wait for a verdict, in their turn."""
         self._judge_timer = None
         if not self.screen_stack:
             return
         log = self.main_screen.query_one(AlertLog)
         now = time.monotonic()
         waits = []
-        for path in list(self._judge_due):
+        for path in list(self._judge_due | self._trends_due):
             run = self.workspace.runs.get(path)
             if run is None or run.loading:
                 self._judge_due.discard(path)
+                self._trends_due.discard(path)
                 continue
             wait = self._verdict_wait(path, now)
             if wait <= 0:
                 self._judge(log, run)
-            else:
-                waits.append(wait)
-        if waits:
-            self._judge_timer = self.set_timer(min(waits), self._judge_waiting)
+                wait = self._verdict_wait(path, now)
+            waits.append(wait)
+        if min(waits, default=math.inf) < math.inf:
+            self._judge_at(now + min(waits))
         self.schedule_redraw()
 
     def _add_alerts(self, log: AlertLog, rows: list[AlertRow], *, initial: bool = False) -> None:

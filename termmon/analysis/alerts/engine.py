@@ -4,6 +4,11 @@ alert per episode, including against the alerts the trainer wrote itself.
 Detectors hold per-run cursors and rolling state, so an update costs time proportional to the new points
 and the TUI can call it on every refresh. When a run is re-read from the start (``run.generation``
 changes) its state and alerts are dropped and rebuilt.
+
+The trend detectors (:data:`TRENDS`) judge hundreds of points at a time, at a fixed numpy cost a call;
+a caller that judges a live run often may leave them out of an update (``trends=False``) and bring
+them in later. The trainer's alerts of a trend's kind then wait for the trend detector, so the one
+alert kept per episode is the same however the calls were spread.
 """
 
 from __future__ import annotations
@@ -29,32 +34,39 @@ from termmon.analysis.alerts.producer import ProducerAlerts
 from termmon.analysis.alerts.system import LowGpuUtilDetector, StalledDetector
 from termmon.model.run import Run
 
+#: Detectors over trends (their config section, which is also the kind they raise): judged in an
+#: update with ``trends=True``. The rest (NaN, explosions, stalls, the trainer's own alerts) in every one.
+TRENDS = frozenset({"vanishing_gradients", "loss_plateau", "overfitting", "low_gpu_util"})
 
-def _detectors(config: AlertConfig) -> list[Detector]:
-    """Enabled detectors, in the order their alerts rank at the same record."""
-    factories: list[tuple[bool, Callable[[], Detector]]] = [
-        (config.nan_inf.enabled, lambda: NanInfDetector(config.nan_inf)),
-        (config.exploding_gradients.enabled, lambda: ExplodingGradientsDetector(config.exploding_gradients)),
-        (config.vanishing_gradients.enabled, lambda: VanishingGradientsDetector(config.vanishing_gradients)),
-        (config.no_param_updates.enabled, lambda: no_param_updates_detector(config.no_param_updates)),
-        (config.model_collapse.enabled, lambda: model_collapse_detector(config.model_collapse)),
-        (config.label_out_of_range.enabled, lambda: label_out_of_range_detector(config.label_out_of_range)),
-        (config.loss_plateau.enabled, lambda: LossPlateauDetector(config.loss_plateau)),
-        (config.overfitting.enabled, lambda: OverfittingDetector(config.overfitting)),
-        (config.low_gpu_util.enabled, lambda: LowGpuUtilDetector(config.low_gpu_util)),
-        (config.diagnostics.enabled, lambda: DiagnosticsDetector(config.diagnostics)),
-        (config.producer.enabled, ProducerAlerts),
-        (config.stalled.enabled, lambda: StalledDetector(config.stalled)),
+
+def _detectors(config: AlertConfig) -> list[tuple[str, Detector]]:
+    """Enabled detectors by config section, in the order their alerts rank at the same record."""
+    factories: list[tuple[str, Callable[[], Detector]]] = [
+        ("nan_inf", lambda: NanInfDetector(config.nan_inf)),
+        ("exploding_gradients", lambda: ExplodingGradientsDetector(config.exploding_gradients)),
+        ("vanishing_gradients", lambda: VanishingGradientsDetector(config.vanishing_gradients)),
+        ("no_param_updates", lambda: no_param_updates_detector(config.no_param_updates)),
+        ("model_collapse", lambda: model_collapse_detector(config.model_collapse)),
+        ("label_out_of_range", lambda: label_out_of_range_detector(config.label_out_of_range)),
+        ("loss_plateau", lambda: LossPlateauDetector(config.loss_plateau)),
+        ("overfitting", lambda: OverfittingDetector(config.overfitting)),
+        ("low_gpu_util", lambda: LowGpuUtilDetector(config.low_gpu_util)),
+        ("diagnostics", lambda: DiagnosticsDetector(config.diagnostics)),
+        ("producer", ProducerAlerts),
+        ("stalled", lambda: StalledDetector(config.stalled)),
     ]
-    return [make() for enabled, make in factories if enabled]
+    return [(name, make()) for name, make in factories if getattr(config, name).enabled]
 
 
 class _RunAlerts:
     def __init__(self, config: AlertConfig, generation: int) -> None:
         self.generation = generation
         self.detectors = _detectors(config)
+        self.trends = frozenset(name for name, _ in self.detectors if name in TRENDS)
         self.alerts: list[Alert] = []
         self.last_by_kind: dict[str, Alert] = {}
+        #: The trainer's alerts of a trend's kind, found while the trend detectors were left out.
+        self.waiting: list[tuple[float, int, Found]] = []
 
 
 class AlertEngine:
@@ -64,23 +76,31 @@ class AlertEngine:
         self.config = config or AlertConfig()
         self._runs: dict[Path, _RunAlerts] = {}
 
-    def update(self, run: Run, now: float | None = None) -> list[Alert]:
+    def update(self, run: Run, now: float | None = None, *, trends: bool = True) -> list[Alert]:
         """The alerts raised by what is new in ``run`` since the last call (all of them on the first call,
         or after the run was re-read from its start: check :meth:`alerts_for` then). ``now`` (unix time,
-        default the clock) is what ``stalled`` measures silence against.
+        default the clock) is what ``stalled`` measures silence against. ``trends=False`` leaves the
+        :data:`TRENDS` detectors for a later update, which judges what they missed.
         """
         now = _time.time() if now is None else now
         state = self._runs.get(run.path)
         if state is None or state.generation != run.generation:
             state = self._runs[run.path] = _RunAlerts(self.config, run.generation)
         found: list[tuple[float, int, Found]] = []
-        for order, detector in enumerate(state.detectors):
+        for order, (name, detector) in enumerate(state.detectors):
+            if not trends and name in TRENDS:
+                continue
             try:
                 found.extend((f.row, order, f) for f in detector.update(run, now))
             except Exception as exc:  # one detector failing on one run must not stop the others
                 message = f"alert detector {type(detector).__name__} failed: {type(exc).__name__}: {exc}"
                 if message not in run.errors:
                     run.errors.append(message)
+        if trends:
+            found, state.waiting = found + state.waiting, []
+        else:
+            state.waiting += [item for item in found if item[2].alert.kind in state.trends]
+            found = [item for item in found if item[2].alert.kind not in state.trends]
         found.sort(key=lambda item: item[:2])
         new = [f.alert for _, _, f in found if self._keep(state, f.alert)]
         state.alerts.extend(new)

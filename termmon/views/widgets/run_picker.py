@@ -169,9 +169,21 @@ class RunPicker(OptionList):
         self._rows: list[Text] = []  # each option's prompt now
         self._shown: list[RowInfo | None] = []  # the info each prompt was rendered from (None: a placeholder)
         self._width = 0
+        #: The run the user moved the highlight to, until the app selects it: a redraw in between
+        #: (its OptionHighlighted still queued) must not move the highlight back to the old selection.
+        self._moved_to: Path | None = None
+        self._showing = False
 
     def show(self, infos: list[RowInfo], selected: Path | None) -> None:
-        """Show these rows, keeping the highlight on ``selected`` (state survives every update)."""
+        """Show these rows, keeping the highlight on ``selected`` (state survives every update), or on
+        the row the user just moved to."""
+        self._showing = True
+        try:
+            self._show(infos, selected)
+        finally:
+            self._showing = False
+
+    def _show(self, infos: list[RowInfo], selected: Path | None) -> None:
         width = max(20, self.scrollable_content_region.width or self.size.width or 40)
         paths = [info.path for info in infos]
         if width != self._width:
@@ -186,12 +198,21 @@ class RunPicker(OptionList):
             self.paths = paths
         else:
             self._fill(self._visible())
+        if self._moved_to == selected or self._moved_to not in paths:
+            self._moved_to = None  # taken up by the app, or gone
+        else:
+            selected = self._moved_to
         if selected in paths:
             index = paths.index(selected)
             if self.highlighted != index:
                 self.highlighted = index
         elif paths:
             self.highlighted = 0
+
+    def watch_highlighted(self, highlighted: int | None) -> None:
+        super().watch_highlighted(highlighted)
+        if not self._showing and highlighted is not None and 0 <= highlighted < len(self.paths):
+            self._moved_to = self.paths[highlighted]
 
     def _visible(self) -> range:
         """The indices of the rows on screen, and a margin around them."""
