@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 
 from termmon.format import METRICS_JSONL, encode_record
+from termmon.model.run import Run
 from termmon.model.workspace import Workspace
 from termmon.views import app as app_module
 from termmon.views.app import ALERT_SECONDS, MonitorApp
@@ -34,32 +36,44 @@ def open_run(tmp_path: Path) -> Path:
     return run_dir
 
 
+def count_verdicts(app: MonitorApp) -> list[tuple[float, bool, int]]:
+    """Each verdict the app asks of its alert feed from now on: (when, with the trends, records then)."""
+    verdicts: list[tuple[float, bool, int]] = []
+    judge = app.feed.update
+
+    def counted(run, now=None, *, trends=True):  # type: ignore[no-untyped-def]
+        verdicts.append((time.monotonic(), trends, run.records))
+        return judge(run, now, trends=trends)
+
+    app.feed.update = counted  # type: ignore[method-assign]
+    return verdicts
+
+
+async def stream(pilot: Pilot[None], run_dir: Path, run: Run, count: int) -> float:
+    """Append ``count`` step records one at a time, each read before the next; the seconds it took."""
+    last = int(run.last_step or 0)
+    began = time.monotonic()
+    for i in range(1, count + 1):
+        with open(run_dir / METRICS_JSONL, "a") as fh:
+            fh.write(step_record(last + i, 0.5))
+        await wait_for(pilot, lambda i=i: run.last_step == last + i)
+    return time.monotonic() - began
+
+
 @run_async
 async def test_a_streaming_run_is_judged_once_per_alert_seconds_and_its_nan_still_alerts(
     tmp_path: Path,
 ) -> None:
     run_dir = open_run(tmp_path)
     app = MonitorApp(Workspace([str(tmp_path / "runs")]), watched=["runs"], clock=lambda: NOW)
-    verdicts: list[float] = []
-    judge = app.feed.update
-
-    def counted(run, now=None, **kwargs):  # type: ignore[no-untyped-def]
-        verdicts.append(time.monotonic())
-        return judge(run, now, **kwargs)
-
-    app.feed.update = counted  # type: ignore[method-assign]
+    verdicts = count_verdicts(app)
     async with app.run_test(size=(120, 35)) as pilot:
         await wait_for(pilot, lambda: app.loaded and app.selected_run is not None)
         run = app.selected_run
         assert run is not None
         last = int(run.last_step)
         verdicts.clear()
-        began = time.monotonic()
-        for i in range(1, READS + 1):  # one record at a time, each read before the next is written
-            with open(run_dir / METRICS_JSONL, "a") as fh:
-                fh.write(step_record(last + i, 0.5))
-            await wait_for(pilot, lambda i=i: run.last_step == last + i)
-        streamed = time.monotonic() - began
+        streamed = await stream(pilot, run_dir, run, READS)
         # a verdict for the trends, when theirs is due, may come between two for the records
         bound = 2 + streamed / ALERT_SECONDS + streamed / app_module.TREND_SECONDS
         assert len(verdicts) <= bound, (len(verdicts), streamed)
@@ -80,26 +94,13 @@ async def test_trends_are_judged_less_often_and_once_more_after_the_stream(
     monkeypatch.setattr(app_module, "TREND_SECONDS", 2.5 * ALERT_SECONDS)
     run_dir = open_run(tmp_path)
     app = MonitorApp(Workspace([str(tmp_path / "runs")]), watched=["runs"], clock=lambda: NOW)
-    verdicts: list[tuple[float, bool, int]] = []
-    judge = app.feed.update
-
-    def counted(run, now=None, *, trends=True):  # type: ignore[no-untyped-def]
-        verdicts.append((time.monotonic(), trends, run.records))
-        return judge(run, now, trends=trends)
-
-    app.feed.update = counted  # type: ignore[method-assign]
+    verdicts = count_verdicts(app)
     async with app.run_test(size=(120, 35)) as pilot:
         await wait_for(pilot, lambda: app.loaded and app.selected_run is not None)
         run = app.selected_run
         assert run is not None
-        last = int(run.last_step)
         verdicts.clear()
-        began = time.monotonic()
-        for i in range(1, 2 * READS + 1):
-            with open(run_dir / METRICS_JSONL, "a") as fh:
-                fh.write(step_record(last + i, 0.5))
-            await wait_for(pilot, lambda i=i: run.last_step == last + i)
-        streamed = time.monotonic() - began
+        streamed = await stream(pilot, run_dir, run, 2 * READS)
         with_trends = [at for at, trends, _ in verdicts if trends]
         assert len(with_trends) <= 1 + streamed / app_module.TREND_SECONDS, (verdicts, streamed)
         assert len(verdicts) > len(with_trends)  # the others went on without them
