@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import threading
 import warnings
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from termmon.ingest.gc_pause import gc_paused
 from termmon.ingest.workers import prestart
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from termmon.ingest.formats.base import RunLocation
@@ -85,14 +87,31 @@ def _frame(run: Run | None) -> pd.DataFrame:
         columns["step"] = pd.array(steps, dtype="Int64")
     for name in run.metric_names():
         column = run.metrics.pop(name)
-        values = np.full(n, np.nan)
-        values[column.rows.view] = column.values.view
-        columns[name] = values
+        columns[name] = _spread(column.rows.view, column.values.view, n)
         del column
     for key, cells in _meta_cells(run).items():
         if key not in columns:
             columns[key] = _sparse_column(cells, n)
     return pd.DataFrame(columns, copy=False)
+
+
+def _spread(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """A column of ``n`` rows holding ``values`` at ``rows`` and NaN elsewhere. A metric's rows come in
+    runs of consecutive records (logged at every step, broken by the epoch records between), and each
+    run is copied as one slice: a store through the (int32) rows converted them and wrote row by row,
+    ~2x slower (~35 ms of a 1M-line frame)."""
+    import numpy as np
+
+    out = np.full(n, np.nan)
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    if len(breaks) >= len(rows) // 64:  # short runs (logged every few records), or few rows: row by row
+        out[rows] = values
+        return out
+    bounds = [0, *breaks.tolist(), len(rows)]
+    for start, end in itertools.pairwise(bounds):
+        first = int(rows[start])
+        out[first : first + end - start] = values[start:end]
+    return out
 
 
 def _meta_cells(run: Run) -> dict[str, dict[int, Any]]:
