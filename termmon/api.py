@@ -81,10 +81,11 @@ def _frame(run: Run | None) -> pd.DataFrame:
         return pd.DataFrame(columns=list(_TABLE))
     n = run.records
     columns: dict[str, Any] = {name: getattr(run, name).view for name in _TABLE}
-    steps = columns["step"]
-    whole = steps[~np.isnan(steps)]
-    if len(whole) and bool((whole == np.round(whole)).all()):  # whole steps (all within 2**53): Int64
-        columns["step"] = pd.array(steps, dtype="Int64")
+    if not np.isnan(columns["step"]).all():
+        # Whole steps (the reader keeps them within 2**53) make an Int64 column; pandas checks that
+        # each is whole as it casts, and refuses a fractional one: the column then stays float.
+        with contextlib.suppress(TypeError):
+            columns["step"] = pd.array(columns["step"], dtype="Int64")
     for name in run.metric_names():
         column = run.metrics.pop(name)
         columns[name] = _spread(column.rows.view, column.values.view, n)

@@ -125,6 +125,29 @@ def test_a_metric_is_nan_where_its_record_lacks_it(
         assert "grad_norm" not in df.columns
 
 
+@pytest.mark.parametrize(
+    ("steps", "dtype"), [([0, 1, None], "Int64"), ([0, 0.5, None], "float64"), ([None, None], "float64")]
+)
+def test_whole_steps_are_an_integer_column(tmp_path: Path, steps: list[float | None], dtype: str) -> None:
+    """Steps are Int64 (missing: <NA>) when every step given is whole, float64 otherwise."""
+    with open(tmp_path / "metrics.jsonl", "wb") as fh:
+        for i, at in enumerate(steps):
+            fh.write(
+                line(
+                    {
+                        "event": "step",
+                        "time": 1000.0 + i,
+                        "loss": 1.0,
+                        **({"step": at} if at is not None else {}),
+                    }
+                )
+            )
+    df = termmon.load(tmp_path)
+    assert str(df["step"].dtype) == dtype
+    expected = pd.Series(steps, name="step", dtype="float64").astype(dtype)
+    pd.testing.assert_series_equal(df["step"], expected)
+
+
 def test_load_missing_path_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         termmon.load(tmp_path / "nope")
