@@ -10,8 +10,8 @@
   ingest workers together (the sum of each process's own peak, read from /proc while they run).
   `summary` also with TERMMON_INGEST_WORKERS=0 (one process), the way it read before the split.
   Every measure is interleaved with the floor, ``--repeat`` times, and the medians compared.
-  ``--against DIR``: `summary` and `load_runs` of another checkout (the code before a change) too, in
-  turn with the rest, so before and after meet the same load on a shared box.
+  ``--against DIR``: `summary`, `termmon.load` and `load_runs` of another checkout (the code before a
+  change) too, in turn with the rest, so before and after meet the same load on a shared box.
 * a scaling table over ``--sizes``: the same figures per record count, to show linear growth.
 * latency from appending a line to the model holding it, via filesystem events and via polling.
 * CPU used while idle with 100 runs watched (events mode, with the backstop stat poll).
@@ -131,7 +131,8 @@ def bench_commands(
     run_dir: Path, repeat: int, *, one_process: bool = True, against: Path | None = None
 ) -> dict[str, Measured]:
     """Per command: median wall and CPU seconds, the largest peak RSS; interleaved with the floor.
-    ``against``: another checkout whose `summary` and `load_runs` run in turn with these (``before``)."""
+    ``against``: another checkout whose `summary`, `load` and `load_runs` run in turn with these
+    (``before``)."""
     path = str(run_dir / "metrics.jsonl")
     single = {**os.environ, "TERMMON_INGEST_WORKERS": "0"}
     commands: dict[str, tuple[list[str], dict[str, str] | None]] = {
@@ -143,9 +144,12 @@ def bench_commands(
     if one_process:
         commands["summary_1p"] = (commands["summary"][0], single)
     if against is not None:
+        # -P: the current directory does not go first on sys.path. Run from a checkout's root, its own
+        # termmon was found there before PYTHONPATH's, and "before" measured that checkout again.
         before = {**os.environ, "PYTHONPATH": str(against)}
-        commands["summary_before"] = (commands["summary"][0], before)
-        commands["load_runs_before"] = (commands["load_runs"][0], before)
+        for name in ("summary", "load", "load_runs"):
+            argv = commands[name][0]
+            commands[f"{name}_before"] = ([argv[0], "-P", *argv[1:]], before)
     runs: dict[str, list[Measured]] = {name: [] for name in commands}
     for _ in range(repeat):
         for name, (argv, env) in commands.items():
@@ -232,7 +236,9 @@ def main() -> None:
     parser.add_argument("--no-live", action="store_true", help="skip the latency and idle rows")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "termmon-bench")
     parser.add_argument(
-        "--against", type=Path, help="a checkout of the code before a change: its summary and load_runs too"
+        "--against",
+        type=Path,
+        help="a checkout of the code before a change: its summary, load and load_runs too",
     )
     args = parser.parse_args()
 
@@ -255,6 +261,7 @@ def main() -> None:
     }
     if args.against is not None:
         labels["summary_before"] = f"`termmon summary --json`, {args.against}"
+        labels["load_before"] = f"`termmon.load` (DataFrame), {args.against}"
         labels["load_runs_before"] = f"`load_runs`, {args.against}"
     for name, label in labels.items():
         m = figures[name]

@@ -1,9 +1,14 @@
-"""The Python reading API: ``termmon.load`` for a notebook, ``termmon.follow`` for live scripts."""
+"""The Python reading API: ``termmon.load`` for a notebook, ``termmon.follow`` for live scripts.
+
+Only light modules are imported here: the readers (and numpy with them) are imported inside ``load``
+and ``follow``, so that ``load`` starts its ingest workers before paying for those imports.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import threading
 import warnings
 from collections.abc import Iterator
@@ -11,17 +16,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from termmon.errors import TermmonError
-from termmon.ingest.batch import normalize_record
-from termmon.ingest.discovery import resolve_run
-from termmon.ingest.formats.base import RunLocation
-from termmon.ingest.source import RunSource
+from termmon.ingest.gc_pause import gc_paused
 from termmon.ingest.workers import prestart
-from termmon.loading import load_run
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
-_DROP = frozenset({"_row"})
+    from termmon.ingest.formats.base import RunLocation
+    from termmon.model.run import Run
+
+#: The columns every frame starts with, from the run's table (its metrics and meta fields follow).
+_TABLE = ("event", "time", "step", "epoch")
+_DROP = frozenset({"_row", *_TABLE})
 
 
 def _import_meanwhile(name: str) -> threading.Thread:
@@ -42,68 +49,100 @@ def load(path: str | Path) -> pd.DataFrame:
     """A run's records as a DataFrame: one row per record, columns ``event``, ``time``, ``step``,
     ``epoch`` and one per metric (NaN where a record lacks it). Meta events (start, alert, end, ...)
     keep their scalar fields as extra columns; nested config is left out.
-    """
-    location = resolve_run(path)
-    prestart([location.dir])  # the ingest workers start while the rest is imported
-    import numpy as np
 
-    pandas_imported = _import_meanwhile("pandas")
-    try:
-        run = load_run(location, progress=False)
-    finally:
-        pandas_imported.join()
+    The collector is paused for the whole load (:func:`gc_paused`): the parse's records hold no cycles.
+    """
+    prestart([Path(path).expanduser()])  # first: the workers start while numpy and the readers import
+    with gc_paused():
+        pandas_imported = _import_meanwhile("pandas")
+        try:
+            from termmon.ingest.discovery import resolve_run
+            from termmon.loading import load_run
+
+            run = load_run(resolve_run(path), progress=False)
+        finally:
+            pandas_imported.join()
+        if run is not None and run.errors:
+            if run.records == 0:
+                raise TermmonError(f"termmon.load: {run.errors[0]}")
+            for error in run.errors:
+                warnings.warn(f"termmon.load: {error}", RuntimeWarning, stacklevel=2)
+        return _frame(run)
+
+
+def _frame(run: Run | None) -> pd.DataFrame:
+    """The frame of a loaded run, which is ours alone: its table's arrays become columns as they are
+    (``copy=False``), and each metric's points go once they are spread over a column, so the frame is
+    built with no second copy of the run alive."""
+    import numpy as np
     import pandas as pd
 
-    if run is not None and run.errors:
-        if run.records == 0:
-            raise TermmonError(f"termmon.load: {run.errors[0]}")
-        for error in run.errors:
-            warnings.warn(f"termmon.load: {error}", RuntimeWarning, stacklevel=2)
     if run is None or run.records == 0:
-        return pd.DataFrame(columns=["event", "time", "step", "epoch"])
+        return pd.DataFrame(columns=list(_TABLE))
     n = run.records
-    columns: dict[str, Any] = {
-        "event": run.event.view.copy(),
-        "time": run.time.view.copy(),
-        "step": run.step.view.copy(),
-        "epoch": run.epoch.view.copy(),
-    }
+    columns: dict[str, Any] = {name: getattr(run, name).view for name in _TABLE}
+    if not np.isnan(columns["step"]).all():
+        # Whole steps (the reader keeps them within 2**53) make an Int64 column; pandas checks that
+        # each is whole as it casts, and refuses a fractional one: the column then stays float.
+        with contextlib.suppress(TypeError):
+            columns["step"] = pd.array(columns["step"], dtype="Int64")
     for name in run.metric_names():
-        column = run.metrics.pop(name)  # the run is ours alone: its column goes once it is a frame column
-        values = np.full(n, np.nan)
-        values[column.rows.view] = column.values.view
-        columns[name] = values
+        column = run.metrics.pop(name)
+        columns[name] = _spread(column.rows.view, column.values.view, n)
         del column
-    frame = pd.DataFrame(columns, copy=False)  # the columns are fresh arrays: no second copy of each
-    extras: dict[str, dict[int, Any]] = {}
+    for key, cells in _meta_cells(run).items():
+        if key not in columns:
+            columns[key] = _sparse_column(cells, n)
+    return pd.DataFrame(columns, copy=False)
+
+
+def _spread(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """A column of ``n`` rows holding ``values`` at ``rows`` and NaN elsewhere. A metric's rows come in
+    runs of consecutive records (logged at every step, broken by the epoch records between), and each
+    run is copied as one slice: a store through the (int32) rows converted them and wrote row by row,
+    ~2x slower (~35 ms of a 1M-line frame)."""
+    import numpy as np
+
+    out = np.full(n, np.nan)
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    if len(breaks) >= len(rows) // 64:  # short runs (logged every few records), or few rows: row by row
+        out[rows] = values
+        return out
+    bounds = [0, *breaks.tolist(), len(rows)]
+    for start, end in itertools.pairwise(bounds):
+        first = int(rows[start])
+        out[first : first + end - start] = values[start:end]
+    return out
+
+
+def _meta_cells(run: Run) -> dict[str, dict[int, Any]]:
+    """The scalar fields of the run's meta events, by name: row -> value (nested config is left out)."""
+    cells: dict[str, dict[int, Any]] = {}
     for record in run.events:
         row = record["_row"]
         for key, value in record.items():
-            if key in _DROP or key in ("event", "time", "step", "epoch"):
-                continue
-            if isinstance(value, str | int | float | bool) or value is None:
-                extras.setdefault(key, {})[row] = value
-    for key, cells in extras.items():
-        if key not in frame.columns:
-            frame[key] = _sparse_column(pd, cells, n)
-    steps = frame["step"].dropna()
-    if len(steps) and bool((steps == steps.round()).all()):  # whole steps (all within 2**53): Int64
-        frame["step"] = frame["step"].astype("Int64")
-    return frame
+            if key not in _DROP and (isinstance(value, str | int | float | bool) or value is None):
+                cells.setdefault(key, {})[row] = value
+    return cells
 
 
-def _sparse_column(pd: Any, cells: dict[int, Any], n: int) -> Any:
+def _sparse_column(cells: dict[int, Any], n: int) -> Any:
     """A column of ``n`` rows holding ``cells`` (row -> value) and None elsewhere, as pandas makes it of
     such a list. When pandas reads the cells and a None as a type whose missing value is what it makes
-    of None (str, float), the few cells are spread out by a reindex: pandas reading a million Nones
-    took ~0.15 s a column. Otherwise (an object column keeps its Nones) the list itself, also for an
-    integer no float holds exactly: whether pandas then makes floats or objects depends on where the
-    Nones stand."""
+    of None (str, float), the few cells are spread out by a take (-1: missing): pandas reading a million
+    Nones took ~0.15 s a column, a reindex ~0.03 s. Otherwise (an object column keeps its Nones) the list
+    itself, also for an integer no float holds exactly: whether pandas then makes floats or objects
+    depends on where the Nones stand."""
+    import numpy as np
+    import pandas as pd
+
     values = list(cells.values())
     exact = all(not isinstance(v, int) or isinstance(v, bool) or abs(v) < 2**53 for v in values)
     sample = pd.Series([None, *values, None])
     if exact and sample.dtype != object:
-        return pd.Series(sample.array[1:-1], index=list(cells)).reindex(range(n))
+        where = np.full(n, -1, dtype=np.intp)
+        where[list(cells)] = np.arange(len(cells))
+        return sample.array[1:-1].take(where, allow_fill=True)
     column_values = [None] * n
     for row, value in cells.items():
         column_values[row] = value
@@ -127,6 +166,7 @@ def follow(
     RuntimeWarning and retried; ``stop`` is checked between chunks of at most ``READ_CHUNK`` bytes, so
     a run that never stops growing still lets ``follow`` return.
     """
+    from termmon.ingest.discovery import resolve_run
     from termmon.ingest.watch import ChangeWatcher
 
     location = resolve_run(path)
@@ -149,6 +189,8 @@ class _RecordReader:
     """Valid records of a run, each once (follow()'s engine)."""
 
     def __init__(self, location: RunLocation) -> None:
+        from termmon.ingest.source import RunSource
+
         self.source = RunSource(location)
         self._seen = 0  # records handed on since the last reset
         self._skip = 0  # records of a replayed reset still to pass over
@@ -158,6 +200,8 @@ class _RecordReader:
 
         A failure inside the reader is reported the same way, and the read is tried again later.
         """
+        from termmon.ingest.batch import normalize_record
+
         try:
             raw = self.source.read_objects()
         except Exception as exc:

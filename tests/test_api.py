@@ -105,6 +105,49 @@ def test_a_meta_field_is_the_column_pandas_makes_of_its_values(
     assert list(map(repr, df["note"])) == list(map(repr, pd.Series(expected)))
 
 
+@settings(max_examples=40, deadline=None)
+@given(spans=st.lists(st.tuples(st.booleans(), st.integers(1, 150)), min_size=1, max_size=12))
+def test_a_metric_is_nan_where_its_record_lacks_it(
+    tmp_path_factory: pytest.TempPathFactory, spans: list[tuple[bool, int]]
+) -> None:
+    """A metric logged in runs of records and left out in others (long runs and short ones, as a
+    metric logged every step between epoch records, or every few steps) has its values at its rows."""
+    run = tmp_path_factory.mktemp("run")
+    present = [logged for logged, length in spans for _ in range(length)]
+    with open(run / "metrics.jsonl", "wb") as fh:
+        for i, logged in enumerate(present):
+            fh.write(line(step(i, **({"grad_norm": i / 4} if logged else {}))))
+    expected = [i / 4 if logged else math.nan for i, logged in enumerate(present)]
+    df = termmon.load(run)
+    if any(present):
+        pd.testing.assert_series_equal(df["grad_norm"], pd.Series(expected, name="grad_norm"))
+    else:
+        assert "grad_norm" not in df.columns
+
+
+@pytest.mark.parametrize(
+    ("steps", "dtype"), [([0, 1, None], "Int64"), ([0, 0.5, None], "float64"), ([None, None], "float64")]
+)
+def test_whole_steps_are_an_integer_column(tmp_path: Path, steps: list[float | None], dtype: str) -> None:
+    """Steps are Int64 (missing: <NA>) when every step given is whole, float64 otherwise."""
+    with open(tmp_path / "metrics.jsonl", "wb") as fh:
+        for i, at in enumerate(steps):
+            fh.write(
+                line(
+                    {
+                        "event": "step",
+                        "time": 1000.0 + i,
+                        "loss": 1.0,
+                        **({"step": at} if at is not None else {}),
+                    }
+                )
+            )
+    df = termmon.load(tmp_path)
+    assert str(df["step"].dtype) == dtype
+    expected = pd.Series(steps, name="step", dtype="float64").astype(dtype)
+    pd.testing.assert_series_equal(df["step"], expected)
+
+
 def test_load_missing_path_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         termmon.load(tmp_path / "nope")

@@ -15,17 +15,16 @@ float timestamp: it belongs to the run above it, and its hparams become the run'
 from __future__ import annotations
 
 import bisect
-import contextlib
-import gc
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from termmon.format import EV_START, EV_STEP
 from termmon.ingest.formats.base import Format, FormatReader, Located, ReadStatus, RunLocation, Sink
+from termmon.ingest.gc_pause import gc_paused
 from termmon.roles import Role, role_of
 
 if TYPE_CHECKING:
@@ -50,23 +49,6 @@ def is_subrun_name(name: str) -> bool:
     except ValueError:
         return False
     return "." in name
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a chunk is decoded.
-
-    A chunk makes hundreds of thousands of small objects that hold no cycles (events, tuples, record
-    dicts); the collector, triggered by those allocations, walked them again and again: a third of
-    the read time on a 1M-scalar file (benchmarks/bench_tfevents.py). Re-enabled after the chunk.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def event_file_names(directory: Path) -> list[str]:
