@@ -119,3 +119,16 @@ def test_statistics_of_parameters_build_no_graph_and_leave_grad_mode_as_it_was()
     with pytest.raises(RuntimeError):
         stats.weight_moments([torch.nn.Parameter(torch.ones(3)), torch.ones(2, device="meta")])
     assert torch.is_grad_enabled()  # restored when a statistic raises
+
+
+def test_one_models_statistics_agree_with_the_general_ones_step_after_step() -> None:
+    params = _tensors(FEW_SIZES)  # few CPU float32 tensors: each value written into a reused vector
+    model = stats.ParamStats(params)
+    for scale in (1.0, -3.0):  # the vector is reused: the second step's values are the second's
+        grads = [p * scale for p in params]
+        assert torch.equal(model.gradients(grads), stats.gradient_stats(grads))
+        assert torch.equal(model.moments(), stats.weight_moments(params))
+    bf16 = [p.to(torch.bfloat16) for p in params]  # another dtype: reduced the general way
+    assert torch.equal(model.gradients(bf16), stats.gradient_stats(bf16))
+    fewer = params[1:]  # a tensor without a gradient this step
+    assert torch.equal(model.gradients(fewer), stats.gradient_stats(fewer))

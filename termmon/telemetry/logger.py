@@ -154,7 +154,9 @@ class Telemetry:
         self._rows_hook: Any = None
         self._multiples = bool(self.settings.log_on_multiples)
         self._named_params: list[tuple[str, torch.nn.Parameter]] = []
+        self._param_names: list[str] = []
         self._sentinels: stats.UpdateSentinels | None = None
+        self._param_stats: stats.ParamStats | None = None
         self._holdout: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._history: list[dict[str, Any]] = []
         self._pending_metrics: dict[str, Any] = {}
@@ -269,12 +271,15 @@ class Telemetry:
             self._model = model
             self._optimizer = optimizer
             self._named_params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+            self._param_names = [n for n, _ in self._named_params]
             if holdout is not None and self.settings.track_holdout_logits:
                 inputs, labels = holdout
                 size = self.settings.holdout_size
                 self._holdout = (inputs[:size], None if labels is None else labels[:size])
             if self._rank == 0:
                 self._watch_rows()
+                if self._named_params:
+                    self._param_stats = stats.ParamStats([p for _, p in self._named_params])
                 if self.settings.track_weight_delta and self._named_params:
                     self._sentinels = stats.UpdateSentinels([p for _, p in self._named_params])
                     self._interval_base = self._sentinels.sample()
@@ -475,9 +480,16 @@ class Telemetry:
         self._interval_base = now
 
     def _capture_gradients(self) -> None:
-        grads = [(n, g) for n, p in self._named_params if (g := p.grad) is not None]  # .grad costs µs a read
-        self._grad_names = [n for n, _ in grads]
-        self._grad_pack = stats.gradient_stats([g for _, g in grads]) if grads else None
+        grads = [p.grad for _, p in self._named_params]  # .grad costs µs a read: once each
+        present = [g for g in grads if g is not None]
+        if len(present) == len(grads):
+            self._grad_names = self._param_names
+        else:
+            self._grad_names = [
+                n for (n, _), g in zip(self._named_params, grads, strict=True) if g is not None
+            ]
+        stats_of = self._param_stats
+        self._grad_pack = stats_of.gradients(present) if present and stats_of is not None else None
 
     def _log_step(self, loss: Any, grad_norm: Any, labels: torch.Tensor | None) -> None:
         self._ensure_started()
@@ -603,7 +615,8 @@ class Telemetry:
         record["param_updates/no_update_warning"] = updated == 0
 
     def _weight_moments(self) -> torch.Tensor:
-        return stats.weight_moments([p for _, p in self._named_params])
+        assert self._param_stats is not None  # rank 0's, watching parameters: the only caller
+        return self._param_stats.moments()
 
     def _write_layer_stats(self, flat: list[float]) -> None:
         if self._writer is None:
