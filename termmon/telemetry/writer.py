@@ -31,10 +31,10 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import orjson
 
@@ -71,6 +71,8 @@ _URGENT_EVENTS = frozenset({EV_START, EV_END, EV_EPOCH, EV_CHECKPOINT, EV_ALERT}
 #: Values a flat record may hold for the orjson path (and that a CSV cell can hold).
 _SCALARS = (str, int, float, bool, type(None))
 
+#: The name under which a deferred item that fails to build is counted in ``write_errors``.
+_STEP_RECORDS = "step records"
 #: A record forwarded to an integration (TensorBoard, W&B) after it is on disk.
 Sink = Callable[[Mapping[str, Any]], None]
 
@@ -89,6 +91,22 @@ class CsvRows:
     relpath: str
     header: Sequence[str]
     rows: Sequence[Sequence[Any]]
+
+
+class Deferred(Protocol):
+    """An item the writer thread turns into records and rows itself, in its place in the queue
+    (step_record.RawStep: a log step's record is built there, not on the training thread)."""
+
+    @property
+    def urgent(self) -> bool:
+        """Write it without the batch's wait (it may hold an alert)."""
+        ...
+
+    def items(self) -> Sequence[Mapping[str, Any] | CsvRows]: ...
+
+
+#: What ``put`` takes.
+Item = Mapping[str, Any] | Results | CsvRows | Deferred
 
 
 class _Stop:
@@ -123,7 +141,7 @@ class RunWriter:
         self._thread.start()
 
     # --- training-thread side ----------------------------------------------------------------------------
-    def put(self, item: Mapping[str, Any] | Results | CsvRows) -> bool:
+    def put(self, item: Item) -> bool:
         """Queue an item; False (and one more in ``dropped``) when full or when writing has failed.
 
         The ``end`` record is never dropped: it is the one a post-mortem needs most."""
@@ -135,7 +153,11 @@ class RunWriter:
             self.dropped += 1
             return False
         self._queue.put(item)
-        if isinstance(item, Mapping) and item.get("event") in _URGENT_EVENTS:
+        if isinstance(item, Mapping):
+            urgent = item.get("event") in _URGENT_EVENTS
+        else:
+            urgent = not isinstance(item, Results | CsvRows) and item.urgent
+        if urgent:
             self._hurry.put(None)
         return True
 
@@ -174,7 +196,7 @@ class RunWriter:
     def _write_batch(self, batch: list[Any]) -> None:
         """In queue order (so the end record counts every failure before it), records in runs."""
         records: list[Mapping[str, Any]] = []
-        for item in batch:
+        for item in self._expanded(batch):
             if self.failed:
                 return
             if isinstance(item, Mapping):
@@ -189,6 +211,20 @@ class RunWriter:
                 self._guarded(item.relpath, self._append_long_csv, item)
         if records or self._notes:
             self._write_records(records)
+
+    def _expanded(self, batch: list[Any]) -> Iterator[Mapping[str, Any] | Results | CsvRows]:
+        """The batch with each deferred item replaced by what it builds; one that fails to build is
+        reported once and counted, like an output that fails."""
+        for item in batch:
+            if isinstance(item, Mapping | Results | CsvRows):
+                yield item
+                continue
+            try:
+                built = item.items()
+            except Exception as exc:
+                self._output_failed(_STEP_RECORDS, exc)
+                continue
+            yield from built
 
     def _write_records(self, records: list[Mapping[str, Any]]) -> None:
         lines: list[bytes] = []
