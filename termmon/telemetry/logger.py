@@ -164,7 +164,7 @@ class Telemetry:
         self._window_step0 = 0
         self._window_samples = 0
         self._grad_names: list[str] = []
-        self._update_rms: torch.Tensor | None = None
+        self._update_change: torch.Tensor | None = None
         self._optimizer_steps = 0  # optimizer.step() calls, counted by its pre-hook
         self._optimizer_steps_logged = 0
         self._interval_base: torch.Tensor | None = None  # sampled weights at the last log step
@@ -463,14 +463,14 @@ class Telemetry:
 
     def _compare_sentinels(self) -> None:
         assert self._sentinels is not None
-        self._update_rms = self._sentinels.compare()
+        self._update_change = self._sentinels.compare()
 
     def _compare_interval(self) -> None:
         """How far each tensor moved since the last log step, for loops whose optimizer did not step."""
         assert self._sentinels is not None
         now = self._sentinels.sample()
-        if self._interval_base is not None:
-            self._update_rms = self._sentinels.rms_change(self._interval_base, now)
+        if self._interval_base is not None and self._interval_base.shape == now.shape:
+            self._update_change = self._sentinels.change(self._interval_base, now)
         self._interval_base = now
 
     def _capture_gradients(self) -> None:
@@ -506,8 +506,8 @@ class Telemetry:
             pack.add("_grads", self._grad_pack)
         if not stepped and self._sentinels is not None and "param_updates" not in self._off:
             self._try("param_updates", self._compare_interval)
-        if self._update_rms is not None:
-            pack.add("_updates", self._update_rms)
+        if self._update_change is not None:
+            pack.add("_updates", self._update_change)
         if self._optimizer is not None:
             host[OPTIMIZER_STEPS] = stepped
         self._optimizer_steps_logged = self._optimizer_steps
@@ -544,12 +544,13 @@ class Telemetry:
             loss_is_last=loss_is_last,
             grad_names=self._grad_names,
             params=self._param_sizes,
+            update_segments=None if self._sentinels is None else self._sentinels.segments,
             lr=lr,
             throughput=self._throughput(),
             system=self._system() if self.settings.track_system else {},
         )
         self._grad_pack = None
-        self._update_rms = None
+        self._update_change = None
         self._losses = []
         self._loss_sum = 0.0
         self._logs_done += 1

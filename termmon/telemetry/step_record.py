@@ -35,7 +35,8 @@ class RawStep:
 
     ``values``: the host copy of the packed device values by name; ``host``: metrics already on the host,
     in record order; ``grad_names``: the tensors of ``values["_grads"]``; ``params``: ``(name, numel)`` of
-    the watched parameters (``_updates`` and ``_weights`` hold one entry each).
+    the watched parameters (``_weights`` holds one entry each, and ``_updates`` too, or with
+    ``update_segments`` the sampled differences that :func:`stats.rms_of_segments` reduces to one each).
     """
 
     records: StepRecords
@@ -47,6 +48,7 @@ class RawStep:
     loss_is_last: bool
     grad_names: Sequence[str]
     params: Sequence[tuple[str, int]]
+    update_segments: tuple[int, ...] | None
     lr: Mapping[str, float]
     throughput: Mapping[str, float]
     system: Mapping[str, float]
@@ -91,7 +93,10 @@ class StepRecords:
             record["grad_norm"] = given
             nonfinite = nonfinite or _nonfinite(given)
         if "_updates" in values:
-            _update_metrics(record, values["_updates"], raw.params)
+            updates = values["_updates"]
+            if raw.update_segments is not None:
+                updates = stats.rms_of_segments(updates, raw.update_segments)
+            _update_metrics(record, updates, raw.params)
         items: list[Mapping[str, Any] | CsvRows] = []
         if "_weights" in values:
             items.append(layer_stats_rows(raw.step, raw.epoch, values["_weights"], raw.params))
