@@ -194,3 +194,22 @@ def test_a_step_record_built_on_the_writer_thread_brings_its_alert_at_once(
     assert step["step"] == alert["step"] == 5 and step["nan_inf_detected"] is True
     assert alert["kind"] == "nan_inf" and alert["metric"] == "train_loss" and alert["time"] == step["time"]
     assert list(step)[:4] == ["event", "time", "step", "epoch"] and list(step)[-1] == "nan_inf_detected"
+
+
+def test_per_layer_rows_between_step_records_keep_every_file_complete_and_in_order(tmp_path: Path) -> None:
+    """A batch's records go in one append and its per-layer rows in another: nothing lost or reordered."""
+    run = tmp_path / "layers"
+    task = TinyTask()
+    with Telemetry(tmp_path, "layers", log_every=1, per_layer_stats_every_logs=2, track_system=False) as tm:
+        tm.watch(task.model, task.optimizer)
+        for _ in range(40):
+            tm.step(loss=task.train_step())
+            task.zero_grad()
+    assert [r["step"] for r in events(run, "step")] == list(range(1, 41))
+    with open(run / "metrics.csv", newline="", encoding="utf-8") as fh:
+        assert [int(r["step"]) for r in csv.DictReader(fh)] == list(range(1, 41))
+    with open(run / "telemetry" / "per_layer_stats.csv", newline="", encoding="utf-8") as fh:
+        layer_steps = [int(r["batch_idx"]) for r in csv.DictReader(fh)]
+    tensors = len(list(task.model.parameters()))
+    assert layer_steps == [s for s in range(1, 41, 2) for _ in range(tensors)]
+    assert records(run)[-1]["event"] == "end"
