@@ -57,7 +57,7 @@ class RawStep:
     def urgent(self) -> bool:
         """Whether this step may raise an alert (a non-finite value, no parameter moved): then the writer
         writes it without waiting for a fuller batch. A cheap over-estimate, on the training thread."""
-        if not math.isfinite(sum(x for vals in self.values.values() for x in vals)):
+        if not math.isfinite(sum(map(sum, self.values.values()))):  # C-level sums: NaN, inf stay
             return True
         if _nonfinite(self.host.get("_loss_sum")) or _nonfinite(self.host.get("_grad_norm_given")):
             return True
