@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from telemetry_helpers import TinyTask, events, records, wait_until_exists
 
 from termmon import Telemetry
 from termmon.control import request_log_every
+from termmon.telemetry import writer
 from termmon.telemetry.logger import LOSS_WINDOW, SYSTEM_SAMPLE_S
 
 pytestmark = pytest.mark.torch
@@ -159,3 +161,55 @@ def test_every_loss_of_a_long_window_is_checked_and_the_last_is_train_loss(tmp_p
     first, second = events(run, "step")
     assert first["nan_inf_detected"] is True and first["train_loss"] == losses[log_every - 1]
     assert second["nan_inf_detected"] is False and second["train_loss"] == losses[-1]
+
+
+def _lines_now(run: Path) -> list[dict[str, object]]:
+    path = run / "metrics.jsonl"
+    return records(run) if path.exists() else []
+
+
+def test_a_step_record_built_on_the_writer_thread_brings_its_alert_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record of a log step and its alerts are built by the writer thread; a step that may raise an
+    alert is not left waiting for a fuller batch (here the batch wait is an hour)."""
+    monkeypatch.setattr(writer, "WRITE_EVERY_S", 3600.0)
+    run = tmp_path / "late"
+    task = TinyTask()
+    with Telemetry(tmp_path, "late", log_every=5, track_system=False) as tm:
+        tm.watch(task.model, task.optimizer)
+        for _ in range(4):
+            tm.step(loss=task.train_step())
+            task.zero_grad()
+        task.train_step()
+        tm.step(loss=torch.tensor(math.nan))  # step 5, a log step with a NaN loss
+        task.zero_grad()
+        deadline = time.monotonic() + 60
+        while not any(r["event"] == "alert" for r in _lines_now(run)):
+            assert time.monotonic() < deadline, "the nan_inf alert waited for the batch"
+            time.sleep(0.01)
+        kinds = [r["event"] for r in records(run)]
+        assert kinds[-2:] == ["step", "alert"]  # the alert right after its own step record
+    step, alert = events(run, "step")[0], events(run, "alert")[0]
+    assert step["step"] == alert["step"] == 5 and step["nan_inf_detected"] is True
+    assert alert["kind"] == "nan_inf" and alert["metric"] == "train_loss" and alert["time"] == step["time"]
+    assert list(step)[:4] == ["event", "time", "step", "epoch"] and list(step)[-1] == "nan_inf_detected"
+
+
+def test_per_layer_rows_between_step_records_keep_every_file_complete_and_in_order(tmp_path: Path) -> None:
+    """A batch's records go in one append and its per-layer rows in another: nothing lost or reordered."""
+    run = tmp_path / "layers"
+    task = TinyTask()
+    with Telemetry(tmp_path, "layers", log_every=1, per_layer_stats_every_logs=2, track_system=False) as tm:
+        tm.watch(task.model, task.optimizer)
+        for _ in range(40):
+            tm.step(loss=task.train_step())
+            task.zero_grad()
+    assert [r["step"] for r in events(run, "step")] == list(range(1, 41))
+    with open(run / "metrics.csv", newline="", encoding="utf-8") as fh:
+        assert [int(r["step"]) for r in csv.DictReader(fh)] == list(range(1, 41))
+    with open(run / "telemetry" / "per_layer_stats.csv", newline="", encoding="utf-8") as fh:
+        layer_steps = [int(r["batch_idx"]) for r in csv.DictReader(fh)]
+    tensors = len(list(task.model.parameters()))
+    assert layer_steps == [s for s in range(1, 41, 2) for _ in range(tensors)]
+    assert records(run)[-1]["event"] == "end"

@@ -90,21 +90,34 @@ def test_gradient_max_is_found_in_a_large_or_a_small_tensor(sizes: tuple[int, ..
         assert _summary(grads)[1] == 1e6
 
 
+def _sampled(p: torch.Tensor, viewed: bool) -> torch.Tensor:
+    """What a sample holds of ``p``: through views, all of a tensor of fewer than 64 elements or every
+    ``(n - 1) // 63``-th from the first; otherwise 64 ``linspace`` positions."""
+    n, count = p.numel(), stats.SENTINELS_PER_TENSOR
+    if not viewed:
+        return p[torch.linspace(0, n - 1, count).long()]
+    return p if n < count else p[torch.arange(count) * ((n - 1) // (count - 1))]
+
+
 @SIZES
 def test_update_sentinels_sample_each_tensor_evenly_and_see_one_tensor_move(sizes: tuple[int, ...]) -> None:
     params = _tensors(sizes)
     sentinels = stats.UpdateSentinels(params)
-    direct = torch.stack(
-        [p[torch.linspace(0, p.numel() - 1, stats.SENTINELS_PER_TENSOR).long()] for p in params]
-    )
-    assert torch.equal(sentinels.sample(), direct)
+    viewed = sizes == FEW_SIZES  # few contiguous tensors: sampled through views
+    assert (sentinels.segments is not None) == viewed
+    parts = [_sampled(p, viewed) for p in params]
+    assert torch.equal(sentinels.sample(), torch.cat(parts) if viewed else torch.stack(parts))
     sentinels.capture()
     with torch.no_grad():
         params[3] += 0.5  # a small tensor
         params[5] -= 2.0  # a large one
     moved = sentinels.compare()
     assert moved is not None
-    assert [round(float(v), 4) for v in moved] == [0, 0, 0, 0.5, 0, 2.0] + [0] * (len(sizes) - 6)
+    if sentinels.segments is not None:
+        rms = stats.rms_of_segments(moved.tolist(), sentinels.segments)
+    else:
+        rms = moved.tolist()
+    assert [round(v, 4) for v in rms] == [0, 0, 0, 0.5, 0, 2.0] + [0] * (len(sizes) - 6)
 
 
 def test_statistics_of_parameters_build_no_graph_and_leave_grad_mode_as_it_was() -> None:
@@ -119,3 +132,26 @@ def test_statistics_of_parameters_build_no_graph_and_leave_grad_mode_as_it_was()
     with pytest.raises(RuntimeError):
         stats.weight_moments([torch.nn.Parameter(torch.ones(3)), torch.ones(2, device="meta")])
     assert torch.is_grad_enabled()  # restored when a statistic raises
+
+
+def test_one_models_statistics_agree_with_the_general_ones_step_after_step() -> None:
+    params = _tensors(FEW_SIZES)  # few CPU float32 tensors: each value written into a reused vector
+    model = stats.ParamStats(params)
+    for scale in (1.0, -3.0):  # the vector is reused: the second step's values are the second's
+        grads = [p * scale for p in params]
+        assert torch.equal(model.gradients(grads), stats.gradient_stats(grads))
+        assert torch.equal(model.moments(), stats.weight_moments(params))
+    bf16 = [p.to(torch.bfloat16) for p in params]  # another dtype: reduced the general way
+    assert torch.equal(model.gradients(bf16), stats.gradient_stats(bf16))
+    fewer = params[1:]  # a tensor without a gradient this step
+    assert torch.equal(model.gradients(fewer), stats.gradient_stats(fewer))
+
+
+def test_sampled_views_follow_a_parameter_given_new_storage() -> None:
+    param = torch.nn.Parameter(torch.randn(1000))
+    sentinels = stats.UpdateSentinels([param])
+    assert sentinels.segments == (stats.SENTINELS_PER_TENSOR,)
+    before = sentinels.sample()
+    param.data = param.data + 1.0  # new storage, as some loaders and ``model.to`` give
+    moved = sentinels.change(before, sentinels.sample())
+    assert stats.rms_of_segments(moved.tolist(), sentinels.segments) == [pytest.approx(1.0)]

@@ -9,7 +9,6 @@ raises is switched off with one ``alert`` record, and only the user's own except
 from __future__ import annotations
 
 import atexit
-import math
 import os
 import socket
 import sys
@@ -35,8 +34,6 @@ from termmon.format import (
     EV_START,
     EV_STEP,
     OPTIMIZER_STEPS,
-    PER_LAYER_STATS_COLUMNS,
-    PER_LAYER_STATS_CSV,
     TELEMETRY_DIR,
     WEIGHT_SNAPSHOTS_DIR,
     clamp_log_every,
@@ -48,18 +45,12 @@ from termmon.telemetry.config import TelemetryConfig, load_config_file
 from termmon.telemetry.control import ControlPoller
 from termmon.telemetry.probes import NvmlSampler, RssProbe, cuda_memory
 from termmon.telemetry.sanity import SanityChecks, is_sanity
+from termmon.telemetry.step_record import RawStep, StepRecords, layer_stats_rows
 from termmon.telemetry.writer import CsvRows, Results, RunWriter
 
 SEVERITIES = ("info", "warning", "critical")
-#: Packed device values that stay vectors (everything else packed is a scalar).
-_VECTORS = frozenset({"_losses", "_grads", "_updates", "_weights", "_labels"})
 HOLDOUT_CSV = f"{TELEMETRY_DIR}/holdout_predictions.csv"
 HOLDOUT_COLUMNS = ("epoch", "step", "index", "label", "prediction", "confidence")
-#: Per-module gradient norms are written for every parameter tensor up to this many; beyond, the 10 largest
-#: and the 10 smallest (the ones a vanishing-gradient check needs).
-MAX_MODULE_NORMS = 64
-#: Batch-label classes reported as ``batch_stats/winner_{k}_pct``.
-MAX_LABEL_CLASSES = 10
 #: Seconds between samples of process and GPU memory (each log step carries the latest).
 SYSTEM_SAMPLE_S = 5.0
 #: Scalar tensor losses kept between log steps before they are summed into one (memory stays bounded
@@ -154,7 +145,10 @@ class Telemetry:
         self._rows_hook: Any = None
         self._multiples = bool(self.settings.log_on_multiples)
         self._named_params: list[tuple[str, torch.nn.Parameter]] = []
+        self._param_names: list[str] = []
+        self._param_sizes: list[tuple[str, int]] = []
         self._sentinels: stats.UpdateSentinels | None = None
+        self._param_stats: stats.ParamStats | None = None
         self._holdout: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._history: list[dict[str, Any]] = []
         self._pending_metrics: dict[str, Any] = {}
@@ -170,7 +164,7 @@ class Telemetry:
         self._window_step0 = 0
         self._window_samples = 0
         self._grad_names: list[str] = []
-        self._update_rms: torch.Tensor | None = None
+        self._update_change: torch.Tensor | None = None
         self._optimizer_steps = 0  # optimizer.step() calls, counted by its pre-hook
         self._optimizer_steps_logged = 0
         self._interval_base: torch.Tensor | None = None  # sampled weights at the last log step
@@ -214,6 +208,7 @@ class Telemetry:
             )
             return False
         self._writer = RunWriter(self.run_dir, self.settings.queue_size, self._sinks())
+        self._step_records = StepRecords(self._writer)
         self._poller = ControlPoller(self.run_dir, self.settings.control_poll_s)
         if self.settings.track_system:
             self._try("cpu_memory", self._start_rss)
@@ -269,12 +264,16 @@ class Telemetry:
             self._model = model
             self._optimizer = optimizer
             self._named_params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+            self._param_names = [n for n, _ in self._named_params]
+            self._param_sizes = [(n, p.numel()) for n, p in self._named_params]
             if holdout is not None and self.settings.track_holdout_logits:
                 inputs, labels = holdout
                 size = self.settings.holdout_size
                 self._holdout = (inputs[:size], None if labels is None else labels[:size])
             if self._rank == 0:
                 self._watch_rows()
+                if self._named_params:
+                    self._param_stats = stats.ParamStats([p for _, p in self._named_params])
                 if self.settings.track_weight_delta and self._named_params:
                     self._sentinels = stats.UpdateSentinels([p for _, p in self._named_params])
                     self._interval_base = self._sentinels.sample()
@@ -464,20 +463,27 @@ class Telemetry:
 
     def _compare_sentinels(self) -> None:
         assert self._sentinels is not None
-        self._update_rms = self._sentinels.compare()
+        self._update_change = self._sentinels.compare()
 
     def _compare_interval(self) -> None:
         """How far each tensor moved since the last log step, for loops whose optimizer did not step."""
         assert self._sentinels is not None
         now = self._sentinels.sample()
-        if self._interval_base is not None:
-            self._update_rms = self._sentinels.rms_change(self._interval_base, now)
+        if self._interval_base is not None and self._interval_base.shape == now.shape:
+            self._update_change = self._sentinels.change(self._interval_base, now)
         self._interval_base = now
 
     def _capture_gradients(self) -> None:
-        grads = [(n, g) for n, p in self._named_params if (g := p.grad) is not None]  # .grad costs µs a read
-        self._grad_names = [n for n, _ in grads]
-        self._grad_pack = stats.gradient_stats([g for _, g in grads]) if grads else None
+        grads = [p.grad for _, p in self._named_params]  # .grad costs µs a read: once each
+        present = [g for g in grads if g is not None]
+        if len(present) == len(grads):
+            self._grad_names = self._param_names
+        else:
+            self._grad_names = [
+                n for (n, _), g in zip(self._named_params, grads, strict=True) if g is not None
+            ]
+        stats_of = self._param_stats
+        self._grad_pack = stats_of.gradients(present) if present and stats_of is not None else None
 
     def _log_step(self, loss: Any, grad_norm: Any, labels: torch.Tensor | None) -> None:
         self._ensure_started()
@@ -500,8 +506,8 @@ class Telemetry:
             pack.add("_grads", self._grad_pack)
         if not stepped and self._sentinels is not None and "param_updates" not in self._off:
             self._try("param_updates", self._compare_interval)
-        if self._update_rms is not None:
-            pack.add("_updates", self._update_rms)
+        if self._update_change is not None:
+            pack.add("_updates", self._update_change)
         if self._optimizer is not None:
             host[OPTIMIZER_STEPS] = stepped
         self._optimizer_steps_logged = self._optimizer_steps
@@ -525,112 +531,56 @@ class Telemetry:
             if checked.first_bad is not None and checked.first_bad[0] < self.global_step:
                 bad_step, fields = checked.first_bad  # the first bad batch, at its own step
                 self._emit(EV_STEP, fields, step=bad_step, epoch=self.current_epoch)
-        record = self._step_metrics(values, host, loss_is_last)
+        lr: dict[str, float] = {}
+        if self.settings.track_learning_rates and self._optimizer is not None:
+            lr = self._try("lr", lambda: _learning_rates(self._optimizer)) or {}
+        raw = RawStep(
+            records=self._step_records,
+            step=self.global_step,
+            epoch=self.current_epoch,
+            time=time.time(),
+            values=values,
+            host=host,
+            loss_is_last=loss_is_last,
+            grad_names=self._grad_names,
+            params=self._param_sizes,
+            update_segments=None if self._sentinels is None else self._sentinels.segments,
+            lr=lr,
+            throughput=self._throughput(),
+            system=self._system() if self.settings.track_system else {},
+        )
         self._grad_pack = None
-        self._update_rms = None
+        self._update_change = None
         self._losses = []
         self._loss_sum = 0.0
         self._logs_done += 1
-        self._emit(EV_STEP, record, step=self.global_step, epoch=self.current_epoch)
-        self._check_alerts(record)
+        assert self._writer is not None
+        self._writer.put(raw)  # the record and its alerts are built on the writer thread
         if (
             self.settings.track_weight_snapshots
             and self.global_step % max(1, self.settings.weight_snapshot_every_n) == 0
         ):
             self._try("weight_snapshots", self._save_snapshot)
 
-    def _step_metrics(
-        self, values: dict[str, list[float]], host: dict[str, Any], loss_is_last: bool
-    ) -> dict[str, Any]:
-        record = dict(host)
-        losses = values.get("_losses", [])
-        if loss_is_last:
-            record["train_loss"] = losses[-1]
-        record.update({name: vals[0] for name, vals in values.items() if name not in _VECTORS})
-        nonfinite = _nonfinite(record.pop("_loss_sum", 0.0))
-        nonfinite = nonfinite or not all(map(math.isfinite, losses))
-        given = record.pop("_grad_norm_given", None)
-        if "_grads" in values:
-            nonfinite = self._grad_metrics(record, values["_grads"]) or nonfinite
-        if isinstance(given, int | float):
-            record["grad_norm"] = given
-            nonfinite = nonfinite or _nonfinite(given)
-        if "_updates" in values:
-            self._update_metrics(record, values["_updates"])
-        if "_weights" in values:
-            self._write_layer_stats(values["_weights"])
-        if "_labels" in values:
-            counts = values["_labels"]
-            total = sum(counts) or 1.0
-            for k, count in enumerate(counts[:MAX_LABEL_CLASSES]):
-                record[f"batch_stats/winner_{k}_pct"] = 100.0 * count / total
-            record["batch_stats/n_classes_seen"] = sum(1 for c in counts if c)
-        if self.settings.track_learning_rates and self._optimizer is not None:
-            self._try("lr", lambda: record.update(_learning_rates(self._optimizer)))
-        self._throughput(record)
-        if self.settings.track_system:
-            self._system(record)
-        record["nan_inf_detected"] = bool(nonfinite)
-        if self._writer is not None and self._writer.dropped:
-            record["dropped_records"] = self._writer.dropped
-        return record
-
-    def _grad_metrics(self, record: dict[str, Any], vals: list[float]) -> bool:
-        global_norm, grad_max, norms = stats.gradient_summary(vals, len(self._grad_names))
-        record["grad_norm"] = global_norm
-        record["grad_max"] = grad_max
-        record["grad_min"] = min(norms) if norms else 0.0
-        record["grad_num_params_with_grad"] = len(norms)
-        named = list(zip(self._grad_names, norms, strict=True))
-        if len(named) > MAX_MODULE_NORMS:
-            order = sorted(
-                range(len(named)), key=lambda i: named[i][1] if math.isfinite(named[i][1]) else -1.0
-            )
-            keep = set(order[:10]) | set(order[-10:])
-            named = [item for i, item in enumerate(named) if i in keep]
-        for name, norm in named:
-            record[f"gradients/{name}/norm"] = norm
-        return not math.isfinite(global_norm)
-
-    def _update_metrics(self, record: dict[str, Any], rms: list[float]) -> None:
-        names = [n for n, _ in self._named_params]
-        updated = sum(1 for r in rms if r != 0.0)
-        top = sorted(zip(names, rms, strict=True), key=lambda item: item[1], reverse=True)[:10]
-        record["param_updates/num_updated"] = updated
-        record["param_updates/num_total"] = len(rms)
-        for name, value in top:  # the same names the seed 004 adapter gives its top_changed
-            record[f"updates/{name}/change"] = value
-        record["param_updates/no_update_warning"] = updated == 0
-
     def _weight_moments(self) -> torch.Tensor:
-        return stats.weight_moments([p for _, p in self._named_params])
+        assert self._param_stats is not None  # rank 0's, watching parameters: the only caller
+        return self._param_stats.moments()
 
-    def _write_layer_stats(self, flat: list[float]) -> None:
-        if self._writer is None:
-            return
-        moments = [flat[i : i + 4] for i in range(0, len(flat), 4)]
-        numels = [p.numel() for _, p in self._named_params]
-        rows = [
-            (self.global_step, self.current_epoch, name, *row, n)
-            for (name, _), row, n in zip(
-                self._named_params, stats.layer_rows(moments, numels), numels, strict=True
-            )
-        ]
-        self._writer.put(CsvRows(PER_LAYER_STATS_CSV, PER_LAYER_STATS_COLUMNS, rows))
-
-    def _throughput(self, record: dict[str, Any]) -> None:
+    def _throughput(self) -> dict[str, float]:
         now = time.perf_counter()
         steps = self.global_step - self._window_step0
+        out = {}
         if self._window_t0 is not None and steps > 0:
             elapsed = now - self._window_t0
-            record["sec_per_step"] = elapsed / steps
+            out["sec_per_step"] = elapsed / steps
             if self._window_samples and elapsed > 0:
-                record["samples_per_sec"] = self._window_samples / elapsed
+                out["samples_per_sec"] = self._window_samples / elapsed
         self._window_t0 = now
         self._window_step0 = self.global_step
         self._window_samples = 0
+        return out
 
-    def _system(self, record: dict[str, Any]) -> None:
+    def _system(self) -> dict[str, float]:
         """Memory is sampled every ``SYSTEM_SAMPLE_S`` and the last sample goes with each log step: reading
         /proc cost ~0.2 ms of a log step in a busy loop, and memory moves slowly."""
         now = time.monotonic()
@@ -643,34 +593,11 @@ class Telemetry:
             if device is not None and device.type == "cuda" and "gpu_memory" not in self._off:
                 self._try("gpu_memory", lambda: sample.update(cuda_memory(device)))
             self._system_sample = sample
-        record.update(self._system_sample)
-        if self._nvml is not None and "gpu_util" not in self._off:
-            self._try("gpu_util", lambda: record.update(self._nvml.window() if self._nvml else {}))
-
-    def _check_alerts(self, record: Mapping[str, Any]) -> None:
-        if record.get("nan_inf_detected"):
-            if self._flag_once("nan_inf"):
-                metric = "train_loss" if _nonfinite(record.get("train_loss")) else "grad_norm"
-                self.alert(
-                    "nan_inf",
-                    f"non-finite values at step {self.global_step} ({metric})",
-                    severity="critical",
-                    metric=metric,
-                    value=record.get(metric),
-                )
-        else:
-            self._flags.discard("nan_inf")
-        if record.get("param_updates/no_update_warning"):
-            if self._flag_once("no_param_updates"):
-                self.alert(
-                    "no_param_updates",
-                    f"no parameter changed in the optimizer step before step {self.global_step}",
-                    severity="warning",
-                    metric="param_updates/num_updated",
-                    value=0,
-                )
-        elif "param_updates/num_updated" in record:
-            self._flags.discard("no_param_updates")
+        if self._nvml is None or "gpu_util" in self._off:
+            return self._system_sample
+        record = dict(self._system_sample)
+        self._try("gpu_util", lambda: record.update(self._nvml.window() if self._nvml else {}))
+        return record
 
     def _flag_once(self, name: str) -> bool:
         """True the first time a condition is seen since it last cleared: one alert per episode."""
@@ -782,10 +709,7 @@ class Telemetry:
                 entry["holdout"] = holdout
         entry.update(_to_host(metrics))
         if self.settings.track_per_layer_stats and self._named_params and "per_layer_stats" not in self._off:
-            self._try(
-                "per_layer_stats",
-                lambda: self._write_layer_stats(self._weight_moments().reshape(-1).tolist()),
-            )
+            self._try("per_layer_stats", self._write_layer_stats)
         self._history.append(entry)
         record = flatten({k: v for k, v in entry.items() if k != "epoch"})
         self._emit(EV_EPOCH, record, step=self.global_step, epoch=epoch)
@@ -794,6 +718,11 @@ class Telemetry:
             Results({"run_name": self.run_name, "config": self.config, "training_history": self._history})
         )
         self._check_blobs(entry.get("diagnostics"), epoch)
+
+    def _write_layer_stats(self) -> None:
+        assert self._writer is not None
+        flat = self._weight_moments().reshape(-1).tolist()
+        self._writer.put(layer_stats_rows(self.global_step, self.current_epoch, flat, self._param_sizes))
 
     def _diagnostics(self) -> dict[str, Any]:
         from termmon.diagnostics import compute_lightweight_blob_metrics
@@ -1023,10 +952,6 @@ def _plain(value: Any) -> Any:
 
 def _to_host(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): _to_host(v) if isinstance(v, Mapping) else _plain(v) for k, v in obj.items()}
-
-
-def _nonfinite(value: Any) -> bool:
-    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _optimizer_setup(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
