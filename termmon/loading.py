@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from termmon.ingest.formats import registry
 from termmon.ingest.formats.base import RunLocation
 from termmon.ingest.formats.termmon_jsonl import TermmonJsonl
+from termmon.ingest.gc_pause import gc_paused
 from termmon.ingest.parallel import FileChangedError, ParallelReader, Plan, Split
 from termmon.ingest.source import SourceUpdate
 from termmon.model.run import Run
@@ -42,21 +43,23 @@ def load_workspace(
     """Discover and read every run under ``paths`` (or just ``run``) to the end of what is on disk now.
 
     ``split``: when a file is worth parsing in pieces over worker processes (default: a file of
-    MIN_PARALLEL_BYTES or more, one worker per usable core but the caller's own).
+    MIN_PARALLEL_BYTES or more, one worker per usable core but the caller's own). The cyclic collector
+    is paused while the files are read (:func:`gc_paused`): ~8 % of a 1M-line ``summary``.
     """
     workspace = Workspace(paths, run=run)
     order = workspace.run_dirs
     bar = _LazyProgress(workspace.total_bytes(), enabled=progress and sys.stderr.isatty())
     in_pieces: set[Path] = set()
     try:
-        with ParallelReader(split or Split()) as reader:
-            for run_dir in order:
-                plan = _plan(reader, run_dir)
-                if plan is not None and _read_in_pieces(workspace, reader, plan, run_dir, bar):
-                    in_pieces.add(run_dir)
-        for item in workspace.iter_poll(skip=in_pieces):
-            workspace.apply([item])
-            bar.advance(item.update.bytes_read)
+        with gc_paused():
+            with ParallelReader(split or Split()) as reader:
+                for run_dir in order:
+                    plan = _plan(reader, run_dir)
+                    if plan is not None and _read_in_pieces(workspace, reader, plan, run_dir, bar):
+                        in_pieces.add(run_dir)
+            for item in workspace.iter_poll(skip=in_pieces):
+                workspace.apply([item])
+                bar.advance(item.update.bytes_read)
     finally:
         bar.close()
         workspace.close()

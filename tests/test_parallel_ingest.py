@@ -7,6 +7,7 @@ fields) must be equal, on files that hold every awkward line the readers know ab
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -307,6 +308,20 @@ def test_loading_from_a_thread_beside_others(awkward_run: Path) -> None:
     loader.join(timeout=120)
     stop.set()
     assert results == [expected]
+
+
+def test_a_load_leaves_the_collector_as_it_found_it(awkward_run: Path) -> None:
+    """The load pauses cyclic collection for its own records; the caller's collector is back on after,
+    and off again if the caller had it off."""
+    assert gc.isenabled()
+    load_workspace([str(awkward_run)], progress=False, split=TINY)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        load_workspace([str(awkward_run)], progress=False, split=TINY)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_script_without_a_main_guard_runs_once(awkward_run: Path, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ or fails hands its piece back, and the caller parses it itself: workers only eve
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import pickle
 import queue
@@ -255,6 +256,8 @@ def worker_main() -> int:
     writer = threading.Thread(target=_write_replies, args=(stdout, replies), daemon=True)
     fd: int | None = None
     held: tuple[bytes, int, int] | None = None
+    # A worker's records live one piece long and hold no cycles: the collector would only walk them.
+    gc.disable()
     try:
         stdout.write(READY)  # imports done: the caller hands out pieces from now on
         stdout.flush()
