@@ -43,6 +43,7 @@ from termmon.format import (
 from termmon.telemetry import signals, stats
 from termmon.telemetry.config import TelemetryConfig, load_config_file
 from termmon.telemetry.control import ControlPoller
+from termmon.telemetry.episodes import Episodes
 from termmon.telemetry.probes import NvmlSampler, RssProbe, cuda_memory
 from termmon.telemetry.sanity import SanityChecks, is_sanity
 from termmon.telemetry.step_record import RawStep, StepRecords, layer_stats_rows
@@ -133,7 +134,7 @@ class Telemetry:
         self._closed = False
         self._started = False
         self._off: set[str] = set()
-        self._flags: set[str] = set()
+        self._episodes = Episodes()
         self._model: torch.nn.Module | None = None
         self._optimizer: torch.optim.Optimizer | None = None
         self._hooks: list[Any] = []
@@ -599,13 +600,6 @@ class Telemetry:
         self._try("gpu_util", lambda: record.update(self._nvml.window() if self._nvml else {}))
         return record
 
-    def _flag_once(self, name: str) -> bool:
-        """True the first time a condition is seen since it last cleared: one alert per episode."""
-        if name in self._flags:
-            return False
-        self._flags.add(name)
-        return True
-
     def _save_snapshot(self) -> None:
         if self._model is None:
             return
@@ -734,7 +728,7 @@ class Telemetry:
         if not isinstance(diagnostics, Mapping):
             return
         clusters = diagnostics.get("n_clusters_dbscan")
-        if isinstance(clusters, int) and clusters >= 2 and self._flag_once("blob_formed"):
+        if isinstance(clusters, int) and clusters >= 2 and self._episodes.first("blob_formed"):
             self.alert(
                 "blob_formed",
                 f"{clusters} weight clusters at epoch {epoch} (silhouette {diagnostics.get('silhouette_score')})",

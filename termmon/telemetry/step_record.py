@@ -18,6 +18,7 @@ from typing import Any
 
 from termmon.format import EV_ALERT, EV_STEP, PER_LAYER_STATS_COLUMNS, PER_LAYER_STATS_CSV
 from termmon.telemetry import stats
+from termmon.telemetry.episodes import Episodes
 from termmon.telemetry.writer import CsvRows, RunWriter
 
 #: Packed device values that stay vectors (everything else packed is a scalar).
@@ -75,7 +76,7 @@ class StepRecords:
 
     def __init__(self, writer: RunWriter) -> None:
         self._writer = writer
-        self._open: set[str] = set()
+        self._episodes = Episodes()
 
     def build(self, raw: RawStep) -> list[Mapping[str, Any] | CsvRows]:
         values = raw.values
@@ -121,28 +122,21 @@ class StepRecords:
     def _alerts(self, raw: RawStep, record: Mapping[str, Any]) -> list[dict[str, Any]]:
         alerts = []
         if record.get("nan_inf_detected"):
-            if self._once("nan_inf"):
+            if self._episodes.first("nan_inf"):
                 metric = "train_loss" if _nonfinite(record.get("train_loss")) else "grad_norm"
                 message = f"non-finite values at step {raw.step} ({metric})"
                 alerts.append(_alert(raw, "nan_inf", "critical", message, metric, record.get(metric)))
         else:
-            self._open.discard("nan_inf")
+            self._episodes.clear("nan_inf")
         if record.get("param_updates/no_update_warning"):
-            if self._once("no_param_updates"):
+            if self._episodes.first("no_param_updates"):
                 message = f"no parameter changed in the optimizer step before step {raw.step}"
                 alerts.append(
                     _alert(raw, "no_param_updates", "warning", message, "param_updates/num_updated", 0)
                 )
         elif "param_updates/num_updated" in record:
-            self._open.discard("no_param_updates")
+            self._episodes.clear("no_param_updates")
         return alerts
-
-    def _once(self, name: str) -> bool:
-        """True the first time a condition is seen since it last cleared: one alert per episode."""
-        if name in self._open:
-            return False
-        self._open.add(name)
-        return True
 
 
 def _alert(raw: RawStep, kind: str, severity: str, message: str, metric: str, value: Any) -> dict[str, Any]:
