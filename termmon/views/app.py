@@ -76,6 +76,10 @@ TREND_SECONDS = 10.0
 FIRST_PAINT_WAIT = 2.0
 #: Longest the first frame waits for the first look at the runs (see first_look.py).
 FIRST_LOOK_WAIT = 0.5
+#: Shortest delay a one-shot timer is given. Textual's Timer spins the event loop forever on a negative
+#: delay and never fires on one far below its clock's step, and a wait computed as "due minus now" is
+#: either once the due time has just passed.
+MIN_TIMER_SECONDS = 0.01
 #: `s` cycles these: (name, debiased EMA weight); integer series are never smoothed.
 SMOOTHING: tuple[tuple[str, float | None], ...] = (("off", None), ("light", 0.6), ("strong", 0.9))
 
@@ -422,7 +426,7 @@ class MonitorApp(App[int]):
                 return
             self._judge_timer.stop()
         self._judge_timer_due = due
-        self._judge_timer = self.set_timer(max(0.01, due - time.monotonic()), self._judge_waiting)
+        self._judge_timer = self._timer(due - time.monotonic(), self._judge_waiting)
 
     def _judge_waiting(self) -> None:
         """The runs whose records, or trends, wait for a verdict, in their turn."""
@@ -529,8 +533,11 @@ class MonitorApp(App[int]):
         if self._redraw_timer is not None:
             return
         held = 0.0 if self._windows_pending else self._last_redraw + REDRAW_SECONDS - time.monotonic()
-        delay = max(0.01, held)
-        self._redraw_timer = self.set_timer(delay, self._timed_redraw)
+        self._redraw_timer = self._timer(held, self._timed_redraw)
+
+    def _timer(self, delay: float, callback: Callable[[], object]) -> Timer:
+        """A one-shot timer in ``delay`` seconds, or in MIN_TIMER_SECONDS when that is sooner (or past)."""
+        return self.set_timer(max(MIN_TIMER_SECONDS, delay), callback)
 
     def _timed_redraw(self) -> None:
         self._redraw_timer = None
@@ -664,7 +671,7 @@ class MonitorApp(App[int]):
     def _redraw_later(self, waits: list[float]) -> None:
         """Redraw once the first of these waits is over (a chart or row held back by its limit)."""
         if waits and self._chart_timer is None:
-            self._chart_timer = self.set_timer(min(waits), self._chart_due)
+            self._chart_timer = self._timer(min(waits), self._chart_due)
 
     def _chart_due(self) -> None:
         self._chart_timer = None
