@@ -209,3 +209,24 @@ async def test_resize_never_crashes(tmp_path: Path, size: tuple[int, int]) -> No
 def test_missing_path_is_a_usage_error_before_the_app_starts(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         run_monitor([str(tmp_path / "nope")], poll=None, config=None)
+
+
+@run_async
+async def test_a_redraw_whose_due_time_has_passed_still_comes(tmp_path: Path) -> None:
+    # A held-back row's wait was "due minus now" from two clock reads, so on a loaded machine it could come
+    # out negative, and Textual's timer spins the event loop forever on a negative delay: the demo froze,
+    # keys ignored, nothing redrawn. A wait that is already over must mean "redraw now".
+    root = workspace_dir(tmp_path)
+    app = make_app(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.selected_run is not None and app.selected_run.name == "blobs_a")
+        run = app.selected_run
+        assert run is not None
+        last_x = lambda: max(float(t.points.x.max()) for t in loss_panel(app).data.traces)  # noqa: E731
+        await wait_for(pilot, lambda: loss_panel(app).data is not None and last_x() == 1000)
+        app._redraw_later([-0.25])
+        append(run.path, steps(1010, 1100))
+        await wait_for(pilot, lambda: last_x() == 1100)
+        first = app.selected
+        await pilot.press("down")
+        await wait_for(pilot, lambda: app.selected != first)

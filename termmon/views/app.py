@@ -570,10 +570,10 @@ class MonitorApp(App[int]):
         picker = self.main_screen.query_one(RunPicker)
         held: list[float] = []
         clock = time.monotonic()
-        rows_due = clock >= self._rows_refreshed + ROW_SECONDS
-        if rows_due:
+        rows_wait = self._rows_refreshed + ROW_SECONDS - clock
+        if rows_wait <= 0:
             self._rows_refreshed = clock
-        picker.show([self._row(run, now, rows_due, held) for run in visible], self.selected)
+        picker.show([self._row(run, now, rows_wait, held) for run in visible], self.selected)
         self._show_status(now)
         self.redraw_panels()
         self._redraw_later(held)
@@ -586,11 +586,11 @@ class MonitorApp(App[int]):
             self._status_shown = status
             self.main_screen.query_one("#status", Static).update(status, layout=False)
 
-    def _row(self, run: Run, now: float, rows_due: bool, held: list[float]) -> RowInfo:
+    def _row(self, run: Run, now: float, rows_wait: float, held: list[float]) -> RowInfo:
         """A picker row, rebuilt only when the run, its status, alerts or marks changed: once a second
         with 100 runs, rebuilding every row is most of the idle monitor's CPU. A row whose run only
-        gained records waits for ``rows_due`` (every ROW_SECONDS); how long until then goes into
-        ``held``."""
+        gained records waits ``rows_wait`` seconds (rows are rebuilt every ROW_SECONDS), which then goes
+        into ``held``: one clock read for every row, so a slow frame never makes the wait negative."""
         key = (
             run.version,
             run.generation,
@@ -604,8 +604,8 @@ class MonitorApp(App[int]):
             old_key, info = cached
             if old_key == key:
                 return info
-            if old_key[1:] == key[1:] and not rows_due:
-                held.append(self._rows_refreshed + ROW_SECONDS - time.monotonic())
+            if old_key[1:] == key[1:] and rows_wait > 0:
+                held.append(rows_wait)
                 return info
         info = row_info(run, now, key[3], key[4], self.run_colors(run.name))
         self._rows[run.path] = (key, info)
