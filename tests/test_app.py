@@ -10,6 +10,7 @@ import pytest
 from termmon.errors import UsageError
 from termmon.model.workspace import Workspace
 from termmon.views.app import MonitorApp, run_monitor
+from termmon.views.widgets.alert_log import AlertLog
 from termmon.views.widgets.chart import ChartPanel
 from termmon.views.widgets.run_picker import RunPicker
 from tests.tui_fixtures import NOW, append, epoch, run_async, steps, wait_for, workspace_dir
@@ -230,3 +231,25 @@ async def test_a_redraw_whose_due_time_has_passed_still_comes(tmp_path: Path) ->
         first = app.selected
         await pilot.press("down")
         await wait_for(pilot, lambda: app.selected != first)
+
+
+@run_async
+async def test_the_newest_alert_is_at_the_top_and_whole(tmp_path: Path) -> None:
+    # In a panel a few rows high, a log scrolled to its end starts on the wrapped tail of an older alert.
+    app = make_app(workspace_dir(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(AlertLog)
+        await wait_for(pilot, lambda: bool(log.entries) and bool(log.lines))
+        older = log.entries[-1].plain
+        log.note("control.json was rewritten with garbage; " * 6)
+        shown = lambda: " ".join(line.text.strip() for line in log.lines)  # noqa: E731
+        await wait_for(pilot, lambda: shown().startswith("WARN control.json was rewritten"))
+        assert shown().index("WARN control.json") < shown().index(older.split()[0] + " " + older.split()[1])
+        assert log.scroll_y == 0
+        # A reader scrolled down to older alerts keeps them in view when a new one arrives above.
+        log.scroll_to(y=2, animate=False)
+        await wait_for(pilot, lambda: log.scroll_y == 2)
+        top = log.lines[2].text
+        log.note("a second note")
+        await wait_for(pilot, lambda: shown().startswith("WARN a second note"))
+        assert log.lines[round(log.scroll_y)].text == top

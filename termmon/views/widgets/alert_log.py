@@ -1,4 +1,4 @@
-"""The alert log: newest at the bottom and always in view, severity in colour, strings literal."""
+"""The alert log: newest first and always whole, severity in colour, strings literal."""
 
 from __future__ import annotations
 
@@ -34,20 +34,26 @@ def alert_text(row: AlertRow, colors: RunColors, *, plain: bool = False) -> Text
     return text
 
 
-MAX_LINES = 1000
+#: Entries kept: the oldest go first.
+MAX_ENTRIES = 1000
 
 
 class AlertLog(RichLog):
-    """Appends only: a run's alerts arrive once, and notes (control errors) go in between.
+    """The newest alert at the top, whole: a log scrolled to its end starts, in a panel a dozen rows high,
+    on the wrapped tail of an older alert cut by the panel's edge ("layers)"), and the reader has to scroll
+    up to learn what it is. What the panel cuts off here is the bottom of the oldest alert shown.
 
-    The entries are kept so a resize re-wraps them to the new width instead of cropping them.
+    ``entries`` are kept in the order they came, and shown again, newest first, after every batch of new
+    ones and on a resize (which re-wraps them to the new width). A reader who has scrolled down to older
+    alerts keeps them in view when new ones arrive above.
     """
 
     def __init__(self, colors: RunColors, *, id: str | None = None) -> None:
+        super().__init__(id=id, min_width=20, wrap=True, auto_scroll=False, markup=False)
         self.run_colors = colors
-        super().__init__(id=id, max_lines=MAX_LINES, min_width=20, wrap=True, auto_scroll=True, markup=False)
         self.entries: list[Text] = []
         self._width = 0
+        self._show_pending = False
 
     def add_alerts(self, rows: list[AlertRow]) -> None:
         for row in rows:
@@ -59,14 +65,23 @@ class AlertLog(RichLog):
         self._add(text)
 
     def _add(self, text: Text) -> None:
-        self.entries = [*self.entries[-(MAX_LINES - 1) :], text]
-        self.write(text)
+        self.entries = [*self.entries[-(MAX_ENTRIES - 1) :], text]
+        if not self._show_pending:  # one re-render for a batch: a run's first look can bring hundreds
+            self._show_pending = True
+            self.call_after_refresh(self._show)
+
+    def _show(self) -> None:
+        self._show_pending = False
+        lines_before, scrolled = len(self.lines), self.scroll_y
+        self.clear()
+        for text in reversed(self.entries):
+            self.write(text, scroll_end=False)
+        if scrolled:
+            self.scroll_to(y=scrolled + len(self.lines) - lines_before, animate=False)
 
     def on_resize(self, event: Resize) -> None:
         super().on_resize(event)
         width = event.size.width
         if self._width and width != self._width:
-            self.clear()
-            for text in self.entries:
-                self.write(text)
+            self._show()
         self._width = width
