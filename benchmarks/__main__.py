@@ -15,6 +15,7 @@ BENCHMARKS = (
     "live",
     "many",
     "startup",
+    "first_touch",
     "first_frame",
     "logger",
     "diagnostics",

@@ -1,11 +1,13 @@
 """Telemetry overhead on CPU training loops, beside SummaryWriter and wandb offline (docs/performance.md).
 
-    python -m benchmarks.bench_logger [--rounds 8] [--models tiny,small,wide,many] [--small-steps 200]
+    python -m benchmarks.bench_logger [--rounds 8] [--models tiny,small,3ms,wide,many] [--small-steps 200]
                                       [--wide-steps 20] [--many-steps 10] [--split-steps 30]
 
-Four models: a tiny and a small MLP (~3 and ~6.5 ms a step, where a logger's fixed cost per step shows
-most), a wide MLP (few large tensors) and a many-tensor model (10,000 parameter tensors). The tiny and the
-small MLP both run ``--small-steps`` steps a segment. For each, four loggers train
+Five models: a tiny and a small MLP (fixed widths: ~1 and ~2 ms a step on a quiet reference box, up to 3x
+that on a busy one, where a logger's fixed cost per step shows most), ``3ms``, an MLP whose width is chosen
+at the start of the run so that a step takes ~3 ms on this machine as it is now (the size the 3 % goal is
+set at, whatever the box's speed that day), a wide MLP (few large tensors) and a many-tensor model (10,000
+parameter tensors). The MLPs run ``--small-steps`` steps a segment. For each, four loggers train
 the same model in segments of the same length, interleaved round by round in a rotating order so the
 machine's noise (2 cores shared with other jobs) hits all alike:
 
@@ -42,9 +44,14 @@ from termmon.telemetry import Telemetry
 
 LOG_EVERY = 10
 LOGGERS = ("floor", "termmon", "tensorboard", "wandb")
-#: Hidden width of the two MLPs: "tiny" takes ~3 ms a step on one core of the reference box (the size where
-#: a logger's fixed cost per step shows most), "small" ~6.5 ms.
+#: Hidden width of the two fixed MLPs: "tiny" and "small", the sizes where a logger's fixed cost per step
+#: shows most.
 MLP_WIDTHS = {"tiny": 256, "small": 512}
+#: MLPs sized on the spot to a step time (seconds) on this machine: the goal is set at ~3 ms a step, and the
+#: fixed widths' step times move by 3x with the box's load from one day to the next.
+MLP_STEP_TARGETS = {"3ms": 3e-3}
+#: Widths tried for a target step time, smallest first.
+CALIBRATION_WIDTHS = tuple(int(256 * 1.2**i) // 16 * 16 for i in range(16))
 
 
 class _ManyTensors(torch.nn.Module):
@@ -76,18 +83,45 @@ class _Task:
         return loss
 
 
+def _mlp(kind: str, width: int) -> _Task:
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(
+        torch.nn.Linear(256, width), torch.nn.ReLU(), torch.nn.Linear(width, width), torch.nn.ReLU(),
+        torch.nn.Linear(width, 10),
+    )  # fmt: skip
+    opt = torch.optim.AdamW(mlp.parameters(), lr=1e-3)
+    x, y = torch.randn(64, 256), torch.randint(0, 10, (64,))
+    return _Task(kind, mlp, opt, x, y, torch.nn.functional.cross_entropy)
+
+
+def _step_seconds(task: _Task, steps: int = 15) -> float:
+    """Median time of one iteration, after a few to warm the allocator."""
+    for _ in range(5):
+        task.forward_backward()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        task.forward_backward()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _calibrated_width(target: float) -> int:
+    """The narrowest width in CALIBRATION_WIDTHS whose step takes ``target`` seconds or more."""
+    for width in CALIBRATION_WIDTHS:
+        if _step_seconds(_mlp("calibration", width)) >= target:
+            return width
+    return CALIBRATION_WIDTHS[-1]
+
+
 def _task(kind: str) -> _Task:
     torch.manual_seed(0)
     mse = torch.nn.functional.mse_loss
     if kind in MLP_WIDTHS:
-        width = MLP_WIDTHS[kind]
-        mlp = torch.nn.Sequential(
-            torch.nn.Linear(256, width), torch.nn.ReLU(), torch.nn.Linear(width, width), torch.nn.ReLU(),
-            torch.nn.Linear(width, 10),
-        )  # fmt: skip
-        opt: torch.optim.Optimizer = torch.optim.AdamW(mlp.parameters(), lr=1e-3)
-        x, y = torch.randn(64, 256), torch.randint(0, 10, (64,))
-        return _Task(kind, mlp, opt, x, y, torch.nn.functional.cross_entropy)
+        return _mlp(kind, MLP_WIDTHS[kind])
+    if kind in MLP_STEP_TARGETS:
+        return _mlp(kind, _calibrated_width(MLP_STEP_TARGETS[kind]))
+    opt: torch.optim.Optimizer
     if kind == "wide":
         wide = torch.nn.Sequential(torch.nn.Linear(512, 8192), torch.nn.ReLU(), torch.nn.Linear(8192, 512))
         opt = torch.optim.SGD(wide.parameters(), lr=1e-3)
@@ -316,7 +350,8 @@ def _overhead(kind: str, rounds: int, steps: int) -> None:
     task = _task(kind)
     tensors = sum(1 for _ in task.model.parameters())
     n_params = sum(p.numel() for p in task.model.parameters())
-    label = f"{kind} ({tensors:,} tensors, {n_params / 1e6:.2f} M params)"
+    width = f"MLP width {task.model[0].out_features}, " if kind in MLP_STEP_TARGETS else ""
+    label = f"{kind} ({width}{tensors:,} tensors, {n_params / 1e6:.2f} M params)"
     with tempfile.TemporaryDirectory() as root, _loggers(kind, root) as loggers:
         live = [logger for logger in loggers.values() if isinstance(logger, _Logger)]
         for logger in live:  # warm-up: allocator, first log step, termmon's record for the others' names
@@ -404,7 +439,7 @@ def _log_step_cost(kind: str, steps: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--models", default="tiny,small,wide,many")
+    parser.add_argument("--models", default="tiny,small,3ms,wide,many")
     parser.add_argument("--small-steps", type=int, default=200)
     parser.add_argument("--wide-steps", type=int, default=20)
     parser.add_argument("--many-steps", type=int, default=10)
@@ -415,6 +450,7 @@ def main() -> None:
     steps = {
         "tiny": args.small_steps,
         "small": args.small_steps,
+        **dict.fromkeys(MLP_STEP_TARGETS, args.small_steps),
         "wide": args.wide_steps,
         "many": args.many_steps,
     }
@@ -426,7 +462,7 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|")
     for kind in models:
         _overhead(kind, args.rounds, max(LOG_EVERY, steps[kind]))
-    big = [m for m in models if m not in MLP_WIDTHS]
+    big = [m for m in models if m not in MLP_WIDTHS and m not in MLP_STEP_TARGETS]
     if big and args.split_steps:
         print(
             "\nWhole iteration (forward, backward, SGD step, tm.step), median; log_every=5, every statistic"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 
 from termmon.errors import UsageError
+from termmon.model.run import Run
 from termmon.model.workspace import Workspace
 from termmon.views.app import MonitorApp, run_monitor
 from termmon.views.widgets.alert_log import AlertLog
@@ -31,6 +34,19 @@ def panel_titled(app: MonitorApp, title: str) -> ChartPanel:
 
 def loss_panel(app: MonitorApp) -> ChartPanel:
     return panel_titled(app, "loss")
+
+
+async def healthy_run_on_screen(app: MonitorApp, pilot: Pilot[int]) -> tuple[Run, Callable[[], float]]:
+    """The fixture's healthy run, selected with its loss drawn to step 1000, and its loss panel's last x."""
+    await wait_for(pilot, lambda: app.selected_run is not None and app.selected_run.name == "blobs_a")
+    run = app.selected_run
+    assert run is not None
+
+    def last_x() -> float:
+        return max(float(t.points.x.max()) for t in loss_panel(app).data.traces)
+
+    await wait_for(pilot, lambda: loss_panel(app).data is not None and last_x() == 1000)
+    return run, last_x
 
 
 def picker_lines(app: MonitorApp) -> list[str]:
@@ -85,11 +101,7 @@ async def test_appended_records_reach_the_panels_and_torn_lines_never_show(tmp_p
     root = workspace_dir(tmp_path)
     app = make_app(root)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.selected_run is not None and app.selected_run.name == "blobs_a")
-        run = app.selected_run
-        assert run is not None
-        last_x = lambda: max(float(t.points.x.max()) for t in loss_panel(app).data.traces)  # noqa: E731
-        await wait_for(pilot, lambda: loss_panel(app).data is not None and last_x() == 1000)
+        run, last_x = await healthy_run_on_screen(app, pilot)
         # A torn write: half a record, no newline. Nothing may appear from it.
         line = '{"event":"step","time":1767226700.0,"step":1010,"train_loss":0.123}'
         with open(run.path / "metrics.jsonl", "a") as fh:
@@ -217,14 +229,9 @@ async def test_a_redraw_whose_due_time_has_passed_still_comes(tmp_path: Path) ->
     # A held-back row's wait was "due minus now" from two clock reads, so on a loaded machine it could come
     # out negative, and Textual's timer spins the event loop forever on a negative delay: the demo froze,
     # keys ignored, nothing redrawn. A wait that is already over must mean "redraw now".
-    root = workspace_dir(tmp_path)
-    app = make_app(root)
+    app = make_app(workspace_dir(tmp_path))
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.selected_run is not None and app.selected_run.name == "blobs_a")
-        run = app.selected_run
-        assert run is not None
-        last_x = lambda: max(float(t.points.x.max()) for t in loss_panel(app).data.traces)  # noqa: E731
-        await wait_for(pilot, lambda: loss_panel(app).data is not None and last_x() == 1000)
+        run, last_x = await healthy_run_on_screen(app, pilot)
         app._redraw_later([-0.25])
         append(run.path, steps(1010, 1100))
         await wait_for(pilot, lambda: last_x() == 1100)
