@@ -333,3 +333,34 @@ def test_png_step_axis_reads_like_the_terminal_not_an_offset(
     loss = next(labels for name, labels in ticks.items() if "loss" in name)
     assert "1M" in loss and "200k" in loss
     assert not any("e6" in label or label == "1.0" for label in loss)
+
+
+def test_png_legend_stays_clear_of_the_nan_marks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A diverging run's NaN/Inf marks run along the top edge from where it diverged: the legend, which
+    would go to the empty top right, must sit below them."""
+    from matplotlib.figure import Figure
+
+    tops: dict[str, float] = {}
+    save = Figure.savefig
+
+    def spy(fig: Figure, fname: Any, *args: Any, **kwargs: Any) -> None:
+        fig.canvas.draw()
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            if legend is not None:
+                box = legend.get_window_extent().transformed(ax.transAxes.inverted())
+                tops[f"{Path(str(fname)).name}:{len(tops)}"] = float(box.y1)
+        save(fig, fname, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    diverging = _write(
+        tmp_path,
+        "diverging",
+        {
+            "train_loss": lambda s: np.where(s < 120, 2.0 * np.exp(-s / 800.0), np.nan),
+            "grad_norm": lambda s: np.where(s < 120, 2.0 + np.sin(s / 50.0), np.inf),
+        },
+    )
+    _report(diverging, tmp_path)
+    marked = {name: top for name, top in tops.items() if "loss" in name or "grad_norm" in name}
+    assert marked and all(top < 0.95 for top in marked.values()), tops

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 MAX_POINTS: Final = 4000
+#: Top of the box the legend may sit in (axes fraction): the NaN/Inf marks take the band above it.
+LEGEND_TOP: Final = 0.92
 
 
 def write_plots(run: Run, diagnosis: Diagnosis, base: Path) -> dict[str, Path]:
@@ -118,6 +120,12 @@ def _finish(ax: Axes, scale: Scale, *series: Series) -> None:
         ax.set_xticks(placed, [label.strip() for label in labels_for(placed)])
 
 
+def _legend(ax: Axes) -> None:
+    """Where it hides the least, but below the row of NaN/Inf marks along the top edge: a diverging
+    run's marks fill the top right, just where the legend would otherwise go."""
+    ax.legend(fontsize=8, loc="best", bbox_to_anchor=(0.0, 0.0, 1.0, LEGEND_TOP))
+
+
 def _titled(title: str, scale: Scale) -> str:
     return f"{title} ({scale.label})" if scale.label else title
 
@@ -144,7 +152,7 @@ def _plot_loss(run: Run, loss: Series, accuracy: Series | None, path: Path) -> P
         axes[1].set_ylabel("accuracy")
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        _legend(ax)
     axes[-1].set_xlabel(xlabel)
     return _save(fig, path)
 
@@ -169,7 +177,7 @@ def _plot_grad_norm(grad: Series, diagnosis: Diagnosis, path: Path) -> Path:
     ax.set_xlabel(xlabel)
     ax.set_title(_titled(f"Gradient norm: {diagnosis.run_name}", scale))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    _legend(ax)
     return _save(fig, path)
 
 
