@@ -12,6 +12,7 @@ from textual.pilot import Pilot
 from termmon.errors import UsageError
 from termmon.model.run import Run
 from termmon.model.workspace import Workspace
+from termmon.views.alert_feed import AlertRow
 from termmon.views.app import MonitorApp, run_monitor
 from termmon.views.widgets.alert_log import AlertLog
 from termmon.views.widgets.chart import ChartPanel
@@ -260,3 +261,26 @@ async def test_the_newest_alert_is_at_the_top_and_whole(tmp_path: Path) -> None:
         log.note("a second note")
         await wait_for(pilot, lambda: shown().startswith("WARN a second note"))
         assert log.lines[round(log.scroll_y)].text == top
+
+
+@run_async
+async def test_alerts_a_monitor_starts_with_are_newest_first_by_when_they_happened(tmp_path: Path) -> None:
+    # Runs are read one by one, so the order alerts arrive in at start says nothing about which is latest.
+    app = make_app(workspace_dir(tmp_path))
+    async with app.run_test(size=(120, 35)) as pilot:
+        log = app.query_one(AlertLog)
+        await wait_for(pilot, lambda: app.loaded and bool(log.lines))
+
+        def row(name: str, when: float, severity: str = "warning") -> AlertRow:
+            return AlertRow(tmp_path / name, name, "plateau", severity, 10, None, when, f"{name} message")
+
+        log.add_alerts(
+            [row("good_news", NOW, "info"), row("later_run", NOW - 60), row("earlier_run", NOW - 3600)]
+        )
+        log.add_alerts([row("earliest_run", NOW - 7200, "critical")])
+        shown = lambda: " ".join(line.text.strip() for line in log.lines)  # noqa: E731
+        await wait_for(pilot, lambda: "earliest_run message" in shown())
+        text = shown()
+        # Problems newest first, then news however new.
+        assert text.index("later_run") < text.index("earlier_run") < text.index("earliest_run")
+        assert text.index("earliest_run") < text.index("good_news")

@@ -1,6 +1,10 @@
-"""The alert log: newest first and always whole, severity in colour, strings literal."""
+"""The alert log: problems first, newest first, each alert whole; severity in colour, strings literal."""
 
 from __future__ import annotations
+
+import math
+import time
+from operator import itemgetter
 
 from rich.text import Text
 from textual.events import Resize
@@ -37,35 +41,45 @@ def alert_text(row: AlertRow, colors: RunColors, *, plain: bool = False) -> Text
 #: Entries kept: the oldest go first.
 MAX_ENTRIES = 1000
 
+_first = itemgetter(0)
+
 
 class AlertLog(RichLog):
-    """The newest alert at the top, whole: a log scrolled to its end starts, in a panel a dozen rows high,
-    on the wrapped tail of an older alert cut by the panel's edge ("layers)"), and the reader has to scroll
-    up to learn what it is. What the panel cuts off here is the bottom of the oldest alert shown.
+    """The newest problem at the top, whole: a log scrolled to its end starts, in a panel a dozen rows
+    high, on the wrapped tail of an older alert cut by the panel's edge ("layers)"), and the reader has to
+    scroll up to learn what it is. What the panel cuts off here is the bottom of the oldest alert shown.
 
-    ``entries`` are kept in the order they came, and shown again, newest first, after every batch of new
-    ones and on a resize (which re-wraps them to the new width). A reader who has scrolled down to older
-    alerts keeps them in view when new ones arrive above.
+    "Newest" is by the time of the record that raised the alert: the alerts a finished run already held
+    when the monitor started come in run by run, and the last run read is not where the latest problem
+    is. Problems (warnings, critical) come before news (info: blobs forming, a run without metrics), so
+    good news never pushes a problem out of a short panel. ``entries`` are kept in the order they came,
+    and shown again after every batch of new ones and on a resize (which re-wraps them to the new width).
+    A reader who has scrolled down to older alerts keeps them in view when new ones arrive above.
     """
 
     def __init__(self, colors: RunColors, *, id: str | None = None) -> None:
         super().__init__(id=id, min_width=20, wrap=True, auto_scroll=False, markup=False)
         self.run_colors = colors
         self.entries: list[Text] = []
+        self._order: list[tuple[bool, float, int]] = []  # per entry: (a problem, when, arrival)
+        self._arrivals = 0
         self._width = 0
         self._show_pending = False
 
     def add_alerts(self, rows: list[AlertRow]) -> None:
         for row in rows:
-            self._add(alert_text(row, self.run_colors))
+            when = row.time if row.time is not None and math.isfinite(row.time) else time.time()
+            self._add(alert_text(row, self.run_colors), row.severity, when)
 
     def note(self, message: str, severity: str = "warning") -> None:
         text = Text(f"{SEVERITY_LABEL.get(severity, 'WARN')} ", style=SEVERITY_STYLE.get(severity, "yellow"))
         text.append(sanitize(message))
-        self._add(text)
+        self._add(text, severity, time.time())
 
-    def _add(self, text: Text) -> None:
+    def _add(self, text: Text, severity: str, when: float) -> None:
+        self._arrivals += 1
         self.entries = [*self.entries[-(MAX_ENTRIES - 1) :], text]
+        self._order = [*self._order[-(MAX_ENTRIES - 1) :], (severity != "info", when, self._arrivals)]
         if not self._show_pending:  # one re-render for a batch: a run's first look can bring hundreds
             self._show_pending = True
             self.call_after_refresh(self._show)
@@ -74,7 +88,7 @@ class AlertLog(RichLog):
         self._show_pending = False
         lines_before, scrolled = len(self.lines), self.scroll_y
         self.clear()
-        for text in reversed(self.entries):
+        for _, text in sorted(zip(self._order, self.entries, strict=True), key=_first, reverse=True):
             self.write(text, scroll_end=False)
         if scrolled:
             self.scroll_to(y=scrolled + len(self.lines) - lines_before, animate=False)
