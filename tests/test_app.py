@@ -261,6 +261,9 @@ async def test_the_newest_alert_is_at_the_top_and_whole(tmp_path: Path) -> None:
         log.note("a second note")
         await wait_for(pilot, lambda: shown().startswith("WARN a second note"))
         assert log.lines[round(log.scroll_y)].text == top
+        log.note("news that goes below the problems", "info")  # arrives below the line in view
+        await wait_for(pilot, lambda: "news that goes below" in shown())
+        assert log.lines[round(log.scroll_y)].text == top
 
 
 @run_async

@@ -63,6 +63,7 @@ class AlertLog(RichLog):
         self.entries: list[Text] = []
         self._order: list[tuple[bool, float, int]] = []  # per entry: (a problem, when, arrival)
         self._arrivals = 0
+        self._starts: dict[int, int] = {}  # the last render's first line of each entry, by arrival
         self._width = 0
         self._show_pending = False
 
@@ -86,12 +87,25 @@ class AlertLog(RichLog):
 
     def _show(self) -> None:
         self._show_pending = False
-        lines_before, scrolled = len(self.lines), self.scroll_y
+        kept = self._at_top() if self.scroll_y else None
         self.clear()
-        for _, text in sorted(zip(self._order, self.entries, strict=True), key=_first, reverse=True):
+        self._starts = {}
+        for (_, _, arrival), text in sorted(
+            zip(self._order, self.entries, strict=True), key=_first, reverse=True
+        ):
+            self._starts[arrival] = len(self.lines)  # where each entry begins (with the width known)
             self.write(text, scroll_end=False)
-        if scrolled:
-            self.scroll_to(y=scrolled + len(self.lines) - lines_before, animate=False)
+        if kept is not None and kept[0] in self._starts:
+            self.scroll_to(y=self._starts[kept[0]] + kept[1], animate=False)
+
+    def _at_top(self) -> tuple[int, int] | None:
+        """The entry whose line is at the top of the view (its arrival), and how many lines into it."""
+        y = round(self.scroll_y)
+        begun = [(start, arrival) for arrival, start in self._starts.items() if start <= y]
+        if not begun:
+            return None
+        start, arrival = max(begun)
+        return arrival, y - start
 
     def on_resize(self, event: Resize) -> None:
         super().on_resize(event)
