@@ -287,3 +287,17 @@ async def test_alerts_a_monitor_starts_with_are_newest_first_by_when_they_happen
         # Problems newest first, then news however new.
         assert text.index("later_run") < text.index("earlier_run") < text.index("earliest_run")
         assert text.index("earliest_run") < text.index("good_news")
+
+
+@run_async
+async def test_alerts_rewrap_to_the_panel_on_a_resize(tmp_path: Path) -> None:
+    app = make_app(workspace_dir(tmp_path))
+    async with app.run_test(size=(120, 35)) as pilot:
+        log = app.query_one(AlertLog)
+        await wait_for(pilot, lambda: app.loaded and bool(log.lines))
+        words = lambda: " ".join(line.text.strip() for line in log.lines).split()  # noqa: E731
+        wide, wide_lines = words(), len(log.lines)
+        await pilot.resize_terminal(80, 24)  # the narrow layout: a narrower alerts panel
+        await wait_for(pilot, lambda: len(log.lines) > wide_lines)
+        assert words() == wide  # the same text, none cropped, on more lines
+        assert all(line.cell_length <= log.scrollable_content_region.width for line in log.lines)
