@@ -16,6 +16,7 @@ BENCHMARKS = (
     "many",
     "startup",
     "first_touch",
+    "alert_log",
     "first_frame",
     "logger",
     "diagnostics",
