@@ -93,6 +93,14 @@ def test_summary_table_for_people(runs: Path) -> None:
     result = termmon("summary", str(runs))
     assert result.returncode == 0, result.stderr
     assert "healthy" in result.stdout and "finished" in result.stdout and "crashed" in result.stdout
+    # Each alert under the table: its severity, then its message wrapped under itself (a hanging indent),
+    # and no line padded out to the terminal's width.
+    lines = result.stdout.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("  critical diverged: "))
+    message_at = lines[first].index("diverged: ")
+    following = lines[first + 1]
+    assert following[:message_at].strip() == "" and following[message_at] != " ", lines
+    assert all(line == line.rstrip() for line in lines)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from termmon.analysis.alerts import load_alert_config
 from termmon.analysis.summary import summarize
@@ -19,6 +19,10 @@ from termmon.model.run import RunStatus
 from termmon.roles import Role, first
 from termmon.sanitize import terminal_text
 from termmon.views.colors import SEVERITY_STYLE, STATUS_GLYPH
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
 
 def print_summary(paths: list[str], *, as_json: bool, config: Path | None) -> int:
@@ -82,14 +86,23 @@ def _print_table(data: dict[str, Any]) -> None:
         )
     console.print(table)
     for block in data["runs"]:
+        name = terminal_text(block["name"])
         serious = [a for a in block["alerts"] if a["severity"] != "info"]
         for alert in serious[-5:]:
-            line = Text("  ")
-            line.append(f"{alert['severity']:<8}", style=SEVERITY_STYLE[alert["severity"]])
-            line.append(f" {terminal_text(block['name'])}: ")
-            line.append(terminal_text(alert["message"]))
-            console.print(line)
+            severity = Text(f"  {alert['severity']:<8} ", style=SEVERITY_STYLE[alert["severity"]])
+            _print_hanging(console, severity, Text(f"{name}: {terminal_text(alert['message'])}"))
         if len(serious) > 5:
-            console.print(
-                Text(f"  … {len(serious) - 5} earlier alerts in {terminal_text(block['name'])} (see --json)")
+            _print_hanging(
+                console, Text("  …"), Text(f"{len(serious) - 5} earlier alerts in {name} (see --json)")
             )
+
+
+def _print_hanging(console: Console, head: Text, body: Text) -> None:
+    """``head`` then ``body`` wrapped to the terminal with a hanging indent: a long message wraps under
+    itself, not under the severity column (and no line ends in padding)."""
+    from rich.text import Text
+
+    indent = head.cell_len
+    for i, line in enumerate(body.wrap(console, max(20, console.width - indent))):
+        line.rstrip()
+        console.print(Text.assemble(head if i == 0 else " " * indent, line), soft_wrap=True)
