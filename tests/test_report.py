@@ -364,3 +364,21 @@ def test_png_legend_stays_clear_of_the_nan_marks(tmp_path: Path, monkeypatch: py
     _report(diverging, tmp_path)
     marked = {name: top for name, top in tops.items() if "loss" in name or "grad_norm" in name}
     assert marked and all(top < 0.95 for top in marked.values()), tops
+
+
+def test_progression_shows_accuracy_only_when_logged_and_big_measurements_compactly(tmp_path: Path) -> None:
+    healthy, _ = _report(_write(tmp_path, "with_accuracy"), tmp_path)
+    assert "accuracy first → last" in healthy
+    # A run without accuracy gets no columns of dashes; a whole-valued gradient norm of 5.9e9 is a
+    # measurement, not a count with thousands separators.
+    huge = np.where(np.arange(STEPS) == STEPS - 1, 5_939_499_520.0, 2.0)
+    records = make_records(
+        STEPS,
+        {"train_loss": lambda s: 2.0 * np.exp(-s / 800.0) + 0.3, "lr": 1e-3, "grad_norm": huge},
+        epoch_metrics={"train/loss": [1.8, 1.2, 0.8, 0.6]},
+        run_name="loss_only",
+    )
+    text, _ = _report(write_run(tmp_path / "loss_only", records), tmp_path)
+    assert "## Training progression" in text and "first → last" in text
+    assert "accuracy" not in text.split("## Training progression")[1].split("##")[0]
+    assert "5.9e9" in text and "5,939,499,520" not in text

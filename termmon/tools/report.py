@@ -26,6 +26,8 @@ from termmon.sanitize import terminal_text
 
 #: Past this many epochs the per-epoch table shows the first and the last half of this many.
 MAX_EPOCH_ROWS = 20
+#: Whole numbers below this read as counts (``1,024``); larger ones are measurements (``5.9e9``).
+INTEGER_BELOW = 1e6
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#~!&])")
 
 
@@ -81,8 +83,9 @@ def md_text(value: object) -> str:
 
 
 def _num(value: float) -> str:
-    """Counts and label ids as integers (``1,024``), everything else as the alert messages write it."""
-    if math.isfinite(value) and float(value).is_integer() and abs(value) < 1e15:
+    """Counts and label ids as integers (``1,024``), everything else as the alert messages write it: a
+    gradient norm that happens to be whole at 5.9e9 is a measurement, not "5,939,499,520"."""
+    if math.isfinite(value) and float(value).is_integer() and abs(value) < INTEGER_BELOW:
         return f"{int(value):,}"
     return fmt_value(float(value))
 
@@ -139,24 +142,18 @@ def _progression(d: Diagnosis, images: Mapping[str, str]) -> list[str]:
     if p is None:
         return [*out, "No loss or accuracy logged: `tm.step(loss=...)`, seed 004's `training_step`.", ""]
     if p.epochs:
-        named = [f"loss ({md_text(p.loss_metric)})" if p.loss_metric else "loss", "accuracy"]
-        header = [
-            "epoch",
-            "points",
-            f"{named[0]} first → last",
-            "avg",
-            f"{named[1]} first → last",
-            "avg",
-            "lr",
-        ]
+        loss = f"loss ({md_text(p.loss_metric)})" if p.loss_metric else "loss"
+        accuracy = any(row.accuracy is not None for row in p.epochs)  # columns of dashes otherwise
+        header = ["epoch", "points", f"{loss} first → last", "avg"]
+        header += ["accuracy first → last", "avg"] if accuracy else []
+        header += ["lr"]
         rows = [
             [
                 "-" if row.epoch is None else str(row.epoch),
                 f"{row.points:,}",
                 _arrow(row.loss),
                 _avg(row.loss),
-                _arrow(row.accuracy),
-                _avg(row.accuracy),
+                *((_arrow(row.accuracy), _avg(row.accuracy)) if accuracy else ()),
                 _arrow(row.lr),
             ]
             for row in p.epochs
