@@ -50,6 +50,18 @@ async def healthy_run_on_screen(app: MonitorApp, pilot: Pilot[int]) -> tuple[Run
     return run, last_x
 
 
+async def alerts_on_screen(app: MonitorApp, pilot: Pilot[int]) -> AlertLog:
+    """The alert log once the fixture's runs are loaded and their alerts laid out."""
+    log = app.query_one(AlertLog)
+    await wait_for(pilot, lambda: app.loaded and bool(log.lines))
+    return log
+
+
+def shown_alerts(log: AlertLog) -> str:
+    """The alert log's text as the panel shows it, top first, wrapped lines joined."""
+    return " ".join(line.text.strip() for line in log.lines)
+
+
 def picker_lines(app: MonitorApp) -> list[str]:
     picker = app.query_one(RunPicker)
     return [str(picker.get_option_at_index(i).prompt) for i in range(picker.option_count)]
@@ -246,23 +258,23 @@ async def test_the_newest_alert_is_at_the_top_and_whole(tmp_path: Path) -> None:
     # In a panel a few rows high, a log scrolled to its end starts on the wrapped tail of an older alert.
     app = make_app(workspace_dir(tmp_path))
     async with app.run_test(size=(80, 24)) as pilot:
-        log = app.query_one(AlertLog)
-        await wait_for(pilot, lambda: bool(log.entries) and bool(log.lines))
+        log = await alerts_on_screen(app, pilot)
         older = log.entries[-1].plain
         log.note("control.json was rewritten with garbage; " * 6)
-        shown = lambda: " ".join(line.text.strip() for line in log.lines)  # noqa: E731
-        await wait_for(pilot, lambda: shown().startswith("WARN control.json was rewritten"))
-        assert shown().index("WARN control.json") < shown().index(older.split()[0] + " " + older.split()[1])
+        await wait_for(pilot, lambda: shown_alerts(log).startswith("WARN control.json was rewritten"))
+        assert shown_alerts(log).index("WARN control.json") < shown_alerts(log).index(
+            older.split()[0] + " " + older.split()[1]
+        )
         assert log.scroll_y == 0
         # A reader scrolled down to older alerts keeps them in view when a new one arrives above.
         log.scroll_to(y=2, animate=False)
         await wait_for(pilot, lambda: log.scroll_y == 2)
         top = log.lines[2].text
         log.note("a second note")
-        await wait_for(pilot, lambda: shown().startswith("WARN a second note"))
+        await wait_for(pilot, lambda: shown_alerts(log).startswith("WARN a second note"))
         assert log.lines[round(log.scroll_y)].text == top
         log.note("news that goes below the problems", "info")  # arrives below the line in view
-        await wait_for(pilot, lambda: "news that goes below" in shown())
+        await wait_for(pilot, lambda: "news that goes below" in shown_alerts(log))
         assert log.lines[round(log.scroll_y)].text == top
 
 
@@ -271,8 +283,7 @@ async def test_alerts_a_monitor_starts_with_are_newest_first_by_when_they_happen
     # Runs are read one by one, so the order alerts arrive in at start says nothing about which is latest.
     app = make_app(workspace_dir(tmp_path))
     async with app.run_test(size=(120, 35)) as pilot:
-        log = app.query_one(AlertLog)
-        await wait_for(pilot, lambda: app.loaded and bool(log.lines))
+        log = await alerts_on_screen(app, pilot)
 
         def row(name: str, when: float, severity: str = "warning") -> AlertRow:
             return AlertRow(tmp_path / name, name, "plateau", severity, 10, None, when, f"{name} message")
@@ -281,9 +292,8 @@ async def test_alerts_a_monitor_starts_with_are_newest_first_by_when_they_happen
             [row("good_news", NOW, "info"), row("later_run", NOW - 60), row("earlier_run", NOW - 3600)]
         )
         log.add_alerts([row("earliest_run", NOW - 7200, "critical")])
-        shown = lambda: " ".join(line.text.strip() for line in log.lines)  # noqa: E731
-        await wait_for(pilot, lambda: "earliest_run message" in shown())
-        text = shown()
+        await wait_for(pilot, lambda: "earliest_run message" in shown_alerts(log))
+        text = shown_alerts(log)
         # Problems newest first, then news however new.
         assert text.index("later_run") < text.index("earlier_run") < text.index("earliest_run")
         assert text.index("earliest_run") < text.index("good_news")
@@ -293,9 +303,8 @@ async def test_alerts_a_monitor_starts_with_are_newest_first_by_when_they_happen
 async def test_alerts_rewrap_to_the_panel_on_a_resize(tmp_path: Path) -> None:
     app = make_app(workspace_dir(tmp_path))
     async with app.run_test(size=(120, 35)) as pilot:
-        log = app.query_one(AlertLog)
-        await wait_for(pilot, lambda: app.loaded and bool(log.lines))
-        words = lambda: " ".join(line.text.strip() for line in log.lines).split()  # noqa: E731
+        log = await alerts_on_screen(app, pilot)
+        words = lambda: shown_alerts(log).split()  # noqa: E731
         wide, wide_lines = words(), len(log.lines)
         await pilot.resize_terminal(80, 24)  # the narrow layout: a narrower alerts panel
         await wait_for(pilot, lambda: len(log.lines) > wide_lines)
