@@ -150,3 +150,11 @@ def test_control_on_a_read_only_run_dir_fails_clearly(runs: Path) -> None:
 def test_python_dash_m_and_version() -> None:
     result = termmon("--version")
     assert result.returncode == 0 and result.stdout.startswith("termmon ")
+
+
+def test_the_monitor_with_stderr_redirected_says_so_instead_of_a_blank_screen(runs: Path) -> None:
+    # Textual draws on stderr: into a file, the screen would be blank and wait for keys forever.
+    result = termmon(str(runs))
+    assert result.returncode == 2
+    assert "stderr" in result.stderr and "--static" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

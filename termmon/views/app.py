@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -28,7 +29,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.worker import get_current_worker
 
-from termmon.errors import TermmonError
+from termmon.errors import TermmonError, UsageError
 from termmon.format import LOG_EVERY_MAX, LOG_EVERY_MIN
 from termmon.ingest.discovery import readable_formats
 from termmon.model.run import STALL_MIN_SECONDS, Run
@@ -1133,7 +1134,19 @@ def run_monitor(
             bell=bell,
             select=select,
         )
+        _require_terminal()
         code = app.run()
     finally:
         workspace.close()
     return 0 if code is None else int(code)
+
+
+def _require_terminal() -> None:
+    """Textual draws on stderr. Redirected (``termmon runs 2>log``), the screen would go into the file and
+    the terminal would stay blank, waiting for keys: say so instead."""
+    if sys.__stderr__ is None or not sys.__stderr__.isatty():
+        raise UsageError(
+            "termmon: the monitor draws on the terminal through stderr, which is not a terminal here "
+            "(redirected?); run it without 2>..., or use `termmon --static` or `termmon summary` for output "
+            "to a file"
+        )
