@@ -94,22 +94,13 @@ def _mlp(kind: str, width: int) -> _Task:
     return _Task(kind, mlp, opt, x, y, torch.nn.functional.cross_entropy)
 
 
-def _step_seconds(task: _Task, steps: int = 15) -> float:
-    """Median time of one iteration, after a few to warm the allocator."""
-    for _ in range(5):
-        task.forward_backward()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        task.forward_backward()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def _calibrated_width(target: float) -> int:
-    """The narrowest width in CALIBRATION_WIDTHS whose step takes ``target`` seconds or more."""
+    """The narrowest width in CALIBRATION_WIDTHS whose step, timed as the floor's segments are (no
+    logging), takes ``target`` seconds or more."""
     for width in CALIBRATION_WIDTHS:
-        if _step_seconds(_mlp("calibration", width)) >= target:
+        floor = _Logger(_mlp("calibration", width), _Scalars())
+        floor.run(5)  # the allocator warmed
+        if floor.run(15)[0] >= target:
             return width
     return CALIBRATION_WIDTHS[-1]
 
