@@ -65,8 +65,9 @@ def announce(run_dir: Path) -> None:
 def run_demo(poll: float | None) -> int:
     """Open the monitor on a temporary copy of the demo runs and a live run; clean both up on exit."""
     from termmon.demo.live import RECORDING, Replay, load_recording
-    from termmon.views.app import run_monitor
+    from termmon.views.app import require_terminal, run_monitor
 
+    require_terminal()  # before the copy and the trainer, which run_monitor's own check would come after
     root = Path(tempfile.mkdtemp(prefix="termmon-demo-"))
     process: multiprocessing.process.BaseProcess | None = None
     replay: Replay | None = None

@@ -8,9 +8,12 @@ touches the runs or the widgets.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import math
 import re
+import signal
 import sys
 import threading
 import time
@@ -250,6 +253,8 @@ class MonitorApp(App[int]):
         self.main_screen.query_one("#filter").display = False
         self.main_screen.query_one("#banner").display = False
         self.main_screen.query_one(RunPicker).focus()
+        if not self.is_headless:
+            self._exit_on_signals()
         if self.workspace.runs:  # handed a loaded workspace (tests, static snapshots)
             self._ingested(set(self.workspace.runs), [])
         if self.live:
@@ -258,6 +263,17 @@ class MonitorApp(App[int]):
         else:
             self.loaded = True
             self.redraw()
+
+    def _exit_on_signals(self) -> None:
+        """SIGTERM, and SIGHUP (the SSH session closed), end the monitor as `q` does, exit status 128 + the
+        signal: the terminal is restored and the callers' clean-up runs (the demo's temporary runs and its
+        trainer). By default the process died mid-frame and left them behind."""
+        loop = asyncio.get_running_loop()
+        for name in ("SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                with contextlib.suppress(NotImplementedError, RuntimeError):  # no Unix signals on this loop
+                    loop.add_signal_handler(sig, self.exit, 128 + sig)
 
     def _start_watching(self) -> None:
         from termmon.ingest.watch import ChangeWatcher
@@ -1134,14 +1150,14 @@ def run_monitor(
             bell=bell,
             select=select,
         )
-        _require_terminal()
+        require_terminal()
         code = app.run()
     finally:
         workspace.close()
     return 0 if code is None else int(code)
 
 
-def _require_terminal() -> None:
+def require_terminal() -> None:
     """Textual draws on stderr. Redirected (``termmon runs 2>log``), the screen would go into the file and
     the terminal would stay blank, waiting for keys: say so instead."""
     if sys.__stderr__ is None or not sys.__stderr__.isatty():
