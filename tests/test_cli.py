@@ -158,4 +158,3 @@ def test_the_monitor_with_stderr_redirected_says_so_instead_of_a_blank_screen(ru
     assert result.returncode == 2
     assert "stderr" in result.stderr and "--static" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
-
