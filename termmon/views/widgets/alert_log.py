@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from operator import itemgetter
 
 from rich.segment import Segment
@@ -68,14 +69,19 @@ class AlertLog(ScrollView, can_focus=True):
     def __init__(self, colors: RunColors, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.run_colors = colors
-        self.entries: list[Text] = []
         self.lines: list[Strip] = []
-        self._order: list[tuple[bool, float, int]] = []  # per entry: (a problem, when, arrival)
+        #: In the order they came, each with its place: (a problem, when, arrival), greatest first shown.
+        self._entries: deque[tuple[tuple[bool, float, int], Text]] = deque(maxlen=MAX_ENTRIES)
         self._arrivals = 0
         self._wrapped: dict[int, list[Strip]] = {}  # each entry's lines at _wrap_width, by arrival
         self._wrap_width = 0
         self._starts: dict[int, int] = {}  # the first line of each entry in ``lines``, by arrival
         self._show_pending = False
+
+    @property
+    def entries(self) -> list[Text]:
+        """The entries in the order they came."""
+        return [text for _, text in self._entries]
 
     def add_alerts(self, rows: list[AlertRow]) -> None:
         for row in rows:
@@ -89,8 +95,8 @@ class AlertLog(ScrollView, can_focus=True):
 
     def _add(self, text: Text, severity: str, when: float) -> None:
         self._arrivals += 1
-        self.entries = [*self.entries[-(MAX_ENTRIES - 1) :], text]
-        self._order = [*self._order[-(MAX_ENTRIES - 1) :], (severity != "info", when, self._arrivals)]
+        place = (severity != "info", when, self._arrivals)
+        self._entries.append((place, text))
         if not self._show_pending:  # one re-sort for a batch: a run's first look can bring hundreds
             self._show_pending = True
             self.call_after_refresh(self._show)
@@ -107,9 +113,7 @@ class AlertLog(ScrollView, can_focus=True):
         lines: list[Strip] = []
         starts: dict[int, int] = {}
         wrapped: dict[int, list[Strip]] = {}
-        for (_, _, arrival), text in sorted(
-            zip(self._order, self.entries, strict=True), key=_first, reverse=True
-        ):
+        for (_, _, arrival), text in sorted(self._entries, key=_first, reverse=True):
             strips = self._wrapped.get(arrival) or self._wrap(text, width)
             wrapped[arrival] = strips
             starts[arrival] = len(lines)
