@@ -1,7 +1,7 @@
 """Ingest benchmark: `termmon summary` and `termmon.load` on big runs against the floor, latency, idle cost.
 
     python -m benchmarks.bench_ingest [--lines 1000000] [--repeat 3] [--sizes 10000 100000 1000000 5000000]
-        [--against /path/to/checkout/before]
+        [--against /path/to/checkout/before] [--columnar /path/to/python]
 
 * floor: a fresh process that reads the same metrics.jsonl and parses every line with orjson (the
   fastest JSON parser installed), doing nothing else.
@@ -12,6 +12,9 @@
   Every measure is interleaved with the floor, ``--repeat`` times, and the medians compared.
   ``--against DIR``: `summary`, `termmon.load` and `load_runs` of another checkout (the code before a
   change) too, in turn with the rest, so before and after meet the same load on a shared box.
+* ``--columnar PYTHON``: an interpreter with pyarrow and polars installed (a venv of its own: they are
+  not termmon's dependencies) reads the same file into columns with ``pyarrow.json.read_json`` and
+  ``polars.read_ndjson``, in turn with the rest: what a C++ or Rust columnar reader on every core costs.
 * a scaling table over ``--sizes``: the same figures per record count, to show linear growth.
 * latency from appending a line to the model holding it, via filesystem events and via polling.
 * CPU used while idle with 100 runs watched (events mode, with the backstop stat poll).
@@ -40,6 +43,12 @@ with open(sys.argv[1], "rb") as fh:
     for line in fh:
         loads(line)
 """
+PYARROW = """
+import sys
+import pyarrow.json as pj
+pj.read_json(sys.argv[1], parse_options=pj.ParseOptions(unexpected_field_behavior="infer"))
+"""
+POLARS = "import sys, polars; polars.read_ndjson(sys.argv[1], infer_schema_length=None)"
 LOAD = "import sys, termmon; termmon.load(sys.argv[1])"
 LOAD_RUNS = "import sys; from termmon.loading import load_runs; load_runs([sys.argv[1]], progress=False)"
 SAMPLE_SECONDS = 0.005
@@ -128,11 +137,16 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None) -> Measured
 
 
 def bench_commands(
-    run_dir: Path, repeat: int, *, one_process: bool = True, against: Path | None = None
+    run_dir: Path,
+    repeat: int,
+    *,
+    one_process: bool = True,
+    against: Path | None = None,
+    columnar: Path | None = None,
 ) -> dict[str, Measured]:
     """Per command: median wall and CPU seconds, the largest peak RSS; interleaved with the floor.
     ``against``: another checkout whose `summary`, `load` and `load_runs` run in turn with these
-    (``before``)."""
+    (``before``). ``columnar``: an interpreter that runs the pyarrow and polars readers."""
     path = str(run_dir / "metrics.jsonl")
     single = {**os.environ, "TERMMON_INGEST_WORKERS": "0"}
     commands: dict[str, tuple[list[str], dict[str, str] | None]] = {
@@ -150,6 +164,9 @@ def bench_commands(
         for name in ("summary", "load", "load_runs"):
             argv = commands[name][0]
             commands[f"{name}_before"] = ([argv[0], "-P", *argv[1:]], before)
+    if columnar is not None:
+        commands["pyarrow"] = ([str(columnar), "-c", PYARROW, path], None)
+        commands["polars"] = ([str(columnar), "-c", POLARS, path], None)
     runs: dict[str, list[Measured]] = {name: [] for name in commands}
     for _ in range(repeat):
         for name, (argv, env) in commands.items():
@@ -240,11 +257,16 @@ def main() -> None:
         type=Path,
         help="a checkout of the code before a change: its summary, load and load_runs too",
     )
+    parser.add_argument(
+        "--columnar",
+        type=Path,
+        help="a Python with pyarrow and polars: their columnar JSON readers on the same file too",
+    )
     args = parser.parse_args()
 
     run_dir = ensure_run(args.data, args.lines)
     size_mb = (run_dir / "metrics.jsonl").stat().st_size / 1e6
-    figures = bench_commands(run_dir, args.repeat, against=args.against)
+    figures = bench_commands(run_dir, args.repeat, against=args.against, columnar=args.columnar)
     floor = figures["floor"]
     print(f"### Ingest ({args.lines:,} lines, {size_mb:.0f} MB, median of {args.repeat})\n")
     print(
@@ -263,6 +285,9 @@ def main() -> None:
         labels["summary_before"] = f"`termmon summary --json`, {args.against}"
         labels["load_before"] = f"`termmon.load` (DataFrame), {args.against}"
         labels["load_runs_before"] = f"`load_runs`, {args.against}"
+    if args.columnar is not None:
+        labels["pyarrow"] = "`pyarrow.json.read_json` (columns, every core)"
+        labels["polars"] = "`polars.read_ndjson` (columns, every core)"
     for name, label in labels.items():
         m = figures[name]
         print(

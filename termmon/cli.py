@@ -175,9 +175,10 @@ def _run_monitor(args: argparse.Namespace) -> int:
 
 
 def _run_summary(args: argparse.Namespace) -> int:
-    from termmon.ingest.workers import prestart
+    from termmon.ingest.workers import one_blas_thread, prestart
 
     paths = args.paths or ["."]
+    one_blas_thread()
     prestart(paths)  # the workers start while the summary's imports run
     from termmon.views.summary_table import print_summary
 

@@ -418,3 +418,41 @@ def test_prestart_starts_nothing_for_small_or_absent_runs(
     monkeypatch.setenv("TERMMON_INGEST_WORKERS", "0")
     workers.prestart([str(awkward_run)], min_bytes=1)
     assert workers.take_prestarted(2) == []
+
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/task").is_dir() or workers.usable_cores() < 2, reason="needs Linux and two cores"
+)
+def test_a_worker_starts_no_thread_pool(awkward_run: Path) -> None:
+    """numpy's OpenBLAS starts a thread per core as it loads: a worker, which only parses, runs its main
+    thread and its reply writer, whatever the core count."""
+    plan = plan_split(awkward_run / "metrics.jsonl", TINY)
+    assert plan is not None
+    worker = workers._Worker()
+    try:
+        worker.wait_ready()
+        worker.send(plan, *plan.pieces[0])
+        assert len(worker.receive()) > 0  # a reply came: its writer thread is running
+        assert len(os.listdir(f"/proc/{worker.proc.pid}/task")) == 2
+    finally:
+        worker.close()
+    assert worker.proc.wait(timeout=30) == 0
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/task").is_dir() or workers.usable_cores() < 2, reason="needs Linux and two cores"
+)
+@pytest.mark.parametrize(("chosen", "threads"), [(None, 1), ("2", 2)])
+def test_a_one_shot_command_asks_for_one_blas_thread_unless_the_user_chose(
+    chosen: str | None, threads: int
+) -> None:
+    script = (
+        "import os; from termmon.ingest.workers import one_blas_thread; one_blas_thread(); import numpy; "
+        "print(len(os.listdir('/proc/self/task')))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if chosen is not None:
+        env["OPENBLAS_NUM_THREADS"] = chosen
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert int(out.stdout) == threads
