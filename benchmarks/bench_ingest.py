@@ -5,6 +5,8 @@
 
 * floor: a fresh process that reads the same metrics.jsonl and parses every line with orjson (the
   fastest JSON parser installed), doing nothing else.
+* floor with pandas: the same, after ``import pandas``: what any reader that returns a DataFrame pays in
+  a fresh process (a notebook has paid it already), the floor ``termmon.load`` is held to.
 * `termmon summary --json`, `termmon.load` (the DataFrame) and `termmon.loading.load_runs` (the runs,
   no DataFrame) on the same run, each in a fresh process: wall time and peak RSS of the process and its
   ingest workers together (the sum of each process's own peak, read from /proc while they run).
@@ -43,6 +45,7 @@ with open(sys.argv[1], "rb") as fh:
     for line in fh:
         loads(line)
 """
+FLOOR_PANDAS = "import pandas" + FLOOR
 PYARROW = """
 import sys
 import pyarrow.json as pj
@@ -151,6 +154,7 @@ def bench_commands(
     single = {**os.environ, "TERMMON_INGEST_WORKERS": "0"}
     commands: dict[str, tuple[list[str], dict[str, str] | None]] = {
         "floor": ([sys.executable, "-c", FLOOR, path], None),
+        "floor_pandas": ([sys.executable, "-c", FLOOR_PANDAS, path], None),
         "summary": ([sys.executable, "-m", "termmon", "summary", "--json", str(run_dir)], None),
         "load": ([sys.executable, "-c", LOAD, str(run_dir)], None),
         "load_runs": ([sys.executable, "-c", LOAD_RUNS, str(run_dir)], None),
@@ -276,6 +280,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     labels = {
         "floor": "floor (orjson, one process)",
+        "floor_pandas": "floor with pandas imported first",
         "summary": "`termmon summary --json`",
         "summary_1p": "`termmon summary --json`, one process",
         "load": "`termmon.load` (DataFrame)",
@@ -305,6 +310,11 @@ def main() -> None:
                 f"| append -> model, {name} | median {statistics.median(values) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms | | | |"
             )
         print(f"| CPU while idle, 100 runs watched | {idle:.2f}% of one core | | | |")
+    with_pandas = figures["floor_pandas"]
+    print(
+        f"\n`termmon.load` against the floor with pandas: {figures['load'].wall / with_pandas.wall:.2f}x wall, "
+        f"{figures['load'].cpu / with_pandas.cpu:.2f}x caller CPU"
+    )
 
     if args.sizes:
         print(f"\n### Scaling (median of {args.repeat}; RSS: the caller and its workers)\n")

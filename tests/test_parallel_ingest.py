@@ -24,12 +24,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from termmon.analysis.alerts import load_alert_config
+from termmon.analysis import summary as summary_module
+from termmon.analysis.alerts import AlertEngine, load_alert_config
 from termmon.analysis.summary import summarize
 from termmon.ingest import parallel, workers
 from termmon.ingest.parallel import FileChangedError, ParallelReader, Split, parse_piece, plan_split
 from termmon.loading import load_workspace
 from termmon.model.run import Run
+from tests.runs import write_run
+from tests.test_alerts_engine import troubled_records
 
 SEQUENTIAL = Split(workers=0)
 #: Pieces of a few hundred bytes: many cuts in a small file, so every kind of line meets a cut.
@@ -420,7 +423,6 @@ def test_prestart_starts_nothing_for_small_or_absent_runs(
     assert workers.take_prestarted(2) == []
 
 
-
 @pytest.mark.skipif(
     not Path("/proc/self/task").is_dir() or workers.usable_cores() < 2, reason="needs Linux and two cores"
 )
@@ -456,3 +458,40 @@ def test_a_one_shot_command_asks_for_one_blas_thread_unless_the_user_chose(
         env["OPENBLAS_NUM_THREADS"] = chosen
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert int(out.stdout) == threads
+
+
+def test_alerts_judged_while_a_run_loads_are_the_alerts_of_the_whole_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``summary`` judges a run read in pieces as the pieces come: after every piece here. Its alerts are
+    those of one pass over the whole run, ``stalled`` included (no verdict from a part: the run has no
+    end event, and each part read so far would have looked stalled since its last record)."""
+    records = [r for r in troubled_records() if r.get("event") != "end"]
+    metrics = write_run(tmp_path / "troubled", records) / "metrics.jsonl"
+    last_write = max(r["time"] for r in records) + 1
+    os.utime(metrics, (last_write, last_write))  # silent since: stalled by now, and by any clock
+    config = load_alert_config(None)
+    now = 1_800_000_000.0
+    whole = load_workspace([str(tmp_path)], progress=False, split=SEQUENTIAL)
+    expected = summarize(list(whole.runs.values()), config, now)
+    kinds = [alert["kind"] for alert in expected["runs"][0]["alerts"]]
+    assert "stalled" in kinds and "loss_plateau" in kinds and "nan_inf" in kinds
+
+    monkeypatch.setattr(summary_module, "JUDGE_RECORDS", 1)
+    engine = AlertEngine(config)
+    judged = summary_module.JudgedWhileLoading(engine)
+    calls: list[int] = []
+
+    def judge(run: Run) -> None:
+        calls.append(run.records)
+        judged(run)
+
+    pieces = load_workspace(
+        [str(tmp_path)],
+        progress=False,
+        split=Split(min_bytes=0, piece_bytes=4000, workers=1),
+        meanwhile=judge,
+    )
+    assert len(calls) > 20 and len(engine.alerts) > 0  # judged many times, and found alerts meanwhile
+    got = summarize(list(pieces.runs.values()), config, now, engine=engine)
+    assert json.dumps(got, default=repr) == json.dumps(expected, default=repr)

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from termmon.analysis.alerts import load_alert_config
-from termmon.analysis.summary import summarize
+from termmon.analysis.alerts import AlertEngine, load_alert_config
+from termmon.analysis.summary import JudgedWhileLoading, summarize
 from termmon.errors import NoRunsError
 from termmon.format import strict_json_value
 from termmon.ingest.discovery import no_runs_message
@@ -27,10 +27,11 @@ if TYPE_CHECKING:
 
 def print_summary(paths: list[str], *, as_json: bool, config: Path | None) -> int:
     alert_config = load_alert_config(config)
-    workspace = load_workspace(paths, progress=True)
+    engine = AlertEngine(alert_config)
+    workspace = load_workspace(paths, progress=True, meanwhile=JudgedWhileLoading(engine))
     runs = list(workspace.runs.values())
     now = time.time()
-    data = summarize(runs, alert_config, now)
+    data = summarize(runs, alert_config, now, engine=engine)
     if as_json:
         json.dump(strict_json_value(data), sys.stdout, allow_nan=False, indent=2)
         sys.stdout.write("\n")

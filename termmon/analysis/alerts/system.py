@@ -81,7 +81,8 @@ class StalledDetector:
         self.alerted_at = math.nan
 
     def update(self, run: Run, now: float) -> list[Found]:
-        if run.end is not None or not run.has_end_events:
+        # A run still loading has its end (and its latest records) yet to come: no verdict from a part.
+        if run.end is not None or not run.has_end_events or run.loading:
             return []
         activity = run.last_activity
         if not math.isfinite(activity) or activity == self.alerted_at:
