@@ -104,7 +104,7 @@ class LossPlateauDetector:
         parts = blocks(points)
         if len(parts) > 1:
             # Room for every block's sums at once: grown block by block, the prefix sums were joined
-            # anew after each (a 1M-point first update spent ~10-60 ms in those joins).
+            # anew (a copy of all the sums so far) after each.
             for prefix in (self.sums, self.sq_diffs):
                 prefix.reserve(len(prefix) + len(points))
         return [f for block in parts for f in self._update_block(block)]
