@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Footer
+from textual.widgets._footer import FooterKey  # the keys the footer lays out (not exported)
 
 from termmon.errors import UsageError
 from termmon.model.run import Run
 from termmon.model.workspace import Workspace
+from termmon.views.actions import ACTIONS
 from termmon.views.alert_feed import AlertRow
 from termmon.views.app import MonitorApp, run_monitor
 from termmon.views.widgets.alert_log import AlertLog
@@ -310,3 +313,24 @@ async def test_alerts_rewrap_to_the_panel_on_a_resize(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: len(log.lines) > wide_lines)
         assert words() == wide  # the same text, none cropped, on more lines
         assert all(line.cell_length <= log.scrollable_content_region.width for line in log.lines)
+
+
+def footer_keys(app: MonitorApp, width: int) -> tuple[set[str], bool]:
+    """The footer keys shown whole and clear of the palette's key; whether the palette's key is shown."""
+    found = list(app.query_one(Footer).query(FooterKey))
+    ctrl_p = next((k for k in found if k.has_class("-command-palette")), None)
+    end = ctrl_p.region.x if ctrl_p is not None else width
+    return {k.description for k in found if k is not ctrl_p and k.region.right <= end}, ctrl_p is not None
+
+
+@pytest.mark.parametrize(("width", "palette"), [(80, False), (100, True), (120, True)])
+@run_async
+async def test_every_footer_key_shows_whole_and_the_palette_key_where_it_fits(
+    tmp_path: Path, width: int, palette: bool
+) -> None:
+    """At 80 columns the footer ran out mid-word ("e Expor", under the palette's key): each key of the
+    registry's footer is shown whole, clear of the palette's key, at every width."""
+    wanted = {action.name for action in ACTIONS if action.footer}
+    app = make_app(workspace_dir(tmp_path), live=False)
+    async with app.run_test(size=(width, 24)) as pilot:
+        await wait_for(pilot, lambda: footer_keys(app, width) == (wanted, palette))

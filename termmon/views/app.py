@@ -29,7 +29,7 @@ from textual.binding import BindingType
 from textual.containers import Container, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 from textual.worker import get_current_worker
 
 from termmon.errors import TermmonError, UsageError
@@ -58,6 +58,7 @@ from termmon.views.screens import HelpScreen, LogEveryPrompt, MetricPicker
 from termmon.views.text import sanitize
 from termmon.views.widgets.alert_log import AlertLog, alert_text
 from termmon.views.widgets.chart import ChartPanel
+from termmon.views.widgets.key_footer import KeyFooter
 from termmon.views.widgets.run_picker import RowInfo, RunPicker, is_starting, row_info
 
 #: At most two frames a second while runs are live: over a slow SSH link every frame is lag.
@@ -245,7 +246,7 @@ class MonitorApp(App[int]):
             with Container(id="charts"):
                 for spec in DIAGNOSTICS_PANELS:
                     yield self._new_panel(spec)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.main_screen.query_one("#picker").border_title = "runs"
