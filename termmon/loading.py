@@ -51,9 +51,10 @@ def load_workspace(
     MIN_PARALLEL_BYTES or more, one worker per usable core but the caller's own). ``meanwhile``: called
     with a run read in pieces after each piece is applied (it is ``loading`` until its last): work on the
     records so far done then shares the cores with the workers' parsing, where done after the load it
-    would run on one core while they sat idle. The cyclic collector
-    is paused while the files are read (:func:`gc_paused`): the parsed records hold no cycles, and it
-    would only walk them (~4 % of a one-process 1M-line ``summary``'s CPU, near this box's noise).
+    would run on one core while they sat idle.
+
+    The cyclic collector is paused while the files are read (:func:`gc_paused`): the parsed records
+    hold no cycles, and it would only walk them (~4 % of a one-process 1M-line ``summary``'s CPU).
     """
     workspace = Workspace(paths, run=run)
     order = workspace.run_dirs

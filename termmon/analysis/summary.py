@@ -51,7 +51,8 @@ def summarize(
 ) -> dict[str, Any]:
     """The summary of ``runs``. ``engine``: one that has judged some of their records already (as they
     loaded: :class:`JudgedWhileLoading`); it judges the rest, and the alerts are the same."""
-    engine = engine or AlertEngine(engine_config)
+    if engine is None:
+        engine = AlertEngine(engine_config)
     blocks = []
     for run in runs:
         engine.update(run, now=now)
