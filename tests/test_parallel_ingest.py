@@ -242,7 +242,10 @@ def test_summary_is_the_same_either_way(tmp_path: Path) -> None:
     pieces = load_workspace([str(tmp_path)], progress=False, split=TINY)
     assert list(one.runs) == list(pieces.runs)  # the order runs were found in, whichever way each was read
     now = 1_800_000_000.0
-    as_json = [json.dumps(summarize(list(w.runs.values()), config, now), default=repr) for w in (one, pieces)]
+    as_json = [
+        json.dumps(summarize(list(w.runs.values()), AlertEngine(config), now), default=repr)
+        for w in (one, pieces)
+    ]
     assert as_json[0] == as_json[1]
 
 
@@ -473,7 +476,7 @@ def test_alerts_judged_while_a_run_loads_are_the_alerts_of_the_whole_run(
     config = load_alert_config(None)
     now = 1_800_000_000.0
     whole = load_workspace([str(tmp_path)], progress=False, split=SEQUENTIAL)
-    expected = summarize(list(whole.runs.values()), config, now)
+    expected = summarize(list(whole.runs.values()), AlertEngine(config), now)
     kinds = [alert["kind"] for alert in expected["runs"][0]["alerts"]]
     assert "stalled" in kinds and "loss_plateau" in kinds and "nan_inf" in kinds
 
@@ -493,5 +496,5 @@ def test_alerts_judged_while_a_run_loads_are_the_alerts_of_the_whole_run(
         meanwhile=judge,
     )
     assert len(calls) > 20 and len(engine.alerts) > 0  # judged many times, and found alerts meanwhile
-    got = summarize(list(pieces.runs.values()), config, now, engine=engine)
+    got = summarize(list(pieces.runs.values()), engine, now)
     assert json.dumps(got, default=repr) == json.dumps(expected, default=repr)

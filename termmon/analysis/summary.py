@@ -46,13 +46,10 @@ def summarize_run(run: Run, alerts: list[dict[str, Any]], now: float) -> dict[st
     }
 
 
-def summarize(
-    runs: list[Run], engine_config: Any, now: float, *, engine: AlertEngine | None = None
-) -> dict[str, Any]:
-    """The summary of ``runs``. ``engine``: one that has judged some of their records already (as they
-    loaded: :class:`JudgedWhileLoading`); it judges the rest, and the alerts are the same."""
-    if engine is None:
-        engine = AlertEngine(engine_config)
+def summarize(runs: list[Run], engine: AlertEngine, now: float) -> dict[str, Any]:
+    """The summary of ``runs``, their alerts from ``engine``: it judges what it has not judged yet (a
+    fresh one all of it; one that judged the runs as they loaded, :class:`JudgedWhileLoading`, the rest),
+    and the alerts are the same either way."""
     blocks = []
     for run in runs:
         engine.update(run, now=now)

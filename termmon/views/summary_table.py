@@ -26,12 +26,11 @@ if TYPE_CHECKING:
 
 
 def print_summary(paths: list[str], *, as_json: bool, config: Path | None) -> int:
-    alert_config = load_alert_config(config)
-    engine = AlertEngine(alert_config)
+    engine = AlertEngine(load_alert_config(config))
     workspace = load_workspace(paths, progress=True, meanwhile=JudgedWhileLoading(engine))
     runs = list(workspace.runs.values())
     now = time.time()
-    data = summarize(runs, alert_config, now, engine=engine)
+    data = summarize(runs, engine, now)
     if as_json:
         json.dump(strict_json_value(data), sys.stdout, allow_nan=False, indent=2)
         sys.stdout.write("\n")
