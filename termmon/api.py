@@ -74,18 +74,13 @@ def _frame(run: Run | None) -> pd.DataFrame:
     """The frame of a loaded run, which is ours alone: its table's arrays become columns as they are
     (``copy=False``), and each metric's points go once they are spread over a column, so the frame is
     built with no second copy of the run alive."""
-    import numpy as np
     import pandas as pd
 
     if run is None or run.records == 0:
         return pd.DataFrame(columns=list(_TABLE))
     n = run.records
     columns: dict[str, Any] = {name: getattr(run, name).view for name in _TABLE}
-    if not np.isnan(columns["step"]).all():
-        # Whole steps (the reader keeps them within 2**53) make an Int64 column; pandas checks that
-        # each is whole as it casts, and refuses a fractional one: the column then stays float.
-        with contextlib.suppress(TypeError):
-            columns["step"] = pd.array(columns["step"], dtype="Int64")
+    columns["step"] = _steps(columns["step"])
     for name in run.metric_names():
         column = run.metrics.pop(name)
         columns[name] = _spread(column.rows.view, column.values.view, n)
@@ -94,6 +89,24 @@ def _frame(run: Run | None) -> pd.DataFrame:
         if key not in columns:
             columns[key] = _sparse_column(cells, n)
     return pd.DataFrame(columns, copy=False)
+
+
+def _steps(steps: np.ndarray) -> Any:
+    """Whole steps as an Int64 column (missing: <NA>); the floats as they are if one is fractional or
+    none is given. Made from the values and their mask at once: the reader keeps steps finite and within
+    2**53, so the checks ``pd.array(..., "Int64")`` would make (~35 ms on a 1M-line run, as long as the
+    rest of the frame) are the one comparison here."""
+    import numpy as np
+    import pandas as pd
+
+    missing = np.isnan(steps)
+    if missing.all():
+        return steps
+    filled = np.where(missing, 0.0, steps)
+    whole = filled.astype(np.int64)
+    if not np.array_equal(whole, filled):
+        return steps
+    return pd.arrays.IntegerArray(whole, missing)
 
 
 def _spread(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:

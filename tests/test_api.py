@@ -126,7 +126,13 @@ def test_a_metric_is_nan_where_its_record_lacks_it(
 
 
 @pytest.mark.parametrize(
-    ("steps", "dtype"), [([0, 1, None], "Int64"), ([0, 0.5, None], "float64"), ([None, None], "float64")]
+    ("steps", "dtype"),
+    [
+        ([0, 1, None], "Int64"),
+        ([-3, 2**52, None, 7], "Int64"),
+        ([0, 0.5, None], "float64"),
+        ([None, None], "float64"),
+    ],
 )
 def test_whole_steps_are_an_integer_column(tmp_path: Path, steps: list[float | None], dtype: str) -> None:
     """Steps are Int64 (missing: <NA>) when every step given is whole, float64 otherwise."""
