@@ -187,7 +187,8 @@ class _LoRALinear(torch.nn.Module):
         self.lora_b = torch.nn.Parameter(torch.zeros(base.out_features, rank))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + x @ self.lora_a.t() @ self.lora_b.t()
+        frozen: torch.Tensor = self.base(x)
+        return frozen + x @ self.lora_a.t() @ self.lora_b.t()
 
 
 def train_lora_style(

@@ -181,7 +181,7 @@ def _nearest_core_labels(
     from sklearn.neighbors import NearestNeighbors
 
     dist, nearest = NearestNeighbors(n_neighbors=1).fit(core_xy).kneighbors(xy)
-    labels = core_labels[nearest[:, 0]].astype(np.int64)
+    labels: np.ndarray = core_labels[nearest[:, 0]].astype(np.int64)
     labels[dist[:, 0] > eps] = -1
     return labels
 

@@ -126,7 +126,7 @@ class _Worker:
         so the caller never waits for a piece that sat with a worker still starting."""
         if self.ready:
             return
-        if receive_exactly(self.sock, len(READY)) != READY:
+        if receive_exactly(self.sock, len(READY)) != bytearray(READY):
             raise EOFError("worker did not start")
         self.ready = True
 

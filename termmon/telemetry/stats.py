@@ -111,7 +111,8 @@ class _Layout:
     def flat(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         """The small tensors' elements, end to end, as float32 (one copy, one op). Call under no_grad:
         ``detach`` per tensor costs ~4 us, as much as the reduction it would precede."""
-        return torch._utils._flatten_dense_tensors([tensors[i] for i in self.small]).to(torch.float32)
+        flat: torch.Tensor = torch._utils._flatten_dense_tensors([tensors[i] for i in self.small])
+        return flat.to(torch.float32)
 
     def moments(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         """Per tensor ``[sum, min, max, l2]``, shape ``(n, 4)`` in the tensors' order: segments of one flat
@@ -361,7 +362,8 @@ class UpdateSentinels:
         host copy), else each tensor's RMS change (0 = unchanged)."""
         if self.segments is not None:
             return after - before
-        return torch.linalg.vector_norm(after - before, dim=1) / math.sqrt(after.shape[1])
+        norms: torch.Tensor = torch.linalg.vector_norm(after - before, dim=1)
+        return norms / math.sqrt(after.shape[1])
 
     def capture(self) -> None:
         self._before = self.sample()

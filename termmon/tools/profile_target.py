@@ -35,7 +35,8 @@ def resolve_target(target: str) -> Callable[..., Any]:
         raise TargetError(f"{module_name} has no function {func_name!r}")
     if not callable(func):
         raise TargetError(f"{module_name}:{func_name} is not callable (it is a {type(func).__name__})")
-    return func
+    resolved: Callable[..., Any] = func
+    return resolved
 
 
 def _import(name: str) -> ModuleType:

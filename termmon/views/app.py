@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from rich.text import Text
@@ -1115,7 +1115,7 @@ class MonitorApp(App[int]):
         self.schedule_redraw()
 
     # --- command palette ----------------------------------------------------------------------------------
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Textual's own commands (theme, screenshot...) less those the table has, then the table's."""
         ours = {action.name for action in ACTIONS}
         for command in super().get_system_commands(screen):

@@ -52,19 +52,25 @@ class Scale:
         y = np.asarray(y, dtype=np.float64)
         if self.kind == "linear":
             return y
+        out: np.ndarray
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.kind == "log":
-                return np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.where(np.isnan(y), y, -np.inf))
-            return np.sign(y) * np.log10(1.0 + np.abs(y) / self.linthresh)
+                out = np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.where(np.isnan(y), y, -np.inf))
+            else:
+                out = np.sign(y) * np.log10(1.0 + np.abs(y) / self.linthresh)
+        return out
 
     def inverse(self, t: np.ndarray) -> np.ndarray:
         """Axis positions back to values (the inspector reads values under its cursor)."""
         t = np.asarray(t, dtype=np.float64)
         if self.kind == "linear":
             return t
+        out: np.ndarray
         if self.kind == "log":
-            return np.power(10.0, t)
-        return np.sign(t) * self.linthresh * (np.power(10.0, np.abs(t)) - 1.0)
+            out = np.power(10.0, t)
+        else:
+            out = np.sign(t) * self.linthresh * (np.power(10.0, np.abs(t)) - 1.0)
+        return out
 
 
 def is_integer_series(values: np.ndarray) -> bool:

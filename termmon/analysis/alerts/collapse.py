@@ -36,7 +36,8 @@ def _low_diversity(metric: str, cfg: ModelCollapseConfig) -> Criterion:
 def _eos_counted(cfg: ModelCollapseConfig) -> Criterion:
     def ratio(run: Run, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
-            return values / value_at(run, "tokens/total_tokens", rows)
+            eos: np.ndarray = values / value_at(run, "tokens/total_tokens", rows)
+        return eos
 
     def flag(run: Run, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
         return ratio(run, rows, values) > cfg.max_eos_ratio

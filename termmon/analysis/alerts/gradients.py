@@ -255,7 +255,8 @@ _OPTIMIZER_STEPS = OPTIMIZER_STEPS
 
 def _none_updated(run: Run, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
     total = value_at(run, _NUM_TOTAL, rows)
-    return (values == 0) & ~(total == 0)
+    none: np.ndarray = (values == 0) & ~(total == 0)
+    return none
 
 
 def _updated_reason(run: Run, row: int, value: float) -> str:

@@ -134,7 +134,8 @@ class LossPlateauDetector:
         q = self.sq_diffs.view
         lo = np.maximum(count - span + 1, 0)
         var = (q[count] - q[lo]) / np.maximum(span - 1, 1) / 2
-        return np.sqrt(var * 2 / np.maximum(w, 1))
+        stderr: np.ndarray = np.sqrt(var * 2 / np.maximum(w, 1))
+        return stderr
 
     def _from_start(self, kept: Points, count: np.ndarray) -> list[Found]:
         if self.progressed or self.start_reported:
@@ -231,7 +232,8 @@ class LossPlateauDetector:
             return cur[i:] < target
         s, w = self.sums.view, self.level_window
         count = np.arange(len(self.sums) - len(cur) + i, len(self.sums))
-        return (s[count] - s[np.maximum(count - w, 0)]) / w < target
+        improved: np.ndarray = (s[count] - s[np.maximum(count - w, 0)]) / w < target
+        return improved
 
     def _sudden(self, kept: Points, j: int, w: int, a: float, b: float, cur: float) -> Found:
         at = spot(kept, j)

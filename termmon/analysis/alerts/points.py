@@ -23,17 +23,21 @@ class _RowFields:
     run: Run
     rows: np.ndarray
 
+    def _gather(self, column: np.ndarray) -> np.ndarray:
+        gathered: np.ndarray = column[self.rows]
+        return gathered
+
     @cached_property
     def step(self) -> np.ndarray:
-        return self.run.step.view[self.rows]
+        return self._gather(self.run.step.view)
 
     @cached_property
     def epoch(self) -> np.ndarray:
-        return self.run.epoch.view[self.rows]
+        return self._gather(self.run.epoch.view)
 
     @cached_property
     def time(self) -> np.ndarray:
-        return self.run.time.view[self.rows]
+        return self._gather(self.run.time.view)
 
     def __len__(self) -> int:
         return len(self.rows)
