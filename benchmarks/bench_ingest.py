@@ -11,7 +11,8 @@
   no DataFrame) on the same run, each in a fresh process: wall time and peak RSS of the process and its
   ingest workers together (the sum of each process's own peak, read from /proc while they run).
   `summary` also with TERMMON_INGEST_WORKERS=0 (one process), the way it read before the split.
-  Every measure is interleaved with the floor, ``--repeat`` times, and the medians compared.
+  Every measure is interleaved with the floor, ``--repeat`` times, and the medians compared; the
+  ratio per round divides each run by the floor's run of the same round (the box drifts between rounds).
   ``--against DIR``: `summary`, `termmon.load` and `load_runs` of another checkout (the code before a
   change) too, in turn with the rest, so before and after meet the same load on a shared box.
 * ``--columnar PYTHON``: an interpreter with pyarrow and polars installed (a venv of its own: they are
@@ -101,6 +102,9 @@ class Measured:
     rss_bound: float  # MiB: the sum of each process's own peak (VmHWM), as if all peaked at once
     cpu: float  # CPU seconds of the caller alone: its critical path when a core is free for each worker
     cpu_all: float  # CPU seconds of the caller and its workers
+    #: wall / the floor's wall of the same round, per round: the box's speed drifts between rounds (±20%
+    #: within minutes), and a ratio taken within one round is the figure that drift moves least.
+    round_ratios: tuple[float, ...] = ()
 
 
 def run_measured(argv: list[str], env: dict[str, str] | None = None) -> Measured:
@@ -182,9 +186,16 @@ def bench_commands(
             max(m.rss_bound for m in got),
             statistics.median(m.cpu for m in got),
             statistics.median(m.cpu_all for m in got),
+            tuple(m.wall / f.wall for m, f in zip(got, runs["floor"], strict=True)),
         )
         for name, got in runs.items()
     }
+
+
+def round_ratio(m: Measured) -> str:
+    """The median of the per-round wall ratios, and their range."""
+    r = m.round_ratios
+    return f"{statistics.median(r):.2f}x ({min(r):.2f}-{max(r):.2f})" if r else ""
 
 
 def bench_latency(poll: float | None, appends: int = 20) -> list[float]:
@@ -274,10 +285,10 @@ def main() -> None:
     floor = figures["floor"]
     print(f"### Ingest ({args.lines:,} lines, {size_mb:.0f} MB, median of {args.repeat})\n")
     print(
-        "| measure | wall | ratio | caller CPU | ratio | CPU, with workers "
+        "| measure | wall | ratio | ratio per round (range) | caller CPU | ratio | CPU, with workers "
         "| peak RSS, with workers | sum of each one's peak |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     labels = {
         "floor": "floor (orjson, one process)",
         "floor_pandas": "floor with pandas imported first",
@@ -296,7 +307,7 @@ def main() -> None:
     for name, label in labels.items():
         m = figures[name]
         print(
-            f"| {label} | {m.wall:.2f} s | {m.wall / floor.wall:.2f}x | {m.cpu:.2f} s | "
+            f"| {label} | {m.wall:.2f} s | {m.wall / floor.wall:.2f}x | {round_ratio(m)} | {m.cpu:.2f} s | "
             f"{m.cpu / floor.cpu:.2f}x | {m.cpu_all:.2f} s | {m.rss:.0f} MiB | {m.rss_bound:.0f} MiB |"
         )
     if not args.no_live:
