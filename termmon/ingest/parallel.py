@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import os
 import pickle
 import queue
@@ -34,7 +35,7 @@ import numpy as np
 
 from termmon.ingest.batch import BatchBuilder, RecordBatch
 from termmon.ingest.jsonl import DEFAULT_MAX_LINE
-from termmon.ingest.parse import SLICE_LINES, LineParser
+from termmon.ingest.parse import SLICE_BYTES, LineParser
 from termmon.ingest.workers import (
     MIN_PARALLEL_BYTES,
     READY,
@@ -160,21 +161,25 @@ def _line_end_after(fd: int, offset: int, end: int) -> int | None:
 
 def parse_piece(fd: int, start: int, end: int) -> RecordBatch:
     """The records of bytes ``start:end`` (whole lines), as the tailer's reader turns a chunk into them:
-    the BOM dropped at the file's start, NUL padding before a line's record ignored, a slice of
-    :data:`SLICE_LINES` lines at a time through one :class:`LineParser` into one batch."""
+    the BOM dropped at the file's start, NUL padding before a line's record ignored, about
+    :data:`SLICE_BYTES` of lines at a time through one :class:`LineParser` into one batch.
+
+    The lines are cut a slice at a time (``readlines``), not all at once: a slice's line objects are
+    made, parsed and freed while their memory is still in the cache, and the next slice reuses it.
+    Splitting the whole piece first made every line's bytes twice as far from the parser (~10% of a
+    piece's time, 1.5-2 ms of its ~19 ms)."""
     data = os.pread(fd, end - start, start)
     if len(data) != end - start or (data and data[-1:] != b"\n"):
         raise FileChangedError(f"changed while it was read (bytes {start}-{end})")
     if start == 0 and data.startswith(_BOM):
         data = data[len(_BOM) :]
-    lines = data.lstrip(b"\0").split(b"\n")
+    reader = io.BytesIO(data.lstrip(b"\0"))  # shares the bytes: no copy of the piece
     del data
-    lines.pop()  # the piece ends with a newline: nothing after it
     parser = LineParser()
     builder = BatchBuilder()
     bad_lines = 0
-    for i in range(0, len(lines), SLICE_LINES):
-        values, bad = parser.parse(lines[i : i + SLICE_LINES])
+    while lines := reader.readlines(SLICE_BYTES):
+        values, bad = parser.parse(lines)
         bad_lines += bad
         builder.add_objects(values)
     return builder.build(bad_lines)

@@ -16,7 +16,10 @@ import orjson
 _NONFINITE_TOKENS = (b"NaN", b"Infinity")
 #: Lines parsed and turned into columns at a time: the dicts of a slice stay small enough to be cheap.
 SLICE_LINES = 2000
-_BLANK = b" \t\r\x00"
+#: The same for lines read from a buffer a slice at a time: about SLICE_LINES of a trainer's records, and
+#: a bound on a slice's memory however wide its lines are.
+SLICE_BYTES = 512 << 10
+_BLANK = b" \t\r\n\x00"  # \n: lines read with readlines keep theirs
 _PARSE_ERRORS = (ValueError, RecursionError, UnicodeDecodeError, TypeError)
 
 
