@@ -106,23 +106,28 @@ def test_a_meta_field_is_the_column_pandas_makes_of_its_values(
 
 
 @settings(max_examples=40, deadline=None)
-@given(spans=st.lists(st.tuples(st.booleans(), st.integers(1, 150)), min_size=1, max_size=12))
+@given(spans=st.lists(st.tuples(st.booleans(), st.booleans(), st.integers(1, 150)), min_size=1, max_size=12))
 def test_a_metric_is_nan_where_its_record_lacks_it(
-    tmp_path_factory: pytest.TempPathFactory, spans: list[tuple[bool, int]]
+    tmp_path_factory: pytest.TempPathFactory, spans: list[tuple[bool, bool, int]]
 ) -> None:
-    """A metric logged in runs of records and left out in others (long runs and short ones, as a
-    metric logged every step between epoch records, or every few steps) has its values at its rows."""
+    """Metrics logged in runs of records and left out in others (long runs and short ones, as a metric
+    logged every step between epoch records, or every few steps) have their values at their rows, each
+    its own: two metrics with other rows than the loss's, logged together or apart."""
     run = tmp_path_factory.mktemp("run")
-    present = [logged for logged, length in spans for _ in range(length)]
+    present = [(grad, acc) for grad, acc, length in spans for _ in range(length)]
     with open(run / "metrics.jsonl", "wb") as fh:
-        for i, logged in enumerate(present):
-            fh.write(line(step(i, **({"grad_norm": i / 4} if logged else {}))))
-    expected = [i / 4 if logged else math.nan for i, logged in enumerate(present)]
+        for i, (grad, acc) in enumerate(present):
+            fh.write(line(step(i, **({"grad_norm": i / 4} if grad else {}), **({"acc": -i} if acc else {}))))
     df = termmon.load(run)
-    if any(present):
-        pd.testing.assert_series_equal(df["grad_norm"], pd.Series(expected, name="grad_norm"))
-    else:
-        assert "grad_norm" not in df.columns
+    pd.testing.assert_series_equal(
+        df["train_loss"], pd.Series([1.0 / (i + 1) for i in range(len(present))], name="train_loss")
+    )
+    for name, which, value in (("grad_norm", 0, lambda i: i / 4), ("acc", 1, lambda i: float(-i))):
+        expected = [value(i) if logged[which] else math.nan for i, logged in enumerate(present)]
+        if any(logged[which] for logged in present):
+            pd.testing.assert_series_equal(df[name], pd.Series(expected, name=name))
+        else:
+            assert name not in df.columns
 
 
 @pytest.mark.parametrize(
