@@ -119,6 +119,9 @@ TRAINER = textwrap.dedent(
     from termmon import Telemetry
 
     log_dir, mode = sys.argv[1], sys.argv[2]
+    # Ctrl-C as a trainer started from a shell gets it. A parent that ignores SIGINT (a job started in
+    # the background, as a CI runner may be) passes that on, and Python then installs no handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if mode == "own-handler":
         def stop(signum, frame):
             print("own handler ran", flush=True)
@@ -147,7 +150,7 @@ def _trainer(tmp_path: Path, mode: str = "plain") -> Iterator[subprocess.Popen[s
     script.write_text(TRAINER)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(tmp_path / "logs"), mode],
+        [sys.executable, "-X", "faulthandler", str(script), str(tmp_path / "logs"), mode],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -161,6 +164,17 @@ def _trainer(tmp_path: Path, mode: str = "plain") -> Iterator[subprocess.Popen[s
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=60)
+
+
+def _ended(proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Wait for the trainer to end; if it does not, fail with where each of its threads was (SIGABRT:
+    faulthandler prints them), so that a rare hang says where it hangs."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=30)
+        pytest.fail(f"the trainer did not end within {timeout} s; its threads:\n{err}")
 
 
 def _summary_status(run: Path) -> str:
@@ -180,7 +194,7 @@ def test_a_stopping_signal_writes_a_killed_end_record_then_ends_the_process(
 ) -> None:
     with _trainer(tmp_path) as proc:
         proc.send_signal(signum)
-        proc.wait(timeout=60)
+        _ended(proc)
         assert proc.returncode == -signum  # the signal took its normal course
     run = tmp_path / "logs" / "job"
     last = records(run)[-1]
@@ -203,7 +217,7 @@ def test_a_trainer_with_its_own_sigterm_handler_keeps_it(tmp_path: Path) -> None
 def test_ctrl_c_is_recorded_as_killed_by_sigint(tmp_path: Path) -> None:
     with _trainer(tmp_path) as proc:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        _ended(proc)
         assert proc.returncode != 0
     end = records(tmp_path / "logs" / "job")[-1]
     assert end["event"] == "end" and end["status"] == "killed" and end["signal"] == "SIGINT"
