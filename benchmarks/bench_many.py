@@ -82,14 +82,20 @@ def discovery_floor(root: Path) -> float:
     return time.perf_counter() - t0
 
 
+#: Consecutive 2 s windows under the settle threshold that mean loading is over: loading 1,000 runs
+#: (~20 s at 20-45 % of a core) dips under 10 % for a single window now and then, and one window let the
+#: idle measure start inside the load (18 % "idle" in one run, 0.3-2.0 % once loaded).
+SETTLED_WINDOWS = 3
+
+
 def tmux_cpu(command: list[str], seconds: float, settle_below: float = 10.0) -> float:
-    """% of a core used by ``command`` in a 120x35 tmux pane, once it has settled (a 2 s window under
-    ``settle_below`` %, so loading is over)."""
+    """% of a core used by ``command`` in a 120x35 tmux pane, once it has settled
+    (:data:`SETTLED_WINDOWS` 2 s windows in a row under ``settle_below`` %, so loading is over)."""
     with Pane(command) as pane:
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if cpu_percent(pane.pid, 2.0)[0] < settle_below:
-                break
+        calm = 0
+        while time.monotonic() < deadline and calm < SETTLED_WINDOWS:
+            calm = calm + 1 if cpu_percent(pane.pid, 2.0)[0] < settle_below else 0
         return cpu_percent(pane.pid, seconds)[0]
 
 
