@@ -82,13 +82,14 @@ def _frame(run: Run | None) -> pd.DataFrame:
     n = run.records
     columns: dict[str, Any] = {name: getattr(run, name).view for name in _TABLE}
     columns["step"] = _steps(columns["step"])
-    runs: tuple[np.ndarray, list[int] | None] | None = None  # the last metric's rows, and their runs
+    last_rows: np.ndarray | None = None  # the previous metric's rows, and where they break
+    bounds: list[int] | None = None
     for name in run.metric_names():
         column = run.metrics.pop(name)
         rows = column.rows.view
-        if runs is None or not np.array_equal(runs[0], rows):  # metrics logged together share them
-            runs = (rows, _run_bounds(rows))
-        columns[name] = _spread(rows, column.values.view, n, runs[1])
+        if last_rows is None or not np.array_equal(last_rows, rows):  # metrics logged together share them
+            last_rows, bounds = rows, _run_bounds(rows)
+        columns[name] = _spread(rows, column.values.view, n, bounds)
         del column, rows
     for key, cells in _meta_cells(run).items():
         if key not in columns:
