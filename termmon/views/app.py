@@ -559,8 +559,7 @@ class MonitorApp(App[int]):
 
     def _timed_redraw(self) -> None:
         self._redraw_timer = None
-        if self.screen_stack:  # not while shutting down
-            self.redraw()
+        self.redraw()
 
     def visible_runs(self) -> list[Run]:
         """The runs the picker lists: filtered by name, pinned ones first (in the order pinned)."""
@@ -580,6 +579,11 @@ class MonitorApp(App[int]):
         return [runs[p] for p in chosen if p is not None]
 
     def redraw(self) -> None:
+        # Not while shutting down: Textual stops the app, then removes each screen's widgets while the
+        # screen is still on the stack, and a redraw due then (a timer, a poll's results) would mount
+        # panels into a container already removed.
+        if not (self.is_running and self.screen_stack):
+            return
         self._last_redraw = time.monotonic()
         now = self.clock()
         visible = self.visible_runs()
