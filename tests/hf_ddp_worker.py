@@ -14,6 +14,7 @@ from typing import Any
 from transformers import Trainer, TrainerCallback
 
 from termmon.integrations.hf import TermmonCallback
+from tests.integration_helpers import release_process_group
 from tests.test_integration_hf import AskForLogEvery, CharWindows, arguments, tiny_gpt2
 
 
@@ -47,6 +48,8 @@ def main() -> None:
             }
         )
     )
+    del trainer, callbacks  # the DDP-wrapped model holds the process group
+    release_process_group()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import CSVLogger
 import termmon
 from termmon.control import request_log_every
 from termmon.integrations.lightning import TermmonCallback
-from tests.integration_helpers import step_records, summary
+from tests.integration_helpers import release_process_group, step_records, summary
 from tests.telemetry_helpers import events, records
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
@@ -197,13 +197,21 @@ class AskOnRankZero(AskForLogEvery):
             super().on_train_batch_end(trainer, *args)
 
 
+class ReleaseProcessGroup(Callback):
+    """Each rank destroys its process group at the very end of the fit (see :func:`release_process_group`):
+    callbacks' teardown hooks run after the strategy's, the last of Lightning's collectives."""
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        release_process_group()
+
+
 def test_ddp_ranks_agree_on_a_live_log_every_and_only_rank_zero_writes(tmp_path: Path) -> None:
     # Two CPU processes (gloo). Had the ranks disagreed on the log steps, Telemetry's per-log-step broadcast
     # would pair with DDP's gradient all-reduce and the fit would fail or hang (pytest-timeout).
     ask = AskOnRankZero(tmp_path / "lit", at_step=7, log_every=6)
     t = trainer(
         tmp_path,
-        [TermmonCallback(run_name="lit", control_poll_s=0.0), ask],
+        [TermmonCallback(run_name="lit", control_poll_s=0.0), ask, ReleaseProcessGroup()],
         max_epochs=1,
         strategy="ddp_spawn",
         devices=2,
