@@ -86,13 +86,7 @@ SANITY_IN_RANGE: Final = DATA_SANITY + "labels_in_range"
 SANITY_BAD_BATCHES: Final = DATA_SANITY + "bad_batches"
 SANITY_BATCHES: Final = DATA_SANITY + "batches"
 # Parameter updates (seed 004), and the optimizer steps termmon's logger counts between log steps.
-NUM_UPDATED: Final = "param_updates/num_updated"
-NUM_TOTAL: Final = "param_updates/num_total"
-NO_UPDATE_WARNING: Final = "param_updates/no_update_warning"
 OPTIMIZER_STEPS: Final = "param_updates/optimizer_steps"
-#: Set (true) by termmon's logger when no parameter changed because the step was too small to change them:
-#: every tensor's update below half the float spacing of its weights (a converged run, a tiny lr).
-BELOW_PRECISION: Final = "param_updates/below_precision"
 
 SEP: Final = "/"
 

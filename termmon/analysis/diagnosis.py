@@ -19,15 +19,7 @@ from typing import Final
 import numpy as np
 
 from termmon.analysis.alerts import Alert, AlertConfig, AlertEngine
-from termmon.format import (
-    BELOW_PRECISION,
-    DATA_SANITY,
-    EV_STEP,
-    NO_UPDATE_WARNING,
-    NUM_TOTAL,
-    NUM_UPDATED,
-    OPTIMIZER_STEPS,
-)
+from termmon.format import DATA_SANITY, EV_STEP, OPTIMIZER_STEPS
 from termmon.model.run import Run, RunStatus
 from termmon.roles import Role, names_for
 
@@ -50,7 +42,11 @@ _MODULE_NORM = re.compile(r"^gradients/(.+)/norm$")
 _PARAM_CHANGE = re.compile(r"^updates/(.+)/change$")
 _WINNER_PCT = re.compile(r"^(.*?)winner_(\d+)_pct$")
 _SANITY = DATA_SANITY
-_NUM_UPDATED, _NUM_TOTAL, _NO_UPDATE = NUM_UPDATED, NUM_TOTAL, NO_UPDATE_WARNING
+_NUM_UPDATED, _NUM_TOTAL, _NO_UPDATE = (
+    "param_updates/num_updated",
+    "param_updates/num_total",
+    "param_updates/no_update_warning",
+)
 _OPTIMIZER_STEPS = OPTIMIZER_STEPS
 
 
@@ -167,7 +163,6 @@ class Updates:
     partial: int  # measurements where some but not all parameters changed
     top_changed: list[NamedValue]
     optimizer_idle: int = 0  # no-update measurements where the watched optimizer never stepped
-    below_precision: int = 0  # measurements where nothing moved because every update was below precision
 
 
 @dataclass(frozen=True)
@@ -425,9 +420,7 @@ def updates(run: Run) -> Updates | None:
     optimizer_steps = _values_by_row(run, _OPTIMIZER_STEPS)
     rows = sorted(set(updated) | set(flags))
     steps = run.step.view
-    too_small = _values_by_row(run, BELOW_PRECISION)
-    unmoved = [r for r in rows if updated.get(r, math.nan) == 0 or flags.get(r, 0.0) == 1]
-    none_rows = [r for r in unmoved if too_small.get(r, 0.0) != 1]
+    none_rows = [r for r in rows if updated.get(r, math.nan) == 0 or flags.get(r, 0.0) == 1]
     partial = sum(1 for r in rows if 0 < updated.get(r, math.nan) < totals.get(r, math.nan))
     counts = np.array([updated.get(r, math.nan) for r in rows])
     last_row = rows[-1]
@@ -440,7 +433,6 @@ def updates(run: Run) -> Updates | None:
         partial=partial,
         top_changed=_ranked(run, _PARAM_CHANGE)[:TOP_N],
         optimizer_idle=sum(1 for r in none_rows if optimizer_steps.get(r, math.nan) == 0),
-        below_precision=len(unmoved) - len(none_rows),
     )
 
 
@@ -591,11 +583,6 @@ def _conclude(diagnosis: Diagnosis) -> None:
                 finding += f"; optimizer.step() was not called before {upd.optimizer_idle} of them"
             checks = _NO_STEP_CHECKS if upd.optimizer_idle else _NO_UPDATE_CHECKS
             advice.append(Advice("no_param_updates", finding, checks))
-        elif upd.below_precision:
-            good.append(
-                f"Parameters unchanged in {upd.below_precision} measurements only because every update was"
-                " below the weights' float precision (converged, or an lr too small to move them)"
-            )
         elif upd.partial == 0:
             good.append("All parameters updating")
     data = diagnosis.data

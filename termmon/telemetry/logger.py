@@ -474,14 +474,6 @@ class Telemetry:
             self._update_change = self._sentinels.change(self._interval_base, now)
         self._interval_base = now
 
-    def _update_scale(self) -> stats.UpdateScale | None:
-        """What a step could have moved, asked only at a log step where no sampled weight moved (one
-        small host transfer more): so that updates too small for float arithmetic are told apart from
-        an optimizer that did not step."""
-        assert self._sentinels is not None and self._optimizer is not None
-        weights = self._sentinels.weight_scale()
-        return None if weights is None else stats.UpdateScale.of(weights, self._optimizer)
-
     def _capture_gradients(self) -> None:
         grads = [p.grad for _, p in self._named_params]  # .grad costs µs a read: once each
         present = [g for g in grads if g is not None]
@@ -540,10 +532,6 @@ class Telemetry:
             if checked.first_bad is not None and checked.first_bad[0] < self.global_step:
                 bad_step, fields = checked.first_bad  # the first bad batch, at its own step
                 self._emit(EV_STEP, fields, step=bad_step, epoch=self.current_epoch)
-        update_scale = None
-        updates = values.get("_updates")
-        if updates is not None and stepped and not any(updates) and self._optimizer is not None:
-            update_scale = self._try("param_updates", self._update_scale)  # it stepped, and nothing moved
         lr: dict[str, float] = {}
         if self.settings.track_learning_rates and self._optimizer is not None:
             lr = self._try("lr", lambda: _learning_rates(self._optimizer)) or {}
@@ -558,7 +546,6 @@ class Telemetry:
             grad_names=self._grad_names,
             params=self._param_sizes,
             update_segments=None if self._sentinels is None else self._sentinels.segments,
-            update_scale=update_scale,
             lr=lr,
             throughput=self._throughput(),
             system=self._system() if self.settings.track_system else {},

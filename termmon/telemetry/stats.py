@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 import torch
@@ -316,9 +315,6 @@ class UpdateSentinels:
     def __init__(self, params: Sequence[torch.Tensor]) -> None:
         self._params = list(params)
         self._layout = _layout(self._params)
-        #: The relative float spacing of each tensor's dtype (see :meth:`weight_scale`).
-        self._eps = [torch.finfo(p.dtype).eps if p.is_floating_point() else 0.0 for p in self._params]
-        self._last: torch.Tensor | None = None
         #: Lengths of each tensor's part of a :meth:`compare` result, or None when it is one RMS each.
         self.segments: tuple[int, ...] | None = None
         if not self._layout.small and all(p.numel() and p.is_contiguous() for p in self._params):
@@ -348,10 +344,6 @@ class UpdateSentinels:
     def sample(self) -> torch.Tensor:
         """The sampled elements now, float32 on the first tensor's device: the views' elements end to end
         (``segments`` set), else ``(tensors, SENTINELS_PER_TENSOR)``."""
-        self._last = self._sample()
-        return self._last
-
-    def _sample(self) -> torch.Tensor:
         if self.segments is not None:
             if [p.data_ptr() for p in self._params] != self._storage:  # ``p.data = ...`` since: view that
                 self._view()
@@ -384,82 +376,6 @@ class UpdateSentinels:
         before, self._before = self._before, None
         after = self.sample()
         return None if after.shape != before.shape else self.change(before, after)
-
-    @no_grad
-    def weight_scale(self) -> tuple[list[float], list[float]] | None:
-        """(the RMS of each tensor's sampled weights at the last sample, its dtype's relative float spacing),
-        or None before a sample. A step smaller than half the spacing at a weight (about ``eps * |w|``)
-        leaves it as it was. One host transfer: asked only when no sampled weight moved."""
-        if self._last is None:
-            return None
-        if self.segments is not None:
-            rms = rms_of_segments(self._last.tolist(), self.segments)
-        else:
-            rms = (torch.linalg.vector_norm(self._last, dim=1) / math.sqrt(self._last.shape[1])).tolist()
-        return rms, list(self._eps)
-
-
-def below_precision(
-    scale: UpdateScale,
-    grad_norms: Sequence[float],
-    grad_names: Sequence[str],
-    params: Sequence[tuple[str, int]],
-) -> tuple[float, float] | None:
-    """``(an update's size, half the float spacing of the weights it had to move)`` when every tensor
-    with a gradient was given an update below half the float spacing of its weights, so that a step
-    which changed no parameter is what float arithmetic does (a converged run, a tiny lr), not a bug;
-    None when some tensor's update should have moved it, or when that cannot be told.
-
-    Each size is an upper bound, so a step that should have moved a weight is never called too small:
-    ``torch.optim.SGD`` moves an element by ``lr * (g + weight_decay * w)``, times ``1 / (1 - momentum)``
-    once the momentum has built up; any other optimizer is taken as adaptive, moving it by about ``lr``
-    (Adam, RMSprop, Lion). An lr of 0 is its own cause and is left to the alert's advice."""
-    if not (scale.lr > 0 and math.isfinite(scale.lr)):
-        return None
-    sizes = dict(params)
-    index = {name: i for i, (name, _) in enumerate(params)}
-    worst: tuple[float, float, float] | None = None  # (size / spacing, size, spacing)
-    for name, norm in zip(grad_names, grad_norms, strict=True):
-        i = index.get(name)
-        if i is None or not math.isfinite(norm) or not sizes[name]:
-            continue
-        weight_rms, eps = scale.weight_rms[i], scale.eps[i]
-        decay = scale.weight_decay * weight_rms
-        if scale.sgd_gain is None:
-            size = scale.lr * (1.0 + decay)
-        else:
-            size = scale.lr * scale.sgd_gain * (norm / math.sqrt(sizes[name]) + decay)
-        spacing = 0.5 * eps * weight_rms
-        if not size < spacing:
-            return None
-        ratio = size / spacing
-        if worst is None or ratio > worst[0]:
-            worst = (ratio, size, spacing)
-    return None if worst is None else (worst[1], worst[2])
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateScale:
-    """What sets the size of an optimizer step, read at a log step where no sampled weight moved: the
-    weights' scale (:meth:`UpdateSentinels.weight_scale`, one entry per watched tensor) and the
-    optimizer's (the largest lr, weight decay and, for ``torch.optim.SGD``, momentum gain of its groups)."""
-
-    weight_rms: Sequence[float]
-    eps: Sequence[float]
-    lr: float
-    weight_decay: float
-    sgd_gain: float | None  # None: an adaptive optimizer
-
-    @classmethod
-    def of(cls, weights: tuple[list[float], list[float]], optimizer: torch.optim.Optimizer) -> UpdateScale:
-        groups = optimizer.param_groups
-        lr = max((float(g.get("lr", 0.0)) for g in groups), default=0.0)
-        decay = max((float(g.get("weight_decay", 0.0) or 0.0) for g in groups), default=0.0)
-        gain: float | None = None
-        if isinstance(optimizer, torch.optim.SGD):
-            momentum = max((float(g.get("momentum", 0.0) or 0.0) for g in groups), default=0.0)
-            gain = 1.0 / (1.0 - momentum) if momentum < 1.0 else math.inf
-        return cls(weights[0], weights[1], lr, decay, gain)
 
 
 def rms_of_segments(values: Sequence[float], lengths: Sequence[int]) -> list[float]:

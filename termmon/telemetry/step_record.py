@@ -16,16 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from termmon.format import (
-    BELOW_PRECISION,
-    EV_ALERT,
-    EV_STEP,
-    NO_UPDATE_WARNING,
-    NUM_TOTAL,
-    NUM_UPDATED,
-    PER_LAYER_STATS_COLUMNS,
-    PER_LAYER_STATS_CSV,
-)
+from termmon.format import EV_ALERT, EV_STEP, PER_LAYER_STATS_COLUMNS, PER_LAYER_STATS_CSV
 from termmon.telemetry import stats
 from termmon.telemetry.episodes import Episodes
 from termmon.telemetry.writer import CsvRows, RunWriter
@@ -59,7 +50,6 @@ class RawStep:
     grad_names: Sequence[str]
     params: Sequence[tuple[str, int]]
     update_segments: tuple[int, ...] | None
-    update_scale: stats.UpdateScale | None
     lr: Mapping[str, float]
     throughput: Mapping[str, float]
     system: Mapping[str, float]
@@ -108,9 +98,6 @@ class StepRecords:
             if raw.update_segments is not None:
                 updates = stats.rms_of_segments(updates, raw.update_segments)
             _update_metrics(record, updates, raw.params)
-        too_small = _too_small(raw) if record.get(NUM_UPDATED) == 0 else None
-        if too_small is not None:
-            record[BELOW_PRECISION] = True
         items: list[Mapping[str, Any] | CsvRows] = []
         if "_weights" in values:
             items.append(layer_stats_rows(raw.step, raw.epoch, values["_weights"], raw.params))
@@ -129,12 +116,10 @@ class StepRecords:
         full = {"event": EV_STEP, "time": raw.time, "step": raw.step, "epoch": raw.epoch}
         full.update(record)
         items.append(full)
-        items += self._alerts(raw, full, too_small)
+        items += self._alerts(raw, full)
         return items
 
-    def _alerts(
-        self, raw: RawStep, record: Mapping[str, Any], too_small: tuple[float, float] | None
-    ) -> list[dict[str, Any]]:
+    def _alerts(self, raw: RawStep, record: Mapping[str, Any]) -> list[dict[str, Any]]:
         alerts = []
         if record.get("nan_inf_detected"):
             if self._episodes.first("nan_inf"):
@@ -143,19 +128,13 @@ class StepRecords:
                 alerts.append(_alert(raw, "nan_inf", "critical", message, metric, record.get(metric)))
         else:
             self._episodes.clear("nan_inf")
-        if record.get(NO_UPDATE_WARNING):
+        if record.get("param_updates/no_update_warning"):
             if self._episodes.first("no_param_updates"):
                 message = f"no parameter changed in the optimizer step before step {raw.step}"
-                severity = "warning"
-                if too_small is not None:  # true, and no bug: said as information
-                    size, spacing = too_small
-                    message += (
-                        f": its updates (~{size:.1e} a weight) are below the weights' float precision"
-                        f" (~{spacing:.1e}); the run has converged, or the lr is too small to move them"
-                    )
-                    severity = "info"
-                alerts.append(_alert(raw, "no_param_updates", severity, message, NUM_UPDATED, 0))
-        elif NUM_UPDATED in record:
+                alerts.append(
+                    _alert(raw, "no_param_updates", "warning", message, "param_updates/num_updated", 0)
+                )
+        elif "param_updates/num_updated" in record:
             self._episodes.clear("no_param_updates")
         return alerts
 
@@ -194,20 +173,11 @@ def _grad_metrics(record: dict[str, Any], vals: list[float], names: Sequence[str
 def _update_metrics(record: dict[str, Any], rms: list[float], params: Sequence[tuple[str, int]]) -> None:
     updated = sum(1 for r in rms if r != 0.0)
     top = sorted(zip((n for n, _ in params), rms, strict=True), key=lambda item: item[1], reverse=True)[:10]
-    record[NUM_UPDATED] = updated
-    record[NUM_TOTAL] = len(rms)
+    record["param_updates/num_updated"] = updated
+    record["param_updates/num_total"] = len(rms)
     for name, value in top:  # the same names the seed 004 adapter gives its top_changed
         record[f"updates/{name}/change"] = value
-    record[NO_UPDATE_WARNING] = updated == 0
-
-
-def _too_small(raw: RawStep) -> tuple[float, float] | None:
-    """:func:`stats.below_precision` for a step that moved no parameter (None without what it needs)."""
-    grads = raw.values.get("_grads")
-    if raw.update_scale is None or grads is None:
-        return None
-    norms = stats.gradient_summary(grads, len(raw.grad_names))[2]
-    return stats.below_precision(raw.update_scale, norms, raw.grad_names, raw.params)
+    record["param_updates/no_update_warning"] = updated == 0
 
 
 def layer_stats_rows(step: int, epoch: int, flat: list[float], params: Sequence[tuple[str, int]]) -> CsvRows:

@@ -249,12 +249,7 @@ def _updates(d: Diagnosis) -> list[str]:
         out.append(
             f"- **NO PARAMETER UPDATES** in {len(u.no_update_steps):,} measurements (steps {steps}{more})"
         )
-    if u.below_precision:
-        out.append(
-            f"- No parameter changed in {u.below_precision:,} measurements because every update was below"
-            " the weights' float precision: converged, or an lr too small to move them"
-        )
-    if not u.no_update_steps and not u.below_precision:
+    else:
         out.append("- Every measurement saw parameters change")
     if u.partial:
         out.append(

@@ -19,7 +19,7 @@ from termmon.analysis.alerts.loss import earliest_metric
 from termmon.analysis.alerts.model import Severity, fmt_limit, fmt_ratio, fmt_value
 from termmon.analysis.alerts.points import BLOCK_POINTS, Cursor, Points, blocks, merge_flags, value_at
 from termmon.analysis.alerts.rolling import rolling_median_before, rolling_min_before
-from termmon.format import BELOW_PRECISION, NO_UPDATE_WARNING, NUM_TOTAL, NUM_UPDATED, OPTIMIZER_STEPS
+from termmon.format import OPTIMIZER_STEPS
 from termmon.model.run import Run
 from termmon.roles import Role, names_for, spec
 
@@ -247,22 +247,15 @@ def _module(metric: str) -> str:
     return _short(metric).rsplit(".", 1)[0]
 
 
-_NUM_UPDATED = NUM_UPDATED
-_NUM_TOTAL = NUM_TOTAL
-_NO_UPDATE_WARNING = NO_UPDATE_WARNING
+_NUM_UPDATED = "param_updates/num_updated"
+_NUM_TOTAL = "param_updates/num_total"
+_NO_UPDATE_WARNING = "param_updates/no_update_warning"
 _OPTIMIZER_STEPS = OPTIMIZER_STEPS
-
-
-def _too_small(run: Run, rows: np.ndarray) -> np.ndarray:
-    """Rows where the logger found every update below the weights' float precision: no parameter moved,
-    and no bug made it so (its own info alert says why)."""
-    too_small: np.ndarray = value_at(run, BELOW_PRECISION, rows) == 1
-    return too_small
 
 
 def _none_updated(run: Run, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
     total = value_at(run, _NUM_TOTAL, rows)
-    none: np.ndarray = (values == 0) & ~(total == 0) & ~_too_small(run, rows)
+    none: np.ndarray = (values == 0) & ~(total == 0)
     return none
 
 
@@ -295,7 +288,7 @@ def no_param_updates_detector(config: NoParamUpdatesConfig) -> CriteriaDetector:
         Criterion(_NUM_UPDATED, _none_updated, _updated_reason),
         Criterion(
             _NO_UPDATE_WARNING,
-            lambda run, rows, values: (values > 0) & ~_too_small(run, rows),
+            lambda run, rows, values: values > 0,
             lambda run, row, value: (
                 "" if _NUM_UPDATED in run.metrics else "the trainer's no-update warning is set"
             ),
