@@ -21,7 +21,7 @@ import sys
 ENDINGS = ("allreduce", "allreduce+destroy", "ddp", "ddp+destroy", "ddp+free+destroy")
 
 
-def rank(rank: int, port: int, ending: str) -> None:
+def run_rank(rank: int, port: int, ending: str) -> None:
     import torch
     import torch.distributed as dist
 
@@ -50,7 +50,7 @@ def one_job(ending: str) -> bool:
         port = s.getsockname()[1]
     code = (
         "import sys, torch.multiprocessing as mp; sys.path.insert(0, sys.argv[1]);"
-        "from gloo_exit_abort import rank; mp.spawn(rank, args=(int(sys.argv[2]), sys.argv[3]), nprocs=2)"
+        "from gloo_exit_abort import run_rank; mp.spawn(run_rank, args=(int(sys.argv[2]), sys.argv[3]), nprocs=2)"
     )
     here = os.path.dirname(os.path.abspath(__file__))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -36,7 +36,7 @@ def release_process_group() -> None:
     an active exception") after a finished fit. A group that nobody else holds joins its threads as it is
     destroyed (each rank of the HF and Lightning tests goes from 4-7 threads to 1-3), and a DDP wrapper
     holds it: hence the collection first. ``python scripts/gloo_exit_abort.py`` counts the aborts: bare
-    all-reduces 14 of 30, with the group destroyed 0 of 40; DDP with the group destroyed 12 of 50, with
+    all-reduces 14 of 30, with the group destroyed 0 of 40; DDP with the group destroyed 12 of 30, with
     the wrapper dropped first 0 of 50."""
     import torch.distributed as dist
 
